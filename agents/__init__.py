@@ -1,0 +1,1 @@
+"""The Faust app, its agents and the ``privrec`` command line (the edges of privrec)."""
