@@ -1,0 +1,212 @@
+"""``privrec up|down|status|config show|topics|smoke``: services and topics."""
+
+from __future__ import annotations
+
+import argparse
+import time
+import uuid
+from typing import Any
+
+from agents.cli._output import print_json, print_table
+from pipeline.connect import kafka_admin, kafka_producer, redis_client, resolve
+from pipeline.embedded import EmbeddedServices
+from pipeline.errors import PrivrecError, ServiceUnavailable
+from pipeline.health import kafka_reachable, redis_reachable
+from pipeline.keys import ensure_dev_key, key_source, load_key_text
+from pipeline.settings import Settings, mask_url
+from pipeline.topics import create_topics, describe_topics, topic_specs
+
+__all__ = ["register"]
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("up", help="start the embedded broker and Redis (when not configured externally)")
+    p.set_defaults(handler=cmd_up)
+    p = sub.add_parser("down", help="stop the embedded services started by `up`")
+    p.set_defaults(handler=cmd_down)
+    p = sub.add_parser("status", help="where the services are and whether they answer")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_status)
+
+    config = sub.add_parser("config", help="inspect settings").add_subparsers(dest="config_cmd", required=True)
+    p = config.add_parser("show", help="print the effective settings, secrets masked")
+    p.set_defaults(handler=cmd_config_show)
+
+    topics = sub.add_parser("topics", help="create or list the pipeline's topics").add_subparsers(
+        dest="topics_cmd", required=True
+    )
+    p = topics.add_parser("create", help="create every topic the pipeline uses (idempotent)")
+    p.set_defaults(handler=cmd_topics_create)
+    p = topics.add_parser("list", help="list the pipeline's topics and partitions")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_topics_list)
+
+    p = sub.add_parser("smoke", help="produce/consume round trip and Redis SET/GET")
+    p.set_defaults(handler=cmd_smoke)
+
+
+def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
+    services = EmbeddedServices(settings.state_dir)
+    want_kafka, want_redis = settings.kafka.embedded, settings.redis.embedded
+    before = {n for n, r in services.records().items() if r.alive()}
+    records = services.up(kafka=want_kafka, redis=want_redis)
+    for name, rec in records.items():
+        state = "already running" if name in before else "started"
+        print(f"{name}: embedded, {state} at {rec.url} (pid {rec.pid}, log {rec.log_path})")
+    if not want_kafka:
+        print(f"kafka: external at {settings.kafka.bootstrap_servers} (not started)")
+    if not want_redis and settings.redis.url is not None:
+        print(f"redis: external at {mask_url(settings.redis.url.get_secret_value())} (not started)")
+    dev_key = ensure_dev_key(settings)
+    if dev_key is not None:
+        print(f"pseudonym key: development key in {dev_key}")
+    return 0
+
+
+def cmd_down(settings: Settings, args: argparse.Namespace) -> int:
+    stopped = EmbeddedServices(settings.state_dir).down()
+    print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+    return 0
+
+
+def service_status(settings: Settings) -> dict[str, Any]:
+    """Per service: embedded or external, address, reachable, pid."""
+    records = EmbeddedServices(settings.state_dir).records()
+    out: dict[str, Any] = {}
+    if settings.kafka.embedded:
+        rec = records.get("kafka")
+        alive = rec is not None and rec.alive()
+        out["kafka"] = {
+            "mode": "embedded",
+            "address": rec.url if rec else None,
+            "pid": rec.pid if alive and rec else None,
+            "reachable": bool(alive and rec and kafka_reachable(rec.url, 2.0)),
+        }
+    else:
+        addr = settings.kafka.bootstrap_servers or ""
+        out["kafka"] = {
+            "mode": "external",
+            "address": addr,
+            "pid": None,
+            "reachable": kafka_reachable(addr, 3.0, **settings.kafka.client_options()),
+        }
+    if settings.redis.embedded:
+        rec = records.get("redis")
+        alive = rec is not None and rec.alive()
+        out["redis"] = {
+            "mode": "embedded",
+            "address": rec.url if rec else None,
+            "pid": rec.pid if alive and rec else None,
+            "reachable": bool(alive and rec and redis_reachable(rec.url)),
+        }
+    else:
+        url = settings.redis.url.get_secret_value() if settings.redis.url else ""
+        out["redis"] = {
+            "mode": "external",
+            "address": mask_url(url),
+            "pid": None,
+            "reachable": redis_reachable(url),
+        }
+    return out
+
+
+def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
+    status = {"services": service_status(settings), "pseudonym_keys": key_source(settings)}
+    if args.json:
+        print_json(status)
+    else:
+        rows = [
+            [name, s["mode"], s["address"] or "-", "yes" if s["reachable"] else "NO", s["pid"] or "-"]
+            for name, s in status["services"].items()
+        ]
+        print_table(["SERVICE", "MODE", "ADDRESS", "REACHABLE", "PID"], rows)
+        print(f"pseudonym keys: {status['pseudonym_keys']}")
+    return 0 if all(s["reachable"] for s in status["services"].values()) else 1
+
+
+def cmd_config_show(settings: Settings, args: argparse.Namespace) -> int:
+    print_json(settings.masked())
+    return 0
+
+
+def cmd_topics_create(settings: Settings, args: argparse.Namespace) -> int:
+    admin = kafka_admin(resolve(settings))
+    try:
+        result = create_topics(admin, settings)
+    finally:
+        admin.close()
+    for name, state in result.items():
+        print(f"{name}: {state}")
+    return 0
+
+
+def cmd_topics_list(settings: Settings, args: argparse.Namespace) -> int:
+    admin = kafka_admin(resolve(settings))
+    try:
+        specs = topic_specs(settings)
+        parts = describe_topics(admin, [name for name, _ in specs])
+    finally:
+        admin.close()
+    rows = [
+        {"topic": name, "partitions": parts.get(name), "exists": name in parts, "config": spec.config, "purpose": spec.purpose}
+        for name, spec in specs
+    ]
+    if args.json:
+        print_json(rows)
+    else:
+        print_table(
+            ["TOPIC", "PARTITIONS", "CONFIG", "PURPOSE"],
+            [[r["topic"], r["partitions"] or "missing", ",".join(f"{k}={v}" for k, v in r["config"].items()) or "-", r["purpose"]] for r in rows],
+        )
+    return 0
+
+
+def cmd_smoke(settings: Settings, args: argparse.Namespace) -> int:
+    """Round trip one record through Kafka and one key through Redis."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    endpoints = resolve(settings)
+    load_key_text(settings)  # fail early and clearly when no pseudonym key is configured
+    topic = settings.topic("smoke")
+    admin = kafka_admin(endpoints)
+    try:
+        if topic not in admin.list_topics():
+            from kafka.admin import NewTopic
+            from kafka.errors import TopicAlreadyExistsError
+
+            try:
+                admin.create_topics([NewTopic(topic, 1, settings.replication_factor)])
+            except TopicAlreadyExistsError:
+                pass
+    finally:
+        admin.close()
+    marker = f"smoke-{uuid.uuid4()}".encode()
+    producer = kafka_producer(endpoints)
+    try:
+        meta = producer.send(topic, key=b"smoke", value=marker).get(timeout=10)
+    finally:
+        producer.close()
+    consumer = KafkaConsumer(bootstrap_servers=endpoints.kafka_bootstrap, **endpoints.kafka_options)
+    try:
+        tp = TopicPartition(topic, meta.partition)
+        consumer.assign([tp])
+        consumer.seek(tp, meta.offset)
+        deadline = time.monotonic() + 10
+        found = False
+        while not found and time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=500).values():
+                found = found or any(r.value == marker for r in records)
+    finally:
+        consumer.close()
+    if not found:
+        raise ServiceUnavailable(f"kafka: produced to {topic}[{meta.partition}] but could not read it back")
+    client = redis_client(endpoints)
+    try:
+        client.set("privrec:smoke", marker, ex=60)
+        if client.get("privrec:smoke") != marker:
+            raise PrivrecError("redis: SET/GET round trip returned a different value")
+        client.delete("privrec:smoke")
+    finally:
+        client.close()
+    print(f"smoke: kafka round trip via {topic}[{meta.partition}]@{meta.offset} ok; redis SET/GET ok")
+    return 0

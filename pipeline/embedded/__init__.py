@@ -1,0 +1,11 @@
+"""Embedded Kafka-protocol broker (Tansu) and Redis, run as child processes.
+
+``privrec up`` starts them on free loopback ports and records them in
+``<state_dir>/services.json`` so that every later command finds them;
+``privrec down`` stops exactly the processes recorded there.
+"""
+
+from pipeline.embedded.binaries import find_redis_server, find_tansu
+from pipeline.embedded.services import EmbeddedServices, ServiceRecord
+
+__all__ = ["EmbeddedServices", "ServiceRecord", "find_redis_server", "find_tansu"]

@@ -1,0 +1,155 @@
+"""The lifecycle of the embedded services, recorded in ``services.json``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from pipeline.embedded import process
+from pipeline.embedded.binaries import find_redis_server, find_tansu
+from pipeline.errors import EmbeddedServiceError
+from pipeline.health import kafka_reachable, redis_reachable
+
+__all__ = ["EmbeddedServices", "ServiceRecord"]
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "services.json"
+START_TIMEOUT_S = 20.0
+
+
+@dataclass(frozen=True)
+class ServiceRecord:
+    """One process privrec started: enough to find it again and to stop only it."""
+
+    name: str
+    pid: int
+    start_time: int | None
+    host: str
+    port: int
+    binary: str
+    log_path: str
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        """Client address: ``host:port`` for Kafka, ``redis://host:port/0`` for Redis."""
+        return f"redis://{self.host}:{self.port}/0" if self.name == "redis" else self.address
+
+    def alive(self) -> bool:
+        return process.is_alive(self.pid, self.start_time)
+
+
+class EmbeddedServices:
+    """Start/stop the embedded Tansu broker and Redis under one state directory."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = Path(state_dir)
+
+    @property
+    def state_file(self) -> Path:
+        return self.state_dir / STATE_FILE
+
+    def records(self) -> dict[str, ServiceRecord]:
+        """What ``up`` recorded (possibly stale: check ``alive()``)."""
+        try:
+            data = json.loads(self.state_file.read_text())
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            raise EmbeddedServiceError(f"unreadable {self.state_file}: {exc}") from None
+        return {name: ServiceRecord(**rec) for name, rec in data.items()}
+
+    def _save(self, records: dict[str, ServiceRecord]) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps({n: asdict(r) for n, r in records.items()}, indent=2))
+        os.replace(tmp, self.state_file)
+
+    def running(self, name: str) -> ServiceRecord | None:
+        """The live record of ``name`` ("kafka" or "redis"), else None."""
+        rec = self.records().get(name)
+        return rec if rec is not None and rec.alive() else None
+
+    def up(self, *, kafka: bool = True, redis: bool = True) -> dict[str, ServiceRecord]:
+        """Start what is not already running; harmless when everything is up."""
+        records = {n: r for n, r in self.records().items() if r.alive()}
+        try:
+            if kafka and "kafka" not in records:
+                records["kafka"] = self._start_kafka()
+                self._save(records)
+            if redis and "redis" not in records:
+                records["redis"] = self._start_redis()
+                self._save(records)
+        finally:
+            self._save(records)
+        return records
+
+    def down(self) -> list[str]:
+        """Stop exactly the processes ``up`` recorded; returns the names stopped."""
+        stopped = []
+        for name, rec in self.records().items():
+            if rec.alive():
+                if not process.stop(rec.pid, rec.start_time):
+                    raise EmbeddedServiceError(f"{name} (pid {rec.pid}) did not stop")
+                stopped.append(name)
+        self.state_file.unlink(missing_ok=True)
+        return stopped
+
+    def _start_kafka(self) -> ServiceRecord:
+        binary = find_tansu()
+        port = process.free_port()
+        url = f"tcp://127.0.0.1:{port}"
+        argv = [
+            binary, "broker",
+            "--listener-url", url,
+            "--advertised-listener-url", url,
+            "--storage-engine", "memory://tansu/",
+            "--cluster-id", "privrec",
+        ]  # fmt: skip
+        rec = self._start("kafka", argv, binary, port, lambda r: kafka_reachable(r.url, 1.0))
+        log.info("embedded Tansu broker on %s (pid %d)", rec.address, rec.pid)
+        return rec
+
+    def _start_redis(self) -> ServiceRecord:
+        binary = find_redis_server()
+        port = process.free_port()
+        data_dir = self.state_dir / "redis"
+        data_dir.mkdir(parents=True, exist_ok=True)
+        argv = [
+            binary,
+            "--port", str(port),
+            "--bind", "127.0.0.1",
+            "--save", "",
+            "--appendonly", "no",
+            "--dir", str(data_dir.resolve()),
+            "--daemonize", "no",
+        ]  # fmt: skip
+        rec = self._start("redis", argv, binary, port, lambda r: redis_reachable(r.url, 0.5))
+        log.info("embedded Redis on %s (pid %d)", rec.address, rec.pid)
+        return rec
+
+    def _start(self, name, argv, binary, port, ready) -> ServiceRecord:  # type: ignore[no-untyped-def]
+        log_path = (self.state_dir / "logs" / f"{name}.log").resolve()
+        pid = process.spawn(argv, log_path)
+        rec = ServiceRecord(
+            name=name,
+            pid=pid,
+            start_time=process.process_start_time(pid),
+            host="127.0.0.1",
+            port=port,
+            binary=binary,
+            log_path=str(log_path),
+        )
+        if process.wait_until(lambda: not rec.alive() or ready(rec), START_TIMEOUT_S, 0.2) and rec.alive():
+            return rec
+        process.stop(rec.pid, rec.start_time)
+        raise EmbeddedServiceError(
+            f"embedded {name} did not answer within {START_TIMEOUT_S:.0f}s; see {log_path}"
+        )

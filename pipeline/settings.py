@@ -1,0 +1,206 @@
+"""One settings model, read once at the edge (CLI, worker) and passed inward.
+
+Sources, highest precedence first: init arguments, ``PRIVREC_*`` environment
+variables (nested with ``__``, e.g. ``PRIVREC_KAFKA__BOOTSTRAP_SERVERS``), a
+``.env`` file, ``privrec.toml`` in the working directory (or the file named by
+``PRIVREC_CONFIG_FILE``), then defaults. Secrets are ``SecretStr`` and never
+appear in ``repr`` or in :func:`Settings.masked`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from pipeline.errors import ConfigError
+
+__all__ = [
+    "KafkaSettings",
+    "PseudonymSettings",
+    "RedisSettings",
+    "Settings",
+    "StreamSettings",
+    "load_settings",
+]
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+
+
+class KafkaSettings(BaseModel):
+    """Where the broker is. ``bootstrap_servers`` unset means the embedded broker."""
+
+    bootstrap_servers: str | None = Field(
+        default=None, description="host:port[,host:port]; unset = embedded Tansu broker"
+    )
+    security_protocol: SecurityProtocol = "PLAINTEXT"
+    sasl_mechanism: str | None = Field(default=None, description="PLAIN, SCRAM-SHA-256, ...")
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    request_timeout_s: float = Field(default=10.0, gt=0)
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _check_bootstrap(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        for server in value.split(","):
+            host, sep, port = server.strip().rpartition(":")
+            if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"expected host:port[,host:port], got {server.strip()!r}")
+        return value.strip()
+
+    @property
+    def embedded(self) -> bool:
+        return self.bootstrap_servers is None
+
+    def client_options(self) -> dict[str, Any]:
+        """Security options in kafka-python/aiokafka spelling (shared names)."""
+        opts: dict[str, Any] = {"security_protocol": self.security_protocol}
+        if self.sasl_mechanism:
+            opts["sasl_mechanism"] = self.sasl_mechanism
+            opts["sasl_plain_username"] = self.sasl_username
+            if self.sasl_password is not None:
+                opts["sasl_plain_password"] = self.sasl_password.get_secret_value()
+        for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+            path = getattr(self, name)
+            if path is not None:
+                opts[name] = str(path)
+        return opts
+
+
+class RedisSettings(BaseModel):
+    """Where Redis is. ``url`` unset means the embedded Redis server."""
+
+    url: SecretStr | None = Field(
+        default=None,
+        description="redis://[:password@]host:port/db or rediss:// for TLS; unset = embedded",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        raw = value.get_secret_value().strip()
+        try:
+            parts = urlsplit(raw)
+            port = parts.port
+        except ValueError as exc:
+            raise ValueError("malformed URL (bad port?)") from exc
+        if parts.scheme not in {"redis", "rediss", "unix"}:
+            raise ValueError("scheme must be redis://, rediss:// or unix://")
+        if parts.scheme != "unix" and not parts.hostname:
+            raise ValueError("URL has no host")
+        del port
+        return SecretStr(raw)
+
+    @property
+    def embedded(self) -> bool:
+        return self.url is None
+
+
+def mask_url(url: str) -> str:
+    """Return ``url`` with any password replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+class PseudonymSettings(BaseModel):
+    """HMAC keys for pseudonyms. Oldest first; the newest signs, all are accepted.
+
+    ``keys`` holds ``key_id:secret`` items (comma or newline separated);
+    ``key_file`` names a file of such lines. With neither, ``privrec up`` writes
+    a development key to ``<state_dir>/pseudonym.keys`` (mode 0600).
+    """
+
+    keys: SecretStr | None = None
+    key_file: Path | None = None
+
+
+class StreamSettings(BaseModel):
+    """Stream processing knobs (windows, consent default, dead letters)."""
+
+    window_size_ms: int = Field(default=3_600_000, gt=0)
+    window_grace_ms: int = Field(default=600_000, ge=0)
+    idle_close_ms: int = Field(default=60_000, gt=0, description="close windows of a partition idle this long")
+    future_tolerance_ms: int = Field(default=86_400_000, ge=0)
+    max_message_bytes: int = Field(default=1_048_576, gt=0)
+    consent_default: Literal["deny", "analytics", "personalization"] = "deny"
+    dlq_include_raw: bool = Field(default=False, description="put raw bytes (base64) in DLQ records")
+
+
+class Settings(BaseSettings):
+    """Everything privrec can be told. Build with :func:`load_settings`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PRIVREC_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="ignore",
+        toml_file="privrec.toml",
+    )
+
+    kafka: KafkaSettings = KafkaSettings()
+    redis: RedisSettings = RedisSettings()
+    pseudonym: PseudonymSettings = PseudonymSettings()
+    stream: StreamSettings = StreamSettings()
+    topic_prefix: str = Field(default="privrec.", pattern=r"^[A-Za-z0-9._-]*$")
+    partitions: int = Field(default=8, ge=1, le=1024)
+    replication_factor: int = Field(default=1, ge=1)
+    state_dir: Path = Path(".privrec")
+    app_id: str = Field(default="privrec", pattern=r"^[A-Za-z0-9._-]+$")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_path = Path(os.environ.get("PRIVREC_CONFIG_FILE", "privrec.toml"))
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=toml_path)
+        return (init_settings, env_settings, dotenv_settings, toml, file_secret_settings)
+
+    def topic(self, name: str) -> str:
+        """Full topic name for a logical name such as ``playback.raw``."""
+        return f"{self.topic_prefix}{name}"
+
+    def masked(self) -> dict[str, Any]:
+        """The effective settings as plain data with every secret masked."""
+        data = self.model_dump(mode="json")
+        if self.redis.url is not None:
+            data["redis"]["url"] = mask_url(self.redis.url.get_secret_value())
+        return data
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings once; turn validation errors into one :class:`ConfigError` line."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        setting = ".".join(str(p) for p in err["loc"]) or "settings"
+        env = "PRIVREC_" + setting.upper().replace(".", "__")
+        raise ConfigError(f"{setting} ({env})", err["msg"]) from None
+    except (OSError, ValueError) as exc:  # malformed privrec.toml
+        raise ConfigError("privrec.toml", str(exc)) from None

@@ -1,0 +1,64 @@
+"""`privrec up && status --json && topics create && down` on the embedded services."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from pipeline.embedded.process import is_alive
+from tests.cli import privrec
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def test_up_status_topics_down(tmp_path):
+    env = {"PRIVREC_STATE_DIR": str(tmp_path / "state")}
+    up = privrec("up", env=env)
+    assert up.returncode == 0, up.stderr
+    records = json.loads((tmp_path / "state" / "services.json").read_text())
+    assert set(records) == {"kafka", "redis"}
+    assert all(is_alive(r["pid"], r["start_time"]) for r in records.values())
+
+    again = privrec("up", env=env)  # harmless: same processes
+    assert again.returncode == 0, again.stderr
+    assert "already running" in again.stdout
+    assert json.loads((tmp_path / "state" / "services.json").read_text()) == records
+
+    status = privrec("status", "--json", env=env)
+    assert status.returncode == 0, status.stderr
+    services = json.loads(status.stdout)["services"]
+    for name in ("kafka", "redis"):
+        assert services[name]["mode"] == "embedded"
+        assert services[name]["reachable"] is True
+        assert services[name]["pid"] == records[name]["pid"]
+
+    created = privrec("topics", "create", env=env)
+    assert created.returncode == 0, created.stderr
+    assert created.stdout.count(": created") == 7
+    listed = json.loads(privrec("topics", "list", "--json", env=env).stdout)
+    assert all(t["exists"] and t["partitions"] == 8 for t in listed)
+
+    smoke = privrec("smoke", env=env)
+    assert smoke.returncode == 0, smoke.stderr
+
+    down = privrec("down", env=env)
+    assert down.returncode == 0, down.stderr
+    assert not any(is_alive(r["pid"], r["start_time"]) for r in records.values())
+    assert not (tmp_path / "state" / "services.json").exists()
+    after = privrec("status", "--json", env=env)
+    assert after.returncode == 1
+    assert not any(s["reachable"] for s in json.loads(after.stdout)["services"].values())
+
+
+def test_key_file_is_private(tmp_path):
+    env = {"PRIVREC_STATE_DIR": str(tmp_path / "state")}
+    try:
+        assert privrec("up", env=env).returncode == 0
+        key_file = tmp_path / "state" / "pseudonym.keys"
+        assert oct(os.stat(key_file).st_mode & 0o777) == "0o600"
+        status = privrec("status", env=env)
+        assert key_file.read_text().split(":")[-1].strip() not in status.stdout + status.stderr
+    finally:
+        privrec("down", env=env)
