@@ -1,0 +1,137 @@
+"""Records privrec itself emits: redacted events, interactions, dead letters.
+
+These are the *trusted* side of the contract, built by our own code. The
+redacted records forbid unknown fields: what may leave the privacy boundary is
+an allow-list, and a consumer that sees anything extra must fail loudly.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from msgspec import Meta, Struct
+
+from pipeline.wire.fields import (
+    Country,
+    DeviceClass,
+    EpochMs,
+    EventType,
+    NonNegInt,
+    Str128,
+)
+from pipeline.wire.inbound import MAX_BATCH_EVENTS
+
+__all__ = [
+    "DLQ",
+    "INTERACTION",
+    "REDACTED",
+    "REDACTED_BATCH",
+    "DeadLetter",
+    "DlqSource",
+    "Interaction",
+    "Purposes",
+    "RedactedBatch",
+    "RedactedEvent",
+]
+
+REDACTED = "playback.redacted.v1"
+REDACTED_BATCH = "playback.redacted.batch.v1"
+INTERACTION = "interaction.v1"
+DLQ = "dlq.v1"
+
+Pseudonym = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=128,
+        description="Keyed pseudonym of the user id; never the raw id.",
+    ),
+]
+
+
+class Purposes(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, gc=False):
+    """The consent purposes in force when the event was processed."""
+
+    analytics: bool
+    personalization: bool
+    advertising: bool
+
+
+class RedactedEvent(
+    Struct,
+    tag_field="schema",
+    tag=REDACTED,
+    frozen=True,
+    kw_only=True,
+    forbid_unknown_fields=True,
+    gc=False,
+):
+    """A playback event after consent and redaction: nothing else may appear.
+
+    No raw ids, no IP, no user agent, no free text, no session or device id.
+    """
+
+    user: Pseudonym
+    content_id: Str128
+    event_type: EventType
+    position_ms: NonNegInt
+    duration_ms: NonNegInt
+    watched_ms: NonNegInt
+    event_time: EpochMs
+    device_class: DeviceClass
+    country: Country
+    purposes: Purposes
+
+
+class RedactedBatch(
+    Struct,
+    tag_field="schema",
+    tag=REDACTED_BATCH,
+    frozen=True,
+    forbid_unknown_fields=True,
+):
+    """Redacted events of ONE user (one pseudonym), keyed by the pseudonym."""
+
+    events: Annotated[list[RedactedEvent], Meta(min_length=1, max_length=MAX_BATCH_EVENTS)]
+
+
+class Interaction(Struct, tag_field="schema", tag=INTERACTION, frozen=True, kw_only=True, gc=False):
+    """One user x content aggregate over a window: the input of the ALS model."""
+
+    user: Pseudonym
+    content_id: Str128
+    window_start: EpochMs
+    window_end: EpochMs
+    watched_ms: Annotated[int, Meta(ge=0, description="Sum of watched_ms.")]
+    plays: NonNegInt
+    completed: bool
+    events: Annotated[int, Meta(ge=1, description="Events folded into this row.")]
+
+
+class DlqSource(Struct, frozen=True, kw_only=True, gc=False):
+    """Where the dead record was read from, so it can be found and replayed."""
+
+    topic: Annotated[str, Meta(min_length=1)]
+    partition: NonNegInt
+    offset: NonNegInt
+
+
+class DeadLetter(Struct, tag_field="schema", tag=DLQ, frozen=True, kw_only=True, omit_defaults=True):
+    """A record that could not be processed, with the reason why.
+
+    `payload` holds only a REDACTED form of what parsed (or null); raw bytes
+    appear in `raw_b64` only when a setting explicitly allows it.
+    """
+
+    reason: Annotated[
+        str,
+        Meta(pattern="^[a-z][a-z0-9_]{0,63}$", description="Short code, e.g. 'schema_violation'."),
+    ]
+    detail: Annotated[str, Meta(description="Path and expectation; never a payload value.")]
+    source: DlqSource
+    payload: Annotated[dict[str, Any] | None, Meta(description="Redacted record, or null.")]
+    at: Annotated[int, Meta(ge=0, description="Epoch ms of dead-lettering.")]
+    raw_b64: Annotated[
+        bytes | None,
+        Meta(description="Raw value, base64; present only when explicitly allowed."),
+    ] = None
