@@ -1,0 +1,43 @@
+"""Pure privacy functions: pseudonyms, consent decisions, redaction, scrubbing.
+
+Everything here is a pure function over plain records or a small value
+object, testable without Kafka or Redis; the agents wire these to topics.
+"""
+
+from pipeline.privacy.consent import (
+    PURPOSE_NAMES,
+    ConsentState,
+    Decision,
+    Purposes,
+    apply_update,
+    decide,
+)
+from pipeline.privacy.pseudonym import Pseudonymizer, PseudonymKey, generate_key, parse_keys
+from pipeline.privacy.redact import (
+    ALLOWED_FIELDS,
+    REDACTED_SCHEMA,
+    redact,
+    redact_for_dlq,
+    redacted_field_count,
+)
+from pipeline.privacy.scrub import find_pii, scrub
+
+__all__ = [
+    "ALLOWED_FIELDS",
+    "PURPOSE_NAMES",
+    "REDACTED_SCHEMA",
+    "ConsentState",
+    "Decision",
+    "PseudonymKey",
+    "Pseudonymizer",
+    "Purposes",
+    "apply_update",
+    "decide",
+    "find_pii",
+    "generate_key",
+    "parse_keys",
+    "redact",
+    "redact_for_dlq",
+    "redacted_field_count",
+    "scrub",
+]

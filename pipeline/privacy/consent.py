@@ -1,0 +1,144 @@
+"""Consent values and the pure decision of what may happen to one event.
+
+Rules, in order:
+
+1. No consent record: the configured ``default`` applies; no default means
+   deny (``drop``, reason ``no_consent_record``).
+2. No analytics consent: ``drop`` (``no_analytics_consent``). Events are only
+   processed at all under analytics consent, so personalization granted
+   *without* analytics also drops: recommendations are built from processed
+   events, and processing needs the analytics purpose.
+3. Analytics without personalization: ``analytics_only`` (the event goes to
+   the redacted topic with ``personalization=false``, never to interactions).
+4. Analytics and personalization: ``personalize``.
+
+Global Privacy Control (``gpc``) is an opt-out of sale/sharing for targeted
+advertising: it forces ``advertising`` off in the purposes in force and
+changes nothing else (first-party personalization is not sale or sharing).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import Literal
+
+__all__ = [
+    "PURPOSE_NAMES",
+    "Action",
+    "ConsentState",
+    "Decision",
+    "Purposes",
+    "Reason",
+    "apply_update",
+    "decide",
+]
+
+PURPOSE_NAMES: tuple[str, ...] = ("analytics", "personalization", "advertising")
+
+Action = Literal["drop", "analytics_only", "personalize"]
+Reason = Literal[
+    "no_consent_record",
+    "no_analytics_consent",
+    "no_personalization_consent",
+    "consented",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Purposes:
+    """What a user agreed to; every purpose defaults to denied."""
+
+    analytics: bool = False
+    personalization: bool = False
+    advertising: bool = False
+
+    def as_dict(self) -> dict[str, bool]:
+        """A fresh ``{purpose: bool}`` dict, as written into redacted records."""
+        return {
+            "analytics": self.analytics,
+            "personalization": self.personalization,
+            "advertising": self.advertising,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object]) -> Purposes:
+        """Build from a stored dict; missing purposes are denied.
+
+        Unknown keys are ignored: schemas grow additively, so a newer writer
+        may store a purpose this reader does not know and must not act on.
+
+        Raises:
+            ValueError: a known purpose whose value is not a bool.
+        """
+        values: dict[str, bool] = {}
+        for name in PURPOSE_NAMES:
+            if name not in data:
+                continue
+            value = data[name]
+            if not isinstance(value, bool):
+                raise ValueError(f"purpose {name!r} must be a bool")
+            values[name] = value
+        return cls(**values)
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentState:
+    """A user's stored consent and when it last changed (epoch milliseconds)."""
+
+    purposes: Purposes
+    updated_at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What to do with one event, why, and the consent in force.
+
+    ``purposes`` is what downstream records carry: the record's (or default's)
+    purposes with advertising forced off under GPC; all denied on ``drop``
+    for lack of any consent. ``defaulted`` says the configured default was used.
+    """
+
+    action: Action
+    reason: Reason
+    purposes: Purposes
+    defaulted: bool = False
+
+
+_DENY = Purposes()
+
+
+def decide(consent: Purposes | None, *, gpc: bool, default: Purposes | None) -> Decision:
+    """Decide what may happen to an event under ``consent`` (see module rules)."""
+    defaulted = consent is None
+    if consent is None:
+        if default is None:
+            return Decision("drop", "no_consent_record", _DENY)
+        consent = default
+    if gpc and consent.advertising:
+        consent = replace(consent, advertising=False)
+    if not consent.analytics:
+        return Decision("drop", "no_analytics_consent", consent, defaulted)
+    if not consent.personalization:
+        return Decision("analytics_only", "no_personalization_consent", consent, defaulted)
+    return Decision("personalize", "consented", consent, defaulted)
+
+
+def apply_update(current: Purposes | None, grant: Iterable[str], revoke: Iterable[str]) -> Purposes:
+    """Apply a CLI update (``--grant personalization --revoke advertising``).
+
+    ``current=None`` starts from everything denied.
+
+    Raises:
+        ValueError: an unknown purpose name (the message lists the valid
+            ones), or a purpose both granted and revoked.
+    """
+    grant, revoke = set(grant), set(revoke)
+    unknown = sorted((grant | revoke) - set(PURPOSE_NAMES))
+    if unknown:
+        raise ValueError(f"unknown purposes {unknown}; valid: {', '.join(PURPOSE_NAMES)}")
+    both = sorted(grant & revoke)
+    if both:
+        raise ValueError(f"purposes both granted and revoked: {', '.join(both)}")
+    changes = {name: True for name in grant} | {name: False for name in revoke}
+    return replace(current or _DENY, **changes)

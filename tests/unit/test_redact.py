@@ -1,0 +1,243 @@
+"""Tests for pipeline.privacy.redact: the allow-list projection and DLQ redaction."""
+
+from __future__ import annotations
+
+import copy
+import json
+import string
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pipeline.privacy.consent import Purposes
+from pipeline.privacy.pseudonym import Pseudonymizer, PseudonymKey
+from pipeline.privacy.redact import (
+    ALLOWED_FIELDS,
+    DLQ_MAX_DEPTH,
+    REDACTED_SCHEMA,
+    redact,
+    redact_for_dlq,
+    redacted_field_count,
+)
+from tests.unit.test_scrub import filler, pii_tokens
+
+SETTINGS = settings(max_examples=200, deadline=None)
+PSEUDO = Pseudonymizer([PseudonymKey("k1", b"test-secret-0123456789")])
+CONSENT = Purposes(analytics=True, personalization=True, advertising=True)
+
+
+def make_event(**overrides: Any) -> dict[str, Any]:
+    """A valid playback.v1 event; keyword arguments replace fields."""
+    event: dict[str, Any] = {
+        "event_id": "123e4567-e89b-12d3-a456-426614174000",
+        "user_id": "alice@example.com",
+        "session_id": "sess-7f3a9c",
+        "device_id": "dev-b41c22",
+        "content_id": "movie-42",
+        "event_type": "heartbeat",
+        "position_ms": 61_000,
+        "duration_ms": 5_400_000,
+        "watched_ms": 30_000,
+        "event_time": 1_712_345_678_901,
+        "client": {
+            "ip": "203.0.113.7",
+            "user_agent": "Mozilla/5.0 (SmartTV)",
+            "app_version": "3.2.1",
+            "device_class": "tv",
+            "country": "DE",
+        },
+        "gpc": False,
+        "search_query": "films like alice@example.com",
+        "error_message": "timeout calling 203.0.113.7",
+    }
+    event.update(overrides)
+    return event
+
+
+# --- redact --------------------------------------------------------------------
+
+
+def test_redact_projects_exactly_the_allowed_fields() -> None:
+    out = redact(make_event(), pseudonym="k1.abc", purposes=CONSENT)
+    assert out == {
+        "schema": REDACTED_SCHEMA,
+        "user": "k1.abc",
+        "content_id": "movie-42",
+        "event_type": "heartbeat",
+        "position_ms": 61_000,
+        "duration_ms": 5_400_000,
+        "watched_ms": 30_000,
+        "event_time": 1_712_345_678_901,
+        "device_class": "tv",
+        "country": "DE",
+        "purposes": {"analytics": True, "personalization": True, "advertising": True},
+    }
+    assert tuple(out) == ALLOWED_FIELDS
+
+
+def test_redact_forces_advertising_off_under_gpc() -> None:
+    out = redact(make_event(gpc=True), pseudonym="k1.abc", purposes=CONSENT)
+    assert out["purposes"]["advertising"] is False
+
+
+def test_redact_does_not_pass_nested_values_or_unknown_fields() -> None:
+    event = make_event(content_id={"email": "x@y.org"}, new_field="secret", client="not-a-dict")
+    out = redact(event, pseudonym="k1.abc", purposes=CONSENT)
+    assert out["content_id"] is None
+    assert (out["device_class"], out["country"]) == (None, None)
+    assert "secret" not in json.dumps(out)
+    assert set(out) == set(ALLOWED_FIELDS)
+
+
+def test_redact_does_not_mutate_or_alias_input() -> None:
+    event = make_event()
+    before = copy.deepcopy(event)
+    out = redact(event, pseudonym="k1.abc", purposes=CONSENT)
+    out["purposes"]["analytics"] = False
+    assert event == before
+    assert redact(event, pseudonym="k1.abc", purposes=CONSENT)["purposes"]["analytics"] is True
+
+
+def test_redacted_field_count() -> None:
+    # event_id, user_id, session_id, device_id, gpc, search_query, error_message
+    # + client.ip, client.user_agent, client.app_version
+    assert redacted_field_count(make_event()) == 10
+    minimal = {k: v for k, v in make_event().items() if k not in ("search_query", "error_message")}
+    assert redacted_field_count(minimal) == 8
+    assert redacted_field_count({"schema": "playback.v1", "content_id": "c"}) == 0
+
+
+# --- generated events carrying PII ----------------------------------------------
+
+distinct_ids = st.text(string.ascii_letters + string.digits, min_size=12, max_size=24).map(lambda s: "ID" + s)
+pii_texts = st.builds(lambda a, t, b: f"{a} {t} {b}", filler, pii_tokens, filler)
+
+
+@st.composite
+def raw_events(draw: st.DrawFn) -> tuple[dict[str, Any], list[str]]:
+    """A raw event whose identifying fields carry PII, and every PII token used."""
+    tokens: list[str] = []
+
+    def pick(strategy: st.SearchStrategy[str]) -> str:
+        token = draw(strategy)
+        tokens.append(token)
+        return token
+
+    def text_field() -> str:
+        token = draw(pii_tokens)
+        tokens.append(token)
+        return f"{draw(filler)} {token} {draw(filler)}"
+
+    user_id = pick(st.one_of(distinct_ids, pii_tokens))
+    session_id, device_id = pick(distinct_ids), pick(distinct_ids)
+    event = make_event(
+        user_id=user_id,
+        session_id=session_id,
+        device_id=device_id,
+        client={
+            "ip": pick(pii_tokens),
+            "user_agent": f"Mozilla/5.0 {pick(distinct_ids)}",
+            "app_version": text_field(),
+            "device_class": draw(st.sampled_from(["tv", "mobile", "web"])),
+            "country": draw(st.sampled_from(["DE", "FR", "US"])),
+        },
+        gpc=draw(st.booleans()),
+        search_query=text_field(),
+        # Error messages often quote identifiers.
+        error_message=f"{text_field()} for user {user_id} in {session_id} on {device_id}",
+        position_ms=draw(st.integers(0, 999_999)),
+    )
+    return event, tokens
+
+
+def assert_no_token(out: Any, tokens: list[str]) -> None:
+    dumped = json.dumps(out, ensure_ascii=False)
+    for token in tokens:
+        assert token not in dumped, token
+
+
+@SETTINGS
+@given(raw_events(), st.booleans(), st.booleans())
+def test_redact_never_leaks_pii(case: tuple[dict[str, Any], list[str]], pers: bool, ads: bool) -> None:
+    event, tokens = case
+    before = copy.deepcopy(event)
+    out = redact(event, pseudonym=PSEUDO.pseudonym(event["user_id"]), purposes=Purposes(True, pers, ads))
+    assert tuple(out) == ALLOWED_FIELDS
+    assert_no_token(out, tokens)
+    assert event == before
+
+
+@SETTINGS
+@given(raw_events())
+def test_redact_for_dlq_never_leaks_pii(case: tuple[dict[str, Any], list[str]]) -> None:
+    event, tokens = case
+    before = copy.deepcopy(event)
+    out = redact_for_dlq(event, PSEUDO)
+    assert_no_token(out, tokens)
+    assert out["user_id"] == PSEUDO.pseudonym(event["user_id"])
+    assert out["event_id"] == event["event_id"]
+    assert event == before
+
+
+@SETTINGS
+@given(raw_events())
+def test_redact_for_dlq_handles_wrapped_and_renamed_fields(case: tuple[dict[str, Any], list[str]]) -> None:
+    event, tokens = case
+    client = event.pop("client")
+    wrapped = {
+        "reason": "schema_mismatch",
+        "payload": [{"userId": event["user_id"], "sessionId": event["session_id"], **event}],
+        "headers": {"User-Agent": client["user_agent"], "IP": client["ip"], "app": client["app_version"]},
+    }
+    assert_no_token(redact_for_dlq(wrapped, PSEUDO), tokens)
+
+
+# --- redact_for_dlq examples ----------------------------------------------------
+
+
+def test_redact_for_dlq_shape() -> None:
+    out = redact_for_dlq(make_event(), PSEUDO)
+    assert out["user_id"] == PSEUDO.pseudonym("alice@example.com")
+    for dropped in ("session_id", "device_id"):
+        assert dropped not in out
+    assert out["client"] == {"app_version": "3.2.1", "device_class": "tv", "country": "DE"}
+    assert out["search_query"] == "films like [email]"
+    assert out["error_message"] == "timeout calling [ip]"
+    assert out["position_ms"] == 61_000
+    assert out["event_id"] == "123e4567-e89b-12d3-a456-426614174000"
+
+
+@pytest.mark.parametrize(
+    ("obj", "expected"),
+    [
+        (None, None),
+        (42, 42),
+        ("mail a@b.de", "mail [email]"),
+        ([1, "10.0.0.1", {"ip": "x"}], [1, "[ip]", {}]),
+        ({"user_id": None}, {"user_id": None}),
+        ({"user_id": {"nested": "x"}}, {}),
+        ({"a@b.de": 1}, {"[email]": 1}),
+        ({"blob": b"raw"}, {"blob": "[bytes]"}),
+    ],
+)
+def test_redact_for_dlq_any_json(obj: Any, expected: Any) -> None:
+    assert redact_for_dlq(obj, PSEUDO) == expected
+
+
+def test_redact_for_dlq_numeric_user_id() -> None:
+    assert redact_for_dlq({"user_id": 12345}, PSEUDO) == {"user_id": PSEUDO.pseudonym("12345")}
+
+
+def test_redact_for_dlq_bounds_depth() -> None:
+    deep: Any = "leaf"
+    for _ in range(DLQ_MAX_DEPTH + 5):
+        deep = {"k": deep}
+    out = redact_for_dlq(deep, PSEUDO)
+    depth = 0
+    while isinstance(out, dict):
+        out = out["k"]
+        depth += 1
+    assert depth == DLQ_MAX_DEPTH
+    assert out == "[truncated]"
