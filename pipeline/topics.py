@@ -68,7 +68,11 @@ def create_topics(admin: Any, settings: Settings) -> dict[str, str]:
             result[topic.name] = "exists"
         except KafkaError as exc:
             raise ServiceUnavailable(f"creating topic {topic.name} failed: {exc}") from None
-    log.info("topics: %d created, %d existed", sum(v == "created" for v in result.values()), sum(v == "exists" for v in result.values()))
+    log.info(
+        "topics: %d created, %d existed",
+        sum(v == "created" for v in result.values()),
+        sum(v == "exists" for v in result.values()),
+    )
     return result
 
 

@@ -50,7 +50,11 @@ def _choose_backend() -> dict[str, str]:
 
 def pytest_report_header(config: pytest.Config) -> str:
     b = _choose_backend()
-    names = {"embedded": "embedded (Tansu broker / redis-server)", "testcontainers": "testcontainers", "external": "external"}
+    names = {
+        "embedded": "embedded (Tansu broker / redis-server)",
+        "testcontainers": "testcontainers",
+        "external": "external",
+    }
     return f"privrec services: kafka={names[b['kafka']]}, redis={names[b['redis']]}"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import time
 import uuid
 from typing import Any
@@ -28,7 +29,9 @@ def register(sub: Any) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_status)
 
-    config = sub.add_parser("config", help="inspect settings").add_subparsers(dest="config_cmd", required=True)
+    config = sub.add_parser("config", help="inspect settings").add_subparsers(
+        dest="config_cmd", required=True
+    )
     p = config.add_parser("show", help="print the effective settings, secrets masked")
     p.set_defaults(handler=cmd_config_show)
 
@@ -148,7 +151,13 @@ def cmd_topics_list(settings: Settings, args: argparse.Namespace) -> int:
     finally:
         admin.close()
     rows = [
-        {"topic": name, "partitions": parts.get(name), "exists": name in parts, "config": spec.config, "purpose": spec.purpose}
+        {
+            "topic": name,
+            "partitions": parts.get(name),
+            "exists": name in parts,
+            "config": spec.config,
+            "purpose": spec.purpose,
+        }
         for name, spec in specs
     ]
     if args.json:
@@ -156,7 +165,15 @@ def cmd_topics_list(settings: Settings, args: argparse.Namespace) -> int:
     else:
         print_table(
             ["TOPIC", "PARTITIONS", "CONFIG", "PURPOSE"],
-            [[r["topic"], r["partitions"] or "missing", ",".join(f"{k}={v}" for k, v in r["config"].items()) or "-", r["purpose"]] for r in rows],
+            [
+                [
+                    r["topic"],
+                    r["partitions"] or "missing",
+                    ",".join(f"{k}={v}" for k, v in r["config"].items()) or "-",
+                    r["purpose"],
+                ]
+                for r in rows
+            ],
         )
     return 0
 
@@ -174,10 +191,8 @@ def cmd_smoke(settings: Settings, args: argparse.Namespace) -> int:
             from kafka.admin import NewTopic
             from kafka.errors import TopicAlreadyExistsError
 
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics([NewTopic(topic, 1, settings.replication_factor)])
-            except TopicAlreadyExistsError:
-                pass
     finally:
         admin.close()
     marker = f"smoke-{uuid.uuid4()}".encode()

@@ -64,7 +64,19 @@ _APP_VERSIONS = ("4.12.3", "4.12.4", "4.13.0", "4.13.1", "5.0.0-rc2", "3.9.12")
 _V4_FIRST = tuple(o for o in range(1, 224) if o not in (10, 100, 127, 169, 172, 192, 198, 203))
 _V6_PREFIXES = ("2a01:4f8", "2600:1700", "2a02:c7f", "2804:14c", "2001:4860", "2c0f:fb50", "2409:8a28")
 _FIRST = ("maria", "james", "li", "fatima", "john", "sofia", "ahmed", "emma", "lucas", "aiko", "olga", "raj")
-_LAST = ("lopez", "smith", "wang", "khan", "mueller", "rossi", "silva", "dubois", "kowalski", "tanaka", "patel")
+_LAST = (
+    "lopez",
+    "smith",
+    "wang",
+    "khan",
+    "mueller",
+    "rossi",
+    "silva",
+    "dubois",
+    "kowalski",
+    "tanaka",
+    "patel",
+)
 _MAIL_DOMAINS = ("gmail.com", "outlook.com", "yahoo.co.uk", "web.de", "icloud.com", "proton.me")
 _GENRE_QUERIES = (
     "sci fi thriller",

@@ -40,18 +40,24 @@ def parse_mix(spec: str) -> tuple[float, float, float]:
     try:
         parts = [float(part) for part in text.split(",")]
     except ValueError:
-        raise ConfigError("consent_mix", f"{spec!r} is not all, none, a fraction or three fractions") from None
+        raise ConfigError(
+            "consent_mix", f"{spec!r} is not all, none, a fraction or three fractions"
+        ) from None
     if not all(0.0 <= part <= 1.0 for part in parts):
         raise ConfigError("consent_mix", "fractions must lie in [0, 1]")
     if len(parts) == 1:
         rest = (1.0 - parts[0]) / 2.0
         return (parts[0], rest, rest)
     if len(parts) != 3 or abs(sum(parts) - 1.0) > 1e-6:
-        raise ConfigError("consent_mix", "three fractions (personalization, analytics-only, none) summing to 1")
+        raise ConfigError(
+            "consent_mix", "three fractions (personalization, analytics-only, none) summing to 1"
+        )
     return (parts[0], parts[1], parts[2])
 
 
-def consent_mix(user_ids: Iterable[str], *, spec: str = DEFAULT_MIX, seed: int) -> dict[str, dict[str, bool] | None]:
+def consent_mix(
+    user_ids: Iterable[str], *, spec: str = DEFAULT_MIX, seed: int
+) -> dict[str, dict[str, bool] | None]:
     """``user_id -> purposes`` (or ``None`` for no consent record) for each user, fixed per seed.
 
     Every user gets a fresh dict, so callers may mutate one without touching another.

@@ -161,7 +161,11 @@ def _read_rows_checked(source: Path, rows: list[list[str]]) -> list[Rating]:
             rating = Rating(user, item, float(weight), int(float(ts)))
         except ValueError:
             raise ConfigError("dataset", f"{source}: malformed row {line_no}") from None
-        if not (math.isfinite(rating.weight) and rating.weight >= 0.0) or not rating.user_id or not rating.content_id:
+        if (
+            not (math.isfinite(rating.weight) and rating.weight >= 0.0)
+            or not rating.user_id
+            or not rating.content_id
+        ):
             raise ConfigError("dataset", f"{source}: row {line_no} needs ids and a weight >= 0")
         out.append(rating)
     return out

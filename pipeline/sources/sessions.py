@@ -79,6 +79,7 @@ def ratings_to_sessions(
     seed: int,
     titles: Mapping[str, str] | None = None,
     max_weight: float | None = None,
+    heartbeat_ms: int = HEARTBEAT_MS,
 ) -> Iterator[list[dict[str, Any]]]:
     """Yield one session (a list of ``playback.v1`` event dicts of one user) per rating.
 
@@ -92,6 +93,8 @@ def ratings_to_sessions(
             only on the seed and their own id.
         titles: ``content_id -> title``, used to make search queries look typed.
         max_weight: the weight of a full session; defaults to the largest weight.
+        heartbeat_ms: playback time between heartbeats (players typically send one
+            every 10-30 s; the default keeps replays of rating data small).
     """
     if max_weight is None:
         max_weight = max((r.weight for r in ratings), default=1.0)
@@ -107,7 +110,7 @@ def ratings_to_sessions(
         if duration is None:
             duration = durations[rating.content_id] = title_duration_ms(seed, rating.content_id)
         title = titles.get(rating.content_id) if titles else None
-        yield _session(rng, rating, min(1.0, rating.weight * scale), duration, profile, title)
+        yield _session(rng, rating, min(1.0, rating.weight * scale), duration, profile, title, heartbeat_ms)
 
 
 def _start(rating: Rating) -> int:
@@ -125,12 +128,18 @@ def _uuid(rng: random.Random) -> str:
 
 
 def _session(
-    rng: random.Random, rating: Rating, fraction: float, duration: int, profile: UserProfile, title: str | None
+    rng: random.Random,
+    rating: Rating,
+    fraction: float,
+    duration: int,
+    profile: UserProfile,
+    title: str | None,
+    heartbeat_ms: int = HEARTBEAT_MS,
 ) -> list[dict[str, Any]]:
     watched = round(fraction * WATCH_BUDGET_MS)
     complete = watched > 0 and rng.random() < 0.9 * fraction**3
-    n_beats = (watched - 1) // HEARTBEAT_MS if watched > 0 else 0
-    segments = [HEARTBEAT_MS] * n_beats + [watched - n_beats * HEARTBEAT_MS]
+    n_beats = (watched - 1) // heartbeat_ms if watched > 0 else 0
+    segments = [heartbeat_ms] * n_beats + [watched - n_beats * heartbeat_ms]
     slack = duration - watched
     seek = 0
     inserts: dict[int, list[tuple[int, str]]] = {}
@@ -139,7 +148,9 @@ def _session(
     if slack - seek < 1:
         complete = watched > 0
     # A complete session ends exactly at the title's end; otherwise it starts at 0 or resumes.
-    position = duration - watched - seek if complete else 0 if rng.random() < 0.6 else rng.randrange(0, slack - seek)
+    position = (
+        duration - watched - seek if complete else 0 if rng.random() < 0.6 else rng.randrange(0, slack - seek)
+    )
     if n_beats and rng.random() < _P_PAUSE:
         _insert(rng, inserts, segments, "pause")
 
@@ -196,7 +207,9 @@ def _session(
     return events
 
 
-def _insert(rng: random.Random, inserts: dict[int, list[tuple[int, str]]], segments: list[int], kind: str) -> bool:
+def _insert(
+    rng: random.Random, inserts: dict[int, list[tuple[int, str]]], segments: list[int], kind: str
+) -> bool:
     """Put a ``kind`` event strictly inside a segment, at an offset no other insert uses."""
     index = rng.randrange(len(segments))
     if segments[index] < 3:

@@ -108,7 +108,9 @@ def synthetic_ratings(
     affinity = np.einsum("nk,nk->n", world.user_taste[u], world.item_taste[i])
     stars = 2.0 + 2.0 * affinity + rng.normal(0.0, 0.6, size=len(u))
     weight = np.clip(np.rint(stars * 2.0) / 2.0, 0.5, MAX_WEIGHT)
-    keep = int(np.searchsorted(np.cumsum(expected_events_per_session(weight / MAX_WEIGHT)), events_target)) + 1
+    keep = (
+        int(np.searchsorted(np.cumsum(expected_events_per_session(weight / MAX_WEIGHT)), events_target)) + 1
+    )
     u, i, weight = u[:keep], i[:keep], weight[:keep]
     ts = _timestamps(rng, u, days, start_s)
     order = np.lexsort((u, ts))
@@ -138,14 +140,21 @@ def _pick_items(rng: np.random.Generator, world: SyntheticWorld, users: np.ndarr
     mine = world.user_cluster[users]
     local = np.searchsorted(keyed, mine + rng.random(len(users)) * 0.999999999, side="right")
     in_cluster = rng.random(len(users)) < IN_CLUSTER_SHARE
-    return np.where(in_cluster, by_cluster[np.minimum(local, len(keyed) - 1)], np.minimum(picks, len(pop) - 1))
+    return np.where(
+        in_cluster, by_cluster[np.minimum(local, len(keyed) - 1)], np.minimum(picks, len(pop) - 1)
+    )
 
 
 def _timestamps(rng: np.random.Generator, users: np.ndarray, days: int, start_s: int) -> np.ndarray:
     """Evening-heavy times, then pushed apart so each user's ratings are an hour apart or more."""
     n = len(users)
     hours = rng.choice(24, size=n, p=_HOUR_WEIGHTS / _HOUR_WEIGHTS.sum())
-    ts = start_s + rng.integers(0, max(days, 1), size=n) * 86_400 + hours * 3_600 + rng.integers(0, 3_600, size=n)
+    ts = (
+        start_s
+        + rng.integers(0, max(days, 1), size=n) * 86_400
+        + hours * 3_600
+        + rng.integers(0, 3_600, size=n)
+    )
     order = np.lexsort((ts, users))
     su, st = users[order], ts[order]
     rank = np.arange(n) - np.searchsorted(su, su, side="left")
@@ -171,7 +180,17 @@ _NOUNS = (
     "Cathedral", "Harvest",
 )
 # fmt: on
-_PLACES = ("Paris", "Lisbon", "the Desert", "Tokyo", "the North", "Brooklyn", "Marrakesh", "the Valley", "Oslo")
+_PLACES = (
+    "Paris",
+    "Lisbon",
+    "the Desert",
+    "Tokyo",
+    "the North",
+    "Brooklyn",
+    "Marrakesh",
+    "the Valley",
+    "Oslo",
+)
 _SEQUELS = ("II", "III", "IV", "V", "VI", "VII", "VIII", "IX", "X")
 
 

@@ -10,7 +10,15 @@ from pipeline.topics import TOPICS, create_topics, describe_topics
 
 pytestmark = pytest.mark.integration
 
-EXPECTED = {"playback.raw", "playback.redacted", "playback.dlq", "consent", "interactions", "erasure", "receipts"}
+EXPECTED = {
+    "playback.raw",
+    "playback.redacted",
+    "playback.dlq",
+    "consent",
+    "interactions",
+    "erasure",
+    "receipts",
+}
 
 
 def test_topic_names_are_fixed():
@@ -31,7 +39,9 @@ def test_create_topics_idempotent(kafka_bootstrap, make_settings):
         parts = describe_topics(admin, list(first))
         assert parts == dict.fromkeys(first, 3)
         # Brokers that report topic configs must show the consent topic compacted.
-        configs = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, settings.topic("consent"))])
+        configs = admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, settings.topic("consent"))]
+        )
         reported = _config_value(configs, "cleanup.policy")
         assert reported in (None, "compact")
     finally:

@@ -63,4 +63,4 @@ def test_privrec_env_wiring(compose, name):
 
 def test_no_secret_literals(compose):
     text = COMPOSE.read_text()
-    assert "requirepass\", \"${REDIS_PASSWORD" in text  # from env, never a literal
+    assert 'requirepass", "${REDIS_PASSWORD' in text  # from env, never a literal

@@ -45,7 +45,9 @@ def test_env_nested(monkeypatch):
 
 
 def test_toml_file(tmp_path):
-    (tmp_path / "privrec.toml").write_text('topic_prefix = "acme."\n[redis]\nurl = "redis://:pw-secret@r:6379/2"\n')
+    (tmp_path / "privrec.toml").write_text(
+        'topic_prefix = "acme."\n[redis]\nurl = "redis://:pw-secret@r:6379/2"\n'
+    )
     s = load_settings()
     assert s.topic_prefix == "acme."
     assert s.redis.url is not None and s.redis.url.get_secret_value().endswith("/2")
@@ -55,7 +57,7 @@ def test_toml_file(tmp_path):
 
 
 def test_env_beats_toml(tmp_path, monkeypatch):
-    (tmp_path / "privrec.toml").write_text('partitions = 4\n')
+    (tmp_path / "privrec.toml").write_text("partitions = 4\n")
     monkeypatch.setenv("PRIVREC_PARTITIONS", "6")
     assert load_settings().partitions == 6
 
@@ -92,6 +94,7 @@ def test_settings_repr_masks_pseudonym_keys():
 
 
 # --- the CLI turns bad configuration into one line, exit 2, no traceback ---------
+
 
 def _one_line_error(result, setting):
     assert result.returncode == 2, (result.stdout, result.stderr)

@@ -74,7 +74,9 @@ def synthetic() -> list[Rating]:
 def ml_dir(name: str) -> Path:
     path = dataset_path(name)
     if not path.is_dir():
-        pytest.skip(f"dataset {name} not found under {dataset_root()} (set PRIVREC_DATASETS); it is never vendored")
+        pytest.skip(
+            f"dataset {name} not found under {dataset_root()} (set PRIVREC_DATASETS); it is never vendored"
+        )
     return path
 
 
@@ -108,7 +110,10 @@ def test_movielens_latest_small_reads_every_row() -> None:
 def test_privrec_csv_round_trip(tmp_path: Path) -> None:
     (tmp_path / "r.csv").write_text("user_id,content_id,weight,timestamp\nu1,c1,2.5,100\nu2,c9,0,200\n")
     (tmp_path / "titles.csv").write_text('content_id,title\nc1,"Heat, Part 1"\n')
-    assert read_ratings(tmp_path / "r.csv", "csv") == [Rating("u1", "c1", 2.5, 100), Rating("u2", "c9", 0.0, 200)]
+    assert read_ratings(tmp_path / "r.csv", "csv") == [
+        Rating("u1", "c1", 2.5, 100),
+        Rating("u2", "c9", 0.0, 200),
+    ]
     assert read_titles(tmp_path / "r.csv", "csv") == {"c1": "Heat, Part 1"}
 
 
@@ -166,9 +171,9 @@ def test_one_session_per_rating_in_start_order(sessions: list[list[dict[str, Any
     assert len(sessions) == 400
     starts = [s[0]["event_time"] for s in sessions]
     assert starts == sorted(starts)
-    assert Counter((s[0]["user_id"], s[0]["content_id"], s[0]["event_time"] // 1000) for s in sessions) == Counter(
-        (r.user_id, r.content_id, r.timestamp_s) for r in make_ratings()
-    )
+    assert Counter(
+        (s[0]["user_id"], s[0]["content_id"], s[0]["event_time"] // 1000) for s in sessions
+    ) == Counter((r.user_id, r.content_id, r.timestamp_s) for r in make_ratings())
 
 
 def test_session_shape(sessions: list[list[dict[str, Any]]]) -> None:
@@ -210,7 +215,9 @@ def test_watched_total_follows_weight(sessions: list[list[dict[str, Any]]]) -> N
 @given(st.lists(st.floats(0.0, 100.0, allow_nan=False), min_size=2, max_size=30), st.integers(0, 2**32))
 def test_watched_total_is_monotone_in_weight(weights: list[float], seed: int) -> None:
     ratings = [Rating(f"u{i}", f"c{i * 7919 % 101}", w, 1_000_000 + i) for i, w in enumerate(weights)]
-    pairs = sorted((r.weight, totals(s)) for r, s in zip(ratings, ratings_to_sessions(ratings, seed=seed), strict=True))
+    pairs = sorted(
+        (r.weight, totals(s)) for r, s in zip(ratings, ratings_to_sessions(ratings, seed=seed), strict=True)
+    )
     assert [t for _, t in pairs] == sorted(t for _, t in pairs)
 
 
@@ -249,7 +256,10 @@ def test_a_user_looks_the_same_in_every_session_and_run(sessions: list[list[dict
     seen: dict[str, tuple[bool, str]] = {}
     for session in sessions:
         e = session[0]
-        assert seen.setdefault(e["user_id"], (e["gpc"], e["client"]["country"])) == (e["gpc"], e["client"]["country"])
+        assert seen.setdefault(e["user_id"], (e["gpc"], e["client"]["country"])) == (
+            e["gpc"],
+            e["client"]["country"],
+        )
     alone = next(iter(ratings_to_sessions([make_ratings()[0]], seed=11)))[0]
     assert (alone["gpc"], alone["client"]["country"]) == seen[alone["user_id"]]
 
@@ -310,7 +320,9 @@ def test_bursts_of_one_user_share_batches() -> None:
 def test_synthetic_is_deterministic_and_well_formed(synthetic: list[Rating]) -> None:
     assert synthetic == synthetic_ratings(users=400, items=300, events_target=60_000, seed=5)
     assert synthetic != synthetic_ratings(users=400, items=300, events_target=60_000, seed=6)
-    assert all(re.fullmatch(r"u\d{5}", r.user_id) and re.fullmatch(r"c\d{4}", r.content_id) for r in synthetic)
+    assert all(
+        re.fullmatch(r"u\d{5}", r.user_id) and re.fullmatch(r"c\d{4}", r.content_id) for r in synthetic
+    )
     assert len({(r.user_id, r.content_id) for r in synthetic}) == len(synthetic)
     assert all(0.5 <= r.weight <= 5.0 and r.weight * 2 == int(r.weight * 2) for r in synthetic)
     stamps = [r.timestamp_s for r in synthetic]
@@ -431,4 +443,6 @@ def test_replayed_records_pass_the_wire_contract(sessions: list[list[dict[str, A
         decoded = wire.decode_raw(value, max_bytes=10_000_000, now_ms=2 * 10**12, future_tolerance_ms=0)
         assert decoded.rejects == [] and len(decoded.events) == len(batch)
     purposes = {"analytics": True, "personalization": False, "advertising": False}
-    assert wire.decode_consent(json.dumps(consent_record("7", purposes, updated_at_ms=5)).encode()) is not None
+    assert (
+        wire.decode_consent(json.dumps(consent_record("7", purposes, updated_at_ms=5)).encode()) is not None
+    )
