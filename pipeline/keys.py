@@ -13,9 +13,10 @@ import secrets
 from pathlib import Path
 
 from pipeline.errors import ConfigError
+from pipeline.privacy.pseudonym import Pseudonymizer, parse_keys
 from pipeline.settings import Settings
 
-__all__ = ["DEV_KEY_FILE", "ensure_dev_key", "key_source", "load_key_text"]
+__all__ = ["DEV_KEY_FILE", "ensure_dev_key", "key_source", "load_key_text", "pseudonymizer"]
 
 DEV_KEY_FILE = "pseudonym.keys"
 
@@ -67,6 +68,11 @@ def ensure_dev_key(settings: Settings) -> Path | None:
         secret = base64.b64encode(secrets.token_bytes(32)).decode()
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:
-            fh.write("# privrec development pseudonym key (oldest first, newest signs)\n")
+            fh.write("# privrec development pseudonym key: oldest first and the newest signs\n")
             fh.write(f"dev1:base64:{secret}\n")
     return path
+
+
+def pseudonymizer(settings: Settings) -> Pseudonymizer:
+    """The configured :class:`Pseudonymizer` (newest key signs, all keys look up)."""
+    return Pseudonymizer(parse_keys(load_key_text(settings)))

@@ -1,0 +1,156 @@
+"""Replays: ratings (or the synthetic source) to consent records and playback envelopes.
+
+Consent records go first and, when a worker group is named, the replay waits
+until the workers have applied them, so no event is judged before its user's
+consent is known. Events go out in event-time order as one-user envelopes.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from pipeline.sources import (
+    Rating,
+    batch_sessions,
+    consent_mix,
+    consent_record,
+    ratings_to_sessions,
+)
+from pipeline.stream.control import CONTROL_KEY, Control, encode_control
+
+__all__ = ["ReplayReport", "close_windows", "replay_ratings"]
+
+_json = msgspec.json.Encoder()
+
+
+@dataclass
+class ReplayReport:
+    """What a replay sent (counts only)."""
+
+    users: int = 0
+    consent_records: int = 0
+    consent_applied: bool | None = None
+    events: int = 0
+    messages: int = 0
+    seconds: float = 0.0
+    consent: dict[str, int] = field(default_factory=dict)
+
+
+class Progress:
+    """A minimal stderr progress line (only on a terminal)."""
+
+    def __init__(self, total: int, label: str, enabled: bool | None = None) -> None:
+        self.total, self.label = total, label
+        self.enabled = sys.stderr.isatty() if enabled is None else enabled
+        self._last = 0.0
+
+    def update(self, done: int) -> None:
+        now = time.monotonic()
+        if self.enabled and (now - self._last > 0.2 or done >= self.total):
+            self._last = now
+            pct = 100 * done / max(self.total, 1)
+            sys.stderr.write(f"\r{self.label}: {done:,}/{self.total:,} events ({pct:5.1f}%)")
+            if done >= self.total:
+                sys.stderr.write("\n")
+            sys.stderr.flush()
+
+
+def close_windows(producer: Any, topic: str, partitions: int) -> str:
+    """Send a ``close_windows`` marker to every partition of ``topic``; returns its id."""
+    import uuid
+
+    marker = Control(command="close_windows", id=uuid.uuid4().hex, at=int(time.time() * 1000))
+    value = encode_control(marker)
+    for p in range(partitions):
+        producer.send(topic, key=CONTROL_KEY, value=value, partition=p)
+    producer.flush()
+    return marker.id
+
+
+def replay_ratings(
+    ratings: Sequence[Rating],
+    *,
+    producer: Any,
+    raw_topic: str,
+    consent_topic: str,
+    consent_spec: str,
+    seed: int = 7,
+    titles: dict[str, str] | None = None,
+    rate: float | None = None,
+    max_hold_ms: int = 60_000,
+    wait_consent: Callable[[dict[int, int]], bool] | None = None,
+    progress: bool | None = None,
+) -> ReplayReport:
+    """Send consent records, then every rating as a playback session.
+
+    ``wait_consent`` receives the consent topic's end offsets after the
+    consent records were sent and returns whether the workers applied them.
+    """
+    report = ReplayReport()
+    started = time.monotonic()
+    users = sorted({r.user_id for r in ratings})
+    report.users = len(users)
+    mix = consent_mix(users, spec=consent_spec, seed=seed)
+    now_ms = int(time.time() * 1000)
+    futures = []
+    for user in users:
+        purposes = mix[user]
+        kind = (
+            "none"
+            if purposes is None
+            else ("personalization" if purposes["personalization"] else "analytics_only")
+        )
+        report.consent[kind] = report.consent.get(kind, 0) + 1
+        if purposes is None:
+            continue
+        record = consent_record(user, purposes, updated_at_ms=now_ms)
+        futures.append(producer.send(consent_topic, key=user.encode(), value=_json.encode(record)))
+        report.consent_records += 1
+    producer.flush()
+    ends: dict[int, int] = {}
+    for f in futures:
+        meta = f.get(timeout=30)
+        ends[meta.partition] = max(ends.get(meta.partition, 0), meta.offset + 1)
+    if wait_consent is not None and ends:
+        report.consent_applied = wait_consent(ends)
+
+    sessions = ratings_to_sessions(ratings, seed=seed, titles=titles)
+    total = _estimate_events(ratings)
+    bar = Progress(total, "replay", progress)
+    for user, events in batch_sessions(sessions, max_hold_ms=max_hold_ms):
+        value = (
+            _json.encode(events[0])
+            if len(events) == 1
+            else _json.encode({"schema": "playback.batch.v1", "events": events})
+        )
+        producer.send(raw_topic, key=user.encode(), value=value)
+        report.events += len(events)
+        report.messages += 1
+        if rate:
+            ahead = report.events / rate - (time.monotonic() - started)
+            if ahead > 0:
+                time.sleep(ahead)
+        if report.messages % 256 == 0:
+            bar.update(min(report.events, total))
+    producer.flush()
+    bar.total = report.events
+    bar.update(report.events)
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _estimate_events(ratings: Iterable[Rating]) -> int:
+    import numpy as np
+
+    from pipeline.sources import expected_events_per_session
+
+    weights = np.array([r.weight for r in ratings], dtype=float)
+    if weights.size == 0:
+        return 0
+    return int(expected_events_per_session(weights / max(weights.max(), 1e-9)).sum())

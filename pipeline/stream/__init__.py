@@ -1,0 +1,29 @@
+"""The privacy stream, Kafka-free: consent, redaction, windows and dead letters per message.
+
+:class:`StreamProcessor` turns each message into :class:`Effects`; the Faust
+agent in :mod:`agents` performs them.
+"""
+
+from pipeline.stream.control import CONTROL_KEY, Control, decode_control, encode_control, is_control
+from pipeline.stream.counters import StreamCounters
+from pipeline.stream.partition import PartitionState, StateWrite, UserEntry, entry_key, split_key
+from pipeline.stream.processor import ConsentStore, Effects, StreamConfig, StreamProcessor, redact_event
+
+__all__ = [
+    "CONTROL_KEY",
+    "ConsentStore",
+    "Control",
+    "Effects",
+    "PartitionState",
+    "StateWrite",
+    "StreamConfig",
+    "StreamCounters",
+    "StreamProcessor",
+    "UserEntry",
+    "decode_control",
+    "encode_control",
+    "entry_key",
+    "is_control",
+    "redact_event",
+    "split_key",
+]

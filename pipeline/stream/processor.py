@@ -1,0 +1,435 @@
+"""The privacy stream as pure functions of messages: consent, redaction, windows, dead letters.
+
+The Faust agent hands every message of ``playback.raw``, ``consent`` and
+``erasure`` (co-partitioned by raw user id) to :class:`StreamProcessor` and
+performs the returned :class:`Effects`: produce, wait for acknowledgement of
+the interactions, then write state. Nothing here touches Kafka, so every rule
+is tested without a broker.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from pipeline.privacy.consent import Decision, Purposes, decide
+from pipeline.privacy.pseudonym import Pseudonymizer
+from pipeline.privacy.redact import redact_for_dlq
+from pipeline.settings import Settings
+from pipeline.stream.control import decode_control
+from pipeline.stream.counters import StreamCounters
+from pipeline.stream.partition import PartitionState, StateWrite, split_key
+from pipeline.windows import WindowSpec
+from pipeline.wire import (
+    DeadLetter,
+    DlqSource,
+    Interaction,
+    PlaybackEvent,
+    RedactedBatch,
+    RedactedEvent,
+    decode_consent,
+    decode_raw,
+    encode,
+)
+from pipeline.wire import Purposes as WirePurposes
+
+__all__ = ["ConsentStore", "Effects", "StreamConfig", "StreamProcessor", "redact_event"]
+
+log = logging.getLogger(__name__)
+
+KEY_MISMATCH = "key_mismatch"
+INVALID_CONSENT = "invalid_consent"
+INVALID_CONTROL = "invalid_control"
+
+_REMOVED_PER_EVENT = (
+    9  # user_id, session_id, device_id, event_id, ip, user_agent, app_version, gpc, schema->pseudonym
+)
+_consent_encoder = msgspec.json.Encoder()
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    """The knobs of the stream (from :class:`pipeline.settings.StreamSettings`)."""
+
+    window: WindowSpec
+    max_message_bytes: int = 1_048_576
+    future_tolerance_ms: int = 86_400_000
+    idle_close_ms: int = 60_000
+    consent_default: Purposes | None = None
+    dlq_include_raw: bool = False
+    raw_topic: str = "playback.raw"
+    consent_topic: str = "consent"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> StreamConfig:
+        s = settings.stream
+        default = {
+            "deny": None,
+            "analytics": Purposes(analytics=True),
+            "personalization": Purposes(analytics=True, personalization=True),
+        }[s.consent_default]
+        return cls(
+            window=WindowSpec(size_ms=s.window_size_ms, grace_ms=s.window_grace_ms),
+            max_message_bytes=s.max_message_bytes,
+            future_tolerance_ms=s.future_tolerance_ms,
+            idle_close_ms=s.idle_close_ms,
+            consent_default=default,
+            dlq_include_raw=s.dlq_include_raw,
+            raw_topic=settings.topic("playback.raw"),
+            consent_topic=settings.topic("consent"),
+        )
+
+
+@dataclass
+class Effects:
+    """What to do after one message, in this order: produce, await interactions, write state."""
+
+    redacted: list[tuple[bytes, bytes]] = field(default_factory=list)
+    dlq: list[tuple[bytes | None, bytes]] = field(default_factory=list)
+    interactions: list[tuple[bytes, bytes]] = field(default_factory=list)
+    state: list[StateWrite] = field(default_factory=list)
+    consent: list[tuple[str, bytes | None]] = field(default_factory=list)
+
+
+class ConsentStore:
+    """Encoding of the consent table's values (key: pseudonym)."""
+
+    @staticmethod
+    def encode(purposes: Purposes, updated_at_ms: int) -> bytes:
+        return _consent_encoder.encode(
+            [purposes.analytics, purposes.personalization, purposes.advertising, updated_at_ms]
+        )
+
+    @staticmethod
+    def decode(raw: bytes | None) -> Purposes | None:
+        if raw is None:
+            return None
+        a, p, d, _ = msgspec.json.decode(raw)
+        return Purposes(a, p, d)
+
+    @staticmethod
+    def updated_at(raw: bytes) -> int:
+        return int(msgspec.json.decode(raw)[3])
+
+
+def redact_event(event: PlaybackEvent, pseudonym: str, purposes: WirePurposes) -> RedactedEvent:
+    """Allow-list projection by construction: ``RedactedEvent`` cannot hold anything else."""
+    client = event.client
+    return RedactedEvent(
+        user=pseudonym,
+        content_id=event.content_id,
+        event_type=event.event_type,
+        position_ms=event.position_ms,
+        duration_ms=event.duration_ms,
+        watched_ms=event.watched_ms,
+        event_time=event.event_time,  # type: ignore[arg-type]  # epoch ms once decoded
+        device_class=client.device_class,
+        country=client.country,
+        purposes=purposes,
+    )
+
+
+def _wire(p: Purposes) -> WirePurposes:
+    return WirePurposes(analytics=p.analytics, personalization=p.personalization, advertising=p.advertising)
+
+
+class StreamProcessor:
+    """Consent + redaction + windows for the partitions this worker holds."""
+
+    def __init__(
+        self,
+        config: StreamConfig,
+        pseudonymizer: Pseudonymizer,
+        *,
+        clock: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+        counters: StreamCounters | None = None,
+    ) -> None:
+        self.config = config
+        self.pz = pseudonymizer
+        self.clock = clock
+        self.counters = counters if counters is not None else StreamCounters()
+        self.partitions: dict[int, PartitionState] = {}
+
+    # -- partitions ------------------------------------------------------------
+
+    def load(self, partition: int, items: Iterable[tuple[str, bytes]]) -> PartitionState:
+        """(Re)build a partition's state from table items ``(key, value)`` of that partition."""
+        mine = []
+        for key, value in items:
+            p, user = split_key(key)
+            if p == partition:
+                mine.append((user, value))
+        state = PartitionState.restore(partition, self.config.window, mine)
+        self.partitions[partition] = state
+        log.info(
+            "partition %d: window state restored (%d users, %d open windows)",
+            partition,
+            state.users,
+            state.engine.open_count,
+        )
+        return state
+
+    def drop(self, partitions: Iterable[int]) -> None:
+        for p in partitions:
+            self.partitions.pop(p, None)
+
+    # -- playback.raw ------------------------------------------------------------
+
+    def on_playback(
+        self,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        consent_of: Callable[[str], bytes | None],
+    ) -> Effects:
+        """One message of ``playback.raw``: an event or a one-user envelope."""
+        fx = Effects()
+        now = self.clock()
+        decoded = decode_raw(
+            value,
+            max_bytes=self.config.max_message_bytes,
+            now_ms=now,
+            future_tolerance_ms=self.config.future_tolerance_ms,
+        )
+        c = self.counters
+        for reject in decoded.rejects:
+            self._dead_letter(
+                fx,
+                reject.reason,
+                reject.detail,
+                self.config.raw_topic,
+                partition,
+                offset,
+                reject.event,
+                value,
+                now,
+            )
+        events = decoded.events
+        if not events:
+            return fx
+        user_id = events[0].user_id
+        if key is not None and key != user_id.encode():
+            # The partition (and so the consent lookup) is decided by the key: refuse a mismatch.
+            for ev in events:
+                self._dead_letter(
+                    fx,
+                    KEY_MISMATCH,
+                    "message key is not the events' user_id",
+                    self.config.raw_topic,
+                    partition,
+                    offset,
+                    ev,
+                    None,
+                    now,
+                )
+            return fx
+        c["received"] += len(events)
+        pseudonym = self.pz.pseudonym(user_id)
+        consent = ConsentStore.decode(consent_of(pseudonym))
+        decisions: dict[bool, tuple[Decision, WirePurposes]] = {}  # per gpc value: decided once
+        redacted: list[RedactedEvent] = []
+        for ev in events:
+            decided = decisions.get(ev.gpc)
+            if decided is None:
+                d = decide(consent, gpc=ev.gpc, default=self.config.consent_default)
+                decided = decisions[ev.gpc] = (d, _wire(d.purposes))
+            if decided[0].action == "drop":
+                c["dropped:" + decided[0].reason] += 1
+                continue
+            redacted.append(redact_event(ev, pseudonym, decided[1]))
+        if not redacted:
+            return fx
+        c["redacted"] += len(redacted)
+        c["redacted_fields"] += _REMOVED_PER_EVENT * len(redacted)
+        key_out = pseudonym.encode()
+        if len(redacted) == 1:
+            fx.redacted.append((key_out, encode(redacted[0])))
+        else:
+            fx.redacted.append((key_out, encode(RedactedBatch(redacted))))
+        windowed = [r for r in redacted if r.purposes.personalization]
+        c["analytics_only"] += len(redacted) - len(windowed)
+        if not windowed:
+            return fx
+        state = self._state(partition)
+        if state.already_applied(pseudonym, offset):
+            c["replayed"] += len(windowed)
+            return fx
+        closed, writes, late = state.add(pseudonym, offset, windowed)
+        c["windowed"] += len(windowed) - late
+        if late:
+            c["late"] += late
+        self._emit(fx, closed)
+        fx.state.extend(writes)
+        return fx
+
+    def on_control(self, partition: int, offset: int, value: bytes) -> Effects:
+        """A ``close_windows`` or ``idle`` marker for this partition."""
+        fx = Effects()
+        try:
+            control = decode_control(value)
+        except msgspec.ValidationError:
+            self._dead_letter(
+                fx,
+                INVALID_CONTROL,
+                "malformed control marker",
+                self.config.raw_topic,
+                partition,
+                offset,
+                None,
+                None,
+                self.clock(),
+            )
+            return fx
+        state = self._state(partition)
+        if control.command == "close_windows":
+            closed, writes = state.close_all()
+        else:
+            closed, writes = state.on_idle(self.clock(), self.config.idle_close_ms)
+        if closed:
+            log.info("partition %d: %s closed %d windows", partition, control.command, len(closed))
+        self._emit(fx, closed)
+        fx.state.extend(writes)
+        return fx
+
+    # -- consent ---------------------------------------------------------------------
+
+    def on_consent(self, partition: int, offset: int, key: bytes | None, value: bytes | None) -> Effects:
+        """A consent update (or tombstone) keyed by raw user id."""
+        fx = Effects()
+        now = self.clock()
+        try:
+            record = decode_consent(value)
+        except Exception as exc:  # ValidationFailed: the reason is safe to keep
+            self._dead_letter(
+                fx,
+                INVALID_CONSENT,
+                getattr(exc, "detail", "invalid consent record"),
+                self.config.consent_topic,
+                partition,
+                offset,
+                None,
+                value,
+                now,
+            )
+            return fx
+        if record is None:
+            if not key:
+                self._dead_letter(
+                    fx,
+                    INVALID_CONSENT,
+                    "tombstone without a key",
+                    self.config.consent_topic,
+                    partition,
+                    offset,
+                    None,
+                    None,
+                    now,
+                )
+                return fx
+            user_id = key.decode("utf-8", "replace")
+        else:
+            user_id = record.user_id
+            if key is not None and key != user_id.encode():
+                self._dead_letter(
+                    fx,
+                    KEY_MISMATCH,
+                    "message key is not the record's user_id",
+                    self.config.consent_topic,
+                    partition,
+                    offset,
+                    None,
+                    None,
+                    now,
+                )
+                return fx
+        pseudonym = self.pz.pseudonym(user_id)
+        if record is None:
+            fx.consent.append((pseudonym, None))
+            self.counters["consent:withdrawn"] += 1
+            personalize = False
+        else:
+            p = record.purposes
+            purposes = Purposes(p.analytics, p.personalization, p.advertising)
+            fx.consent.append((pseudonym, ConsentStore.encode(purposes, record.updated_at_ms)))
+            self.counters["consent:updated"] += 1
+            personalize = p.analytics and p.personalization
+        if not personalize:
+            # Art. 21: without personalisation consent, nothing of the user's profile stays open.
+            dropped, writes = self._state(partition).purge_user(pseudonym)
+            if dropped:
+                self.counters["windows_purged"] += dropped
+                fx.state.extend(writes)
+        return fx
+
+    def internal_error(self, topic: str, partition: int, offset: int, kind: str) -> Effects:
+        """A message that raised unexpectedly: dead-letter its coordinates, keep going."""
+        fx = Effects()
+        self._dead_letter(
+            fx,
+            "internal_error",
+            f"processing raised {kind}",
+            topic,
+            partition,
+            offset,
+            None,
+            None,
+            self.clock(),
+        )
+        return fx
+
+    # -- helpers -----------------------------------------------------------------------
+
+    def _state(self, partition: int) -> PartitionState:
+        state = self.partitions.get(partition)
+        if state is None:
+            state = self.partitions[partition] = PartitionState(partition, self.config.window)
+        return state
+
+    def _emit(self, fx: Effects, closed: list[Any]) -> None:
+        for w in closed:
+            record = Interaction(
+                user=w.user,
+                content_id=w.content_id,
+                window_start=w.window_start,
+                window_end=w.window_end,
+                watched_ms=w.watched_ms,
+                plays=w.plays,
+                completed=w.completed,
+                events=w.events,
+            )
+            fx.interactions.append((w.user.encode(), encode(record)))
+        if closed:
+            self.counters["windows_emitted"] += len(closed)
+
+    def _dead_letter(
+        self,
+        fx: Effects,
+        reason: str,
+        detail: str,
+        topic: str,
+        partition: int,
+        offset: int,
+        event: Any,
+        raw: bytes | None,
+        now: int,
+    ) -> None:
+        payload = None
+        if event is not None:
+            obj = msgspec.to_builtins(event) if isinstance(event, msgspec.Struct) else event
+            payload = redact_for_dlq(obj, self.pz) if isinstance(obj, dict) else None
+        record = DeadLetter(
+            reason=reason,
+            detail=detail,
+            source=DlqSource(topic=topic, partition=partition, offset=offset),
+            payload=payload,
+            at=now,
+            raw_b64=raw if (self.config.dlq_include_raw and raw is not None) else None,
+        )
+        self.counters["dlq:" + reason] += 1
+        fx.dlq.append((None, encode(record)))
