@@ -140,11 +140,48 @@ class StreamSettings(BaseModel):
 
     window_size_ms: int = Field(default=3_600_000, gt=0)
     window_grace_ms: int = Field(default=600_000, ge=0)
-    idle_close_ms: int = Field(default=60_000, gt=0, description="close windows of a partition idle this long")
+    idle_close_ms: int = Field(
+        default=60_000, gt=0, description="close windows of a partition idle this long"
+    )
     future_tolerance_ms: int = Field(default=86_400_000, ge=0)
     max_message_bytes: int = Field(default=1_048_576, gt=0)
     consent_default: Literal["deny", "analytics", "personalization"] = "deny"
     dlq_include_raw: bool = Field(default=False, description="put raw bytes (base64) in DLQ records")
+
+
+class TrainerSettings(BaseModel):
+    """ALS training, confidence weighting and the quality gate (see README: Recommendations)."""
+
+    factors: int = Field(default=64, ge=1)
+    regularization: float = Field(default=0.05, ge=0)
+    iterations: int = Field(default=15, ge=1)
+    alpha: float = Field(default=1.0, gt=0, description="confidence scale applied after weighting")
+    weighting: Literal["log", "linear", "bm25", "binary"] = "log"
+    watched_unit_ms: int = Field(default=60_000, gt=0, description="watch time unit of the log scale")
+    completion_bonus: float = Field(default=1.0, ge=0)
+    bm25_k1: float = Field(default=1.2, gt=0)
+    bm25_b: float = Field(default=0.75, ge=0, le=1)
+    top_n: int = Field(default=50, ge=1, description="recommendations published per user")
+    holdout_fraction: float = Field(default=0.2, gt=0, lt=1)
+    gate_margin: float = Field(
+        default=0.05, ge=0, description="refuse a model whose NDCG@10 is this much (relative) worse"
+    )
+    retrain_every_s: float = Field(default=600.0, gt=0)
+    retrain_after: int = Field(default=10_000, ge=1, description="new interactions that trigger a retrain")
+    threads: int = Field(default=0, ge=0, description="ALS threads (0 = all cores)")
+    seed: int = 42
+
+
+class ServingSettings(BaseModel):
+    """The Redis recommendation cache and its reader."""
+
+    ttl_s: int = Field(default=7 * 86_400, gt=0, description="inactive users' entries expire after this")
+    popular_n: int = Field(default=100, ge=1)
+    limited_recent_days: int = Field(
+        default=30, ge=1, description="personalization=limited: only titles related to this recent history"
+    )
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8080, ge=0, le=65535)
 
 
 class Settings(BaseSettings):
@@ -162,6 +199,8 @@ class Settings(BaseSettings):
     redis: RedisSettings = RedisSettings()
     pseudonym: PseudonymSettings = PseudonymSettings()
     stream: StreamSettings = StreamSettings()
+    trainer: TrainerSettings = TrainerSettings()
+    serving: ServingSettings = ServingSettings()
     topic_prefix: str = Field(default="privrec.", pattern=r"^[A-Za-z0-9._-]*$")
     partitions: int = Field(default=8, ge=1, le=1024)
     replication_factor: int = Field(default=1, ge=1)
