@@ -12,13 +12,13 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from agents.cli import demo, services
+from agents.cli import bench, demo, services, stream
 from pipeline.errors import PrivrecError
 from pipeline.settings import load_settings
 
 __all__ = ["build_parser", "main"]
 
-COMMAND_MODULES = (services, demo)
+COMMAND_MODULES = (services, stream, demo, bench)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,1 @@
+"""Benchmarks (``privrec bench ...``): ours against baselines, measured in one run."""

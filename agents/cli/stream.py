@@ -1,0 +1,250 @@
+"""``privrec worker|replay|windows close|consent``: the privacy stream."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from agents.cli._output import print_json
+from pipeline.connect import kafka_admin, kafka_producer, redis_client, resolve
+from pipeline.errors import ConfigError, PrivrecError, ServiceUnavailable
+from pipeline.keys import pseudonymizer
+from pipeline.settings import Settings
+
+__all__ = ["register"]
+
+log = logging.getLogger(__name__)
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "worker", help="run a Faust worker of the privacy stream (consent, redaction, windows)"
+    )
+    p.add_argument("--loglevel", default="warning", choices=["debug", "info", "warning", "error"])
+    p.set_defaults(handler=cmd_worker)
+
+    p = sub.add_parser("replay", help="replay a ratings file (or the synthetic source) as playback events")
+    p.add_argument("path", nargs="?", help="dataset folder or file (not needed for --format synthetic)")
+    p.add_argument("--format", default="movielens", choices=["movielens", "csv", "synthetic"])
+    p.add_argument(
+        "--consent",
+        default="0.8,0.1,0.1",
+        help="all | none | FRACTION with personalisation | P,A,N shares (default 0.8,0.1,0.1)",
+    )
+    p.add_argument(
+        "--rate", type=float, default=None, help="events per second (default: as fast as possible)"
+    )
+    p.add_argument("--close-windows", action="store_true", help="close all windows after the replay")
+    p.add_argument("--users", type=int, default=2000)
+    p.add_argument("--items", type=int, default=1000)
+    p.add_argument("--events", type=int, default=50_000)
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--no-wait-consent", action="store_true", help="do not wait for workers to apply consent")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_replay)
+
+    windows = sub.add_parser("windows", help="window control").add_subparsers(
+        dest="windows_cmd", required=True
+    )
+    p = windows.add_parser("close", help="close every open window after all events produced so far")
+    p.set_defaults(handler=cmd_windows_close)
+
+    p = sub.add_parser("consent", help="show or change a user's consent")
+    p.add_argument("user")
+    p.add_argument("--grant", nargs="+", default=[], metavar="PURPOSE")
+    p.add_argument("--revoke", nargs="+", default=[], metavar="PURPOSE")
+    p.add_argument("--show", action="store_true", help="print the current consent record")
+    p.add_argument("--wait", action="store_true", help="return once the workers apply the update")
+    p.add_argument("--timeout", type=float, default=60.0)
+    p.set_defaults(handler=cmd_consent)
+
+
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    import faust
+
+    from agents.app import AppTopics, create_app
+    from agents.stream import attach_stream, stats_to_redis
+    from pipeline.stream import StreamConfig, StreamProcessor
+
+    endpoints = resolve(settings)
+    processor = StreamProcessor(StreamConfig.from_settings(settings), pseudonymizer(settings))
+    app = create_app(settings, endpoints)
+    attach_stream(
+        app,
+        processor,
+        AppTopics.from_settings(settings),
+        partitions=settings.partitions,
+        on_stats=stats_to_redis(redis_client(endpoints)),
+    )
+    worker = faust.Worker(app, loglevel=args.loglevel, quiet=True)
+    worker.execute_from_commandline()
+    return 0
+
+
+def load_ratings(args: argparse.Namespace) -> tuple[list[Any], dict[str, str]]:
+    from pipeline.sources import read_ratings, read_titles, synthetic_ratings, synthetic_titles
+
+    if args.format == "synthetic":
+        ratings = synthetic_ratings(
+            users=args.users, items=args.items, events_target=args.events, seed=args.seed
+        )
+        return ratings, synthetic_titles(args.items, args.seed)
+    if not args.path:
+        raise ConfigError("dataset", f"--format {args.format} needs a PATH")
+    return read_ratings(Path(args.path), args.format), read_titles(Path(args.path), args.format)
+
+
+def consent_waiter(settings: Settings, endpoints: Any, timeout_s: float) -> Any:
+    from pipeline.offsets import wait_committed
+
+    def wait(ends: dict[int, int]) -> bool:
+        admin = kafka_admin(endpoints)
+        try:
+            return wait_committed(admin, settings.app_id, settings.topic("consent"), ends, timeout_s)
+        finally:
+            admin.close()
+
+    return wait
+
+
+def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
+    from pipeline.replay import close_windows, replay_ratings
+
+    consent = {"all": "1,0,0", "none": "0,0,1"}.get(args.consent, args.consent)
+    ratings, titles = load_ratings(args)
+    endpoints = resolve(settings)
+    producer = kafka_producer(endpoints)
+    try:
+        report = replay_ratings(
+            ratings,
+            producer=producer,
+            raw_topic=settings.topic("playback.raw"),
+            consent_topic=settings.topic("consent"),
+            consent_spec=consent,
+            seed=args.seed,
+            titles=titles,
+            rate=args.rate,
+            wait_consent=None if args.no_wait_consent else consent_waiter(settings, endpoints, 60.0),
+        )
+        if args.close_windows:
+            close_windows(producer, settings.topic("playback.raw"), settings.partitions)
+    finally:
+        producer.close()
+    if report.consent_applied is False:
+        print(
+            "warning: no worker applied the consent records within 60 s; events may be dropped "
+            "for lack of consent (is `privrec worker` running?)",
+            file=sys.stderr,
+        )
+    out = {
+        "users": report.users,
+        "consent": report.consent,
+        "events": report.events,
+        "messages": report.messages,
+        "seconds": round(report.seconds, 2),
+        "events_per_s": round(report.events / report.seconds) if report.seconds else None,
+        "windows_closed": args.close_windows,
+    }
+    if args.json:
+        print_json(out)
+    else:
+        print(
+            f"replayed {out['events']:,} events in {out['messages']:,} messages for {out['users']:,} users "
+            f"in {out['seconds']} s; consent: {out['consent']}"
+        )
+    return 0
+
+
+def cmd_windows_close(settings: Settings, args: argparse.Namespace) -> int:
+    from pipeline.replay import close_windows
+
+    producer = kafka_producer(resolve(settings))
+    try:
+        marker = close_windows(producer, settings.topic("playback.raw"), settings.partitions)
+    finally:
+        producer.close()
+    print(
+        f"close marker {marker} sent to {settings.partitions} partitions of {settings.topic('playback.raw')}"
+    )
+    return 0
+
+
+def cmd_consent(settings: Settings, args: argparse.Namespace) -> int:
+    from kafka import KafkaConsumer, TopicPartition
+
+    from pipeline.privacy.consent import Purposes, apply_update
+    from pipeline.wire import decode_consent
+
+    endpoints = resolve(settings)
+    topic = settings.topic("consent")
+    current = _latest_consent(endpoints, topic, args.user, settings.partitions, KafkaConsumer, TopicPartition)
+    record = decode_consent(current) if current is not None else None
+    if args.show or not (args.grant or args.revoke):
+        if record is None:
+            print_json({"user_id": args.user, "consent": None, "note": "no record: denied by default"})
+        else:
+            print_json(json.loads(current))
+        return 0
+    existing = None
+    if record is not None:
+        p = record.purposes
+        existing = Purposes(p.analytics, p.personalization, p.advertising)
+    try:
+        updated = apply_update(existing, args.grant, args.revoke)
+    except ValueError as exc:
+        raise ConfigError("--grant/--revoke", str(exc)) from None
+    from pipeline.sources import consent_record
+
+    value = json.dumps(
+        consent_record(args.user, updated.as_dict(), updated_at_ms=int(time.time() * 1000), source="cli")
+    ).encode()
+    producer = kafka_producer(endpoints)
+    try:
+        meta = producer.send(topic, key=args.user.encode(), value=value).get(timeout=30)
+    finally:
+        producer.close()
+    print(f"consent updated: {updated.as_dict()}")
+    if args.wait:
+        ok = consent_waiter(settings, endpoints, args.timeout)({meta.partition: meta.offset + 1})
+        if not ok:
+            raise ServiceUnavailable(f"workers did not apply the update within {args.timeout:g} s")
+        print("applied by the workers")
+    return 0
+
+
+def _latest_consent(
+    endpoints: Any, topic: str, user: str, partitions: int, consumer_cls: Any, tp_cls: Any
+) -> bytes | None:
+    """Scan the user's partition of the consent topic for their latest record."""
+    from kafka.partitioner import DefaultPartitioner
+
+    key = user.encode()
+    partition = DefaultPartitioner()(key, list(range(partitions)), list(range(partitions)))
+    consumer = consumer_cls(
+        bootstrap_servers=endpoints.kafka_bootstrap, enable_auto_commit=False, **endpoints.kafka_options
+    )
+    try:
+        tp = tp_cls(topic, partition)
+        consumer.assign([tp])
+        consumer.seek_to_beginning(tp)
+        end = consumer.end_offsets([tp])[tp]
+        latest: bytes | None = None
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            batch = consumer.poll(timeout_ms=300)
+            for records in batch.values():
+                for r in records:
+                    if r.key == key:
+                        latest = r.value
+            if not batch and consumer.position(tp) >= end:
+                break  # some brokers under-report the end of a batch: stop on an empty poll
+        return latest
+    except PrivrecError:
+        raise
+    finally:
+        consumer.close()

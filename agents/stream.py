@@ -1,0 +1,199 @@
+"""The privacy-stream agent: wires co-partitioned topics to :class:`StreamProcessor`.
+
+One agent consumes ``playback.raw``, ``consent`` and ``erasure`` together.
+All three are keyed by the raw user id with the same partition count, so Faust
+assigns partition *p* of each to the same worker: a user's consent, events and
+window state live in one place, and every state write lands in changelog
+partition *p*. The agent performs each message's effects in a fixed order:
+
+1. produce dead letters and redacted records (at-least-once);
+2. produce closed windows to ``interactions`` and **wait for the broker's
+   acknowledgement**;
+3. only then write window state and consent to the changelogged tables.
+
+A crash between 2 and 3 re-emits identical window records after restart; the
+reverse order could lose a window. Offsets are committed by Faust after the
+changelog is flushed, and per-user offsets in the state make replays idempotent
+(see :mod:`pipeline.stream.partition`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+
+from agents.app import AppTopics
+from pipeline.stream import (
+    CONTROL_KEY,
+    Control,
+    Effects,
+    StreamProcessor,
+    encode_control,
+    is_control,
+)
+
+__all__ = ["StreamAgent", "attach_stream"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StreamAgent:
+    """Handles to what :func:`attach_stream` created (for the CLI and tests)."""
+
+    app: faust.App
+    processor: StreamProcessor
+    topics: AppTopics
+    windows: Any
+    consent: Any
+    stats: dict[str, Any]
+
+
+def attach_stream(
+    app: faust.App,
+    processor: StreamProcessor,
+    topics: AppTopics,
+    *,
+    partitions: int,
+    on_stats: Callable[[dict[str, Any]], None] | None = None,
+    stats_interval_s: float = 2.0,
+) -> StreamAgent:
+    """Define tables, topics, the agent and its timers on ``app``."""
+    raw_opts: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw", "partitions": partitions}
+    source = app.topic(topics.raw, topics.consent, topics.erasure, **raw_opts)
+    raw_topic = app.topic(topics.raw, **raw_opts)
+    redacted_topic = app.topic(topics.redacted, **raw_opts)
+    interactions_topic = app.topic(topics.interactions, **raw_opts)
+    dlq_topic = app.topic(topics.dlq, **raw_opts)
+    # bytes key/value types make Faust use the raw codec for writes *and* recovery
+    windows = app.Table("windows", default=None, partitions=partitions, key_type=bytes, value_type=bytes)
+    consent = app.Table("consent", default=None, partitions=partitions, key_type=bytes, value_type=bytes)
+    stats: dict[str, Any] = {"worker": f"{app.conf.id}:{uuid.uuid4().hex[:8]}", "idle_markers_pending": set()}
+
+    def consent_of(pseudonym: str) -> bytes | None:
+        return consent.get(pseudonym.encode())
+
+    def ensure_loaded(partition: int) -> None:
+        if partition not in processor.partitions:
+            prefix = f"{partition}/".encode()
+            processor.load(partition, ((k.decode(), v) for k, v in windows.items() if k.startswith(prefix)))
+
+    async def perform(fx: Effects) -> None:
+        for key, value in fx.dlq:
+            await dlq_topic.send(key=key, value=value)
+        for key, value in fx.redacted:
+            await redacted_topic.send(key=key, value=value)
+        if fx.interactions:
+            pending = [await interactions_topic.send(key=k, value=v) for k, v in fx.interactions]
+            await asyncio.gather(*pending)  # acknowledged before the state forgets them
+        for write in fx.state:
+            key = write.key.encode()
+            if write.value is None:
+                windows.pop(key, None)
+            else:
+                windows[key] = write.value
+        for pseudonym, value in fx.consent:
+            key = pseudonym.encode()
+            if value is None:
+                consent.pop(key, None)
+            else:
+                consent[key] = value
+
+    @app.agent(source, name="privacy-stream")
+    async def privacy_stream(stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            msg = event.message
+            p = msg.partition
+            ensure_loaded(p)
+            try:
+                if msg.topic == topics.raw:
+                    if is_control(msg.key, msg.value):
+                        stats["idle_markers_pending"].discard(p)
+                        fx = processor.on_control(p, msg.offset, msg.value)
+                    else:
+                        fx = processor.on_playback(p, msg.offset, msg.key, msg.value, consent_of)
+                        stats["last_at"] = now_ms = time.time_ns() // 1_000_000
+                        stats.setdefault("first_at", now_ms)
+                elif msg.topic == topics.consent:
+                    fx = processor.on_consent(p, msg.offset, msg.key, msg.value)
+                else:  # erasure: handled by the viewer-rights stage when it lands
+                    continue
+            except Exception as exc:  # never crash on input: log where and what kind, never the payload
+                log.error(
+                    "unexpected %s at %s[%d]@%d; message sent to the DLQ",
+                    type(exc).__name__,
+                    msg.topic,
+                    p,
+                    msg.offset,
+                )
+                fx = processor.internal_error(msg.topic, p, msg.offset, type(exc).__name__)
+            await perform(fx)
+
+    @app.timer(interval=max(0.5, processor.config.idle_close_ms / 4000))
+    async def idle_check() -> None:
+        """Ask quiet partitions with open windows to close them (via an in-order marker)."""
+        now = processor.clock()
+        assigned = {tp.partition for tp in app.consumer.assignment() if tp.topic == topics.raw}
+        for p, state in list(processor.partitions.items()):
+            last = state.engine.last_activity_ms
+            if (
+                p in assigned
+                and p not in stats["idle_markers_pending"]
+                and state.engine.open_count
+                and last is not None
+                and now - last >= processor.config.idle_close_ms
+            ):
+                stats["idle_markers_pending"].add(p)
+                marker = Control(command="idle", id=uuid.uuid4().hex, at=now)
+                await raw_topic.send(key=CONTROL_KEY, value=encode_control(marker), partition=p)
+
+    @app.on_partitions_revoked.connect
+    def _revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
+        processor.drop({tp.partition for tp in revoked if tp.topic == topics.raw})
+
+    if on_stats is not None:
+
+        @app.timer(interval=stats_interval_s)
+        async def publish_stats() -> None:
+            data = snapshot(processor, stats)
+            data["assigned"] = sorted(
+                tp.partition for tp in app.consumer.assignment() if tp.topic == topics.raw
+            )
+            on_stats(data)
+
+    return StreamAgent(app, processor, topics, windows, consent, stats)
+
+
+def snapshot(processor: StreamProcessor, stats: dict[str, Any]) -> dict[str, Any]:
+    """Counters and window progress of this worker, with no user data."""
+    return {
+        "worker": stats["worker"],
+        "at": int(time.time() * 1000),
+        "counters": dict(processor.counters),
+        "first_at": stats.get("first_at"),
+        "last_at": stats.get("last_at"),
+        "partitions": {
+            str(p): {"open_windows": s.engine.open_count, "watermark": s.engine.watermark}
+            for p, s in processor.partitions.items()
+        },
+    }
+
+
+def stats_to_redis(client: Any, ttl_s: int = 300) -> Callable[[dict[str, Any]], None]:
+    """A stats sink writing ``privrec:stats:worker:<id>`` (JSON, with a TTL)."""
+
+    def write(data: dict[str, Any]) -> None:
+        try:
+            client.set(f"privrec:stats:worker:{data['worker']}", json.dumps(data), ex=ttl_s)
+        except Exception as exc:  # metrics must never stop the stream
+            log.warning("could not publish stats: %s", type(exc).__name__)
+
+    return write
