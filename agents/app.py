@@ -12,7 +12,7 @@ from typing import Any
 
 import faust
 
-from agents.compat import install_no_ack_for_skipped, install_true_highwaters
+from agents.compat import install_hole_repair, install_no_ack_for_skipped, install_true_highwaters
 from pipeline.connect import Endpoints
 from pipeline.settings import Settings
 
@@ -99,7 +99,9 @@ def create_app(settings: Settings, endpoints: Endpoints, *, worker_id: str = "w0
     credentials = _credentials(settings)
     if credentials is not None:
         options["broker_credentials"] = credentials
-    return faust.App(settings.app_id, **options)
+    app = faust.App(settings.app_id, **options)
+    install_hole_repair(app)
+    return app
 
 
 def _is_loopback(bootstrap: str) -> bool:

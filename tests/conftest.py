@@ -10,6 +10,7 @@ The report header says which backend ran.
 from __future__ import annotations
 
 import os
+import signal
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -46,6 +47,13 @@ def _choose_backend() -> dict[str, str]:
         _BACKEND["kafka"] = "external" if kafka else ("testcontainers" if docker else "embedded")
         _BACKEND["redis"] = "external" if redis else ("testcontainers" if docker else "embedded")
     return _BACKEND
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # pytest then still tears down session fixtures (embedded services)
+
+
+signal.signal(signal.SIGTERM, _terminate)
 
 
 def pytest_report_header(config: pytest.Config) -> str:

@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 
-from agents.cli import bench, demo, services, stream
+from agents.cli import bench, demo, ops, recs, services, stream
 from pipeline.errors import PrivrecError
 from pipeline.settings import load_settings
 
 __all__ = ["build_parser", "main"]
 
-COMMAND_MODULES = (services, stream, demo, bench)
+COMMAND_MODULES = (services, stream, demo, bench, ops, recs)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,6 +42,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.verbose < 2:  # client libraries are chatty about normal events
         for name in ("kafka", "aiokafka"):
             logging.getLogger(name).setLevel(logging.CRITICAL)
+    # SIGTERM unwinds like Ctrl-C, so commands that started services or children clean up
+    # (`privrec worker` replaces this with Faust's own handler).
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         settings = load_settings()
         return int(args.handler(settings, args) or 0)
@@ -51,6 +55,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:  # e.g. `privrec config show | head`
         return 0
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":  # pragma: no cover

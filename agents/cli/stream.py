@@ -129,6 +129,8 @@ def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
             seed=args.seed,
             titles=titles,
             rate=args.rate,
+            # holding a user's events for up to the grace keeps every event on time (see batch_sessions)
+            max_hold_ms=settings.stream.window_grace_ms,
             wait_consent=None if args.no_wait_consent else consent_waiter(settings, endpoints, 60.0),
         )
         if args.close_windows:
