@@ -1,0 +1,48 @@
+"""Serving: the Redis recommendation cache, viewer controls, readers and the HTTP endpoint.
+
+The trainer calls :func:`publish` (and :func:`publish_user` for fold-in
+refreshes); erasure calls :func:`delete_user`; services read through
+:class:`Reader` / :class:`AsyncReader`, or over HTTP (``pipeline.serving.http``,
+imported separately because it needs aiohttp).
+"""
+
+from pipeline.serving.controls import Controls, Personalization, get_controls, set_controls
+from pipeline.serving.layout import Layout, check_pseudonym, check_version
+from pipeline.serving.publish import (
+    PublishResult,
+    VersionExists,
+    delete_user,
+    live_meta,
+    live_version,
+    publish,
+    publish_user,
+    read_meta,
+    remove_versions,
+)
+from pipeline.serving.reader import MAX_N, AsyncReader, Reader
+from pipeline.serving.response import RecsResponse, Source, compose
+
+__all__ = [
+    "MAX_N",
+    "AsyncReader",
+    "Controls",
+    "Layout",
+    "Personalization",
+    "PublishResult",
+    "Reader",
+    "RecsResponse",
+    "Source",
+    "VersionExists",
+    "check_pseudonym",
+    "check_version",
+    "compose",
+    "delete_user",
+    "get_controls",
+    "live_meta",
+    "live_version",
+    "publish",
+    "publish_user",
+    "read_meta",
+    "remove_versions",
+    "set_controls",
+]

@@ -1,0 +1,100 @@
+"""The reader's response and the pure rules that build it (controls, fill, fallbacks).
+
+Kept free of Redis so the rules are unit-tested on plain records:
+
+* nothing published yet → ``source: "none"``, no items;
+* ``personalization: off``, or no personalised entry (cold start, no consent)
+  → the popular list, ``personalized: false``;
+* ``limited`` → the ``limited`` list, ``full`` → the ``full`` list;
+* hidden titles are removed from every list; a personalised list left shorter
+  than ``n`` is filled from the popular list (titles not already present, with
+  no ``because``); a response with no personalised item at all is reported as
+  ``source: "popular"``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Literal
+
+import msgspec
+
+from pipeline.recs.types import PopularItem, Recommendation, UserRecs
+from pipeline.serving.controls import Controls
+
+__all__ = ["RecsResponse", "Source", "compose", "popular_as_recs"]
+
+Source = Literal["full", "limited", "popular", "none"]
+
+
+class RecsResponse(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """What a reader returns for one user; encodes to the HTTP/CLI JSON body.
+
+    ``user`` is the pseudonym under which the viewer's entries (recommendations
+    or controls) were found, or null: the raw user id is never echoed, and an
+    unknown user id does not reveal its pseudonym.
+    """
+
+    user: str | None
+    personalized: bool
+    version: str | None
+    items: list[Recommendation]
+    source: Source
+
+
+def popular_as_recs(popular: Iterable[PopularItem]) -> list[Recommendation]:
+    """The popular list in the response's item shape (no ``because``)."""
+    return [Recommendation(content_id=p.content_id, score=p.score) for p in popular]
+
+
+def _take(
+    source: Iterable[Recommendation], hidden: frozenset[str], n: int, out: list[Recommendation]
+) -> None:
+    seen = {r.content_id for r in out}
+    for rec in source:
+        if len(out) >= n:
+            return
+        cid = rec.content_id
+        if cid in hidden or cid in seen:
+            continue
+        seen.add(cid)
+        out.append(rec)
+
+
+def compose(
+    *,
+    version: str | None,
+    pseudonym: str | None,
+    recs: UserRecs | Iterable[Recommendation] | None,
+    controls: Controls,
+    popular: list[Recommendation],
+    n: int,
+) -> RecsResponse:
+    """Apply the viewer's controls and the fallbacks; see the module docstring.
+
+    Args:
+        version: the live version, None when nothing is published.
+        pseudonym: where the viewer's entries were found, or None.
+        recs: the viewer's published entry: a ``UserRecs``, or directly the items
+            of the list that ``controls.personalization`` selects (the reader
+            decodes only that one, lazily), or None.
+        controls: the viewer's controls (defaults when none are stored).
+        popular: the version's popular list, best first.
+        n: how many items at most.
+    """
+    if version is None:
+        return RecsResponse(user=pseudonym, personalized=False, version=None, items=[], source="none")
+    mode = controls.personalization
+    hidden = controls.hidden
+    items: list[Recommendation] = []
+    if recs is not None and mode != "off":
+        if isinstance(recs, UserRecs):
+            recs = recs.full if mode == "full" else recs.limited
+        _take(recs, hidden, n, items)
+    personalized = bool(items)
+    if len(items) < n:
+        _take(popular, hidden, n, items)
+    source: Source = mode if personalized else "popular"  # type: ignore[assignment]
+    return RecsResponse(
+        user=pseudonym, personalized=personalized, version=version, items=items, source=source
+    )
