@@ -28,6 +28,35 @@ def register(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="JSON output (the default; kept for symmetry)")
     p.set_defaults(handler=cmd_bench_stream)
 
+    p = bench.add_parser("train", help="our trainer (store + CSR + ALS) vs a bare implicit fit, per size")
+    p.add_argument(
+        "--interactions",
+        type=int,
+        nargs="+",
+        default=[100_000, 1_000_000],
+        metavar="N",
+        help="synthetic interaction counts (default 100000 1000000; 10000000 needs ~3 GB and minutes)",
+    )
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--json", action="store_true", help="JSON output (the default; kept for symmetry)")
+    p.set_defaults(handler=cmd_bench_train)
+
+    from agents.cli.recs import n_items
+
+    p = bench.add_parser("serve", help="recommendation reader vs raw redis-py GET of the same keys")
+    p.add_argument("--users", type=int, default=10_000, help="users published (default 10000)")
+    p.add_argument("--reads", type=int, default=20_000, help="single-user reads timed (default 20000)")
+    p.add_argument("--n", type=n_items, default=10, help="items per read (default 10)")
+    p.add_argument("--json", action="store_true", help="JSON output (the default; kept for symmetry)")
+    p.set_defaults(handler=cmd_bench_serve)
+
+
+def cmd_bench_train(settings: Settings, args: argparse.Namespace) -> int:
+    from agents.bench.train import bench_train
+
+    print_json(bench_train(args.interactions, settings=settings.trainer, seed=args.seed))
+    return 0
+
 
 def cmd_bench_stream(settings: Settings, args: argparse.Namespace) -> int:
     from agents.bench.stream import bench_stream
@@ -35,4 +64,11 @@ def cmd_bench_stream(settings: Settings, args: argparse.Namespace) -> int:
     print_json(
         bench_stream(events=args.events, workers=args.workers, seed=args.seed, naive_events=args.naive_events)
     )
+    return 0
+
+
+def cmd_bench_serve(settings: Settings, args: argparse.Namespace) -> int:
+    from agents.bench.serve import bench_serve
+
+    print_json(bench_serve(settings, users=args.users, reads=args.reads, n=args.n))
     return 0

@@ -1,0 +1,65 @@
+"""Per user×title aggregates: what the store hands to confidence weighting and training."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+__all__ = ["Pairs", "empty_pairs"]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Pairs:
+    """Per user×title aggregates, one entry per pair, sorted by ``(user, item)``.
+
+    ``user[k]`` indexes :attr:`user_ids` and ``item[k]`` indexes
+    :attr:`item_ids`; both id lists hold only ids that have at least one pair.
+    """
+
+    user: np.ndarray
+    """int32 row of each pair."""
+    item: np.ndarray
+    """int32 column of each pair."""
+    watched_ms: np.ndarray
+    """int64 sum of watched time over the pair's windows."""
+    plays: np.ndarray
+    """int64 sum of ``play`` events."""
+    completed: np.ndarray
+    """bool: any window ended in ``complete``."""
+    windows: np.ndarray
+    """int32 number of distinct windows."""
+    last_seen: np.ndarray
+    """int64 newest ``window_end`` (epoch ms)."""
+    user_ids: list[str]
+    item_ids: list[str]
+
+    def __len__(self) -> int:
+        return len(self.user)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(users, items)`` of the matrix these pairs fill."""
+        return len(self.user_ids), len(self.item_ids)
+
+    @property
+    def n_windows(self) -> int:
+        """Distinct windows folded into these pairs."""
+        return int(self.windows.sum())
+
+    def to_csr(self, data: np.ndarray) -> sp.csr_matrix:
+        """A users×items CSR matrix with ``data[k]`` at pair ``k`` (entry order kept)."""
+        n_users, n_items = self.shape
+        indptr = np.zeros(n_users + 1, dtype=np.int64)
+        np.cumsum(np.bincount(self.user, minlength=n_users), out=indptr[1:])
+        return sp.csr_matrix(
+            (np.asarray(data, dtype=np.float32), self.item.astype(np.int32), indptr),
+            shape=(n_users, n_items),
+        )
+
+
+def empty_pairs() -> Pairs:
+    """Pairs of an empty store."""
+    i32, i64 = np.empty(0, np.int32), np.empty(0, np.int64)
+    return Pairs(i32, i32, i64, i64, np.empty(0, np.bool_), i32, i64, [], [])
