@@ -84,6 +84,7 @@ def replay_ratings(
     titles: dict[str, str] | None = None,
     rate: float | None = None,
     max_hold_ms: int = 60_000,
+    heartbeat_ms: int | None = None,
     wait_consent: Callable[[dict[int, int]], bool] | None = None,
     progress: bool | None = None,
 ) -> ReplayReport:
@@ -120,7 +121,8 @@ def replay_ratings(
     if wait_consent is not None and ends:
         report.consent_applied = wait_consent(ends)
 
-    sessions = ratings_to_sessions(ratings, seed=seed, titles=titles)
+    extra = {} if heartbeat_ms is None else {"heartbeat_ms": heartbeat_ms}
+    sessions = ratings_to_sessions(ratings, seed=seed, titles=titles, **extra)
     total = _estimate_events(ratings)
     bar = Progress(total, "replay", progress)
     for user, events in batch_sessions(sessions, max_hold_ms=max_hold_ms):

@@ -102,7 +102,12 @@ def _run_privrec(
     r = redis.Redis.from_url(settings.redis.url.get_secret_value() if settings.redis.url else "")
 
     def start(tag: str) -> list[ChildProcess]:
-        return [ChildProcess(settings, log_dir / f"worker-{tag}-{i}.log", ["worker", "--loglevel", "info"]).start() for i in range(workers)]
+        return [
+            ChildProcess(
+                settings, log_dir / f"worker-{tag}-{i}.log", ["worker", "--loglevel", "info"]
+            ).start()
+            for i in range(workers)
+        ]
 
     def stop(children: list[ChildProcess]) -> None:
         for c in children:

@@ -1,29 +1,234 @@
-"""``privrec demo``: the whole product on the embedded services, in one command."""
+"""``privrec demo``: the whole product on the embedded services, in one command.
+
+Starts the services (embedded unless configured), creates the topics, runs
+worker(s), replays the synthetic audience (or a real dataset) with a consent
+mix and a few broken messages, closes the windows, trains, publishes to Redis,
+reads recommendations back through the reader and prints what happened.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import time
+from pathlib import Path
 from typing import Any
 
 from agents.cli import services
+from agents.cli._output import print_json
 from pipeline.embedded import EmbeddedServices
 from pipeline.settings import Settings
 
 __all__ = ["register"]
 
+#: What a broken client might send: each lands in the DLQ with its reason.
+BROKEN_MESSAGES: list[tuple[bytes | None, bytes]] = [
+    (b"broken-client", b"{not json"),
+    (b"broken-client", json.dumps({"schema": "playback.v1", "event_id": "x"}).encode()),
+    (b"broken-client", json.dumps({"schema": "playback.v9", "events": []}).encode()),
+]
+
 
 def register(sub: Any) -> None:
     p = sub.add_parser("demo", help="run the pipeline end to end on the embedded services")
     p.add_argument("--keep", action="store_true", help="leave the services running afterwards")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--dataset", type=Path, help="replay a real ratings dataset instead of the synthetic one")
+    p.add_argument("--format", default="movielens", choices=["movielens", "csv"])
+    p.add_argument("--users", type=int, default=2000)
+    p.add_argument("--items", type=int, default=1000)
+    p.add_argument("--events", type=int, default=50_000)
+    p.add_argument(
+        "--consent", default="0.8,0.1,0.1", help="shares with personalisation, analytics only, none"
+    )
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--seed", type=int, default=7)
     p.set_defaults(handler=cmd_demo)
 
 
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
-    started_here = not EmbeddedServices(settings.state_dir).records()
-    services.cmd_up(settings, args)
+    embedded = settings.kafka.embedded or settings.redis.embedded
+    started_here = embedded and not any(
+        r.alive() for r in EmbeddedServices(settings.state_dir).records().values()
+    )
+    quiet = argparse.Namespace(**vars(args))
+    if embedded:
+        _quietly(services.cmd_up, settings, quiet, args.json)
     try:
-        services.cmd_topics_create(settings, args)
-        return services.cmd_smoke(settings, args)
+        _quietly(services.cmd_topics_create, settings, quiet, args.json)
+        summary = run_demo(settings, args)
     finally:
         if started_here and not args.keep:
-            services.cmd_down(settings, args)
+            _quietly(services.cmd_down, settings, quiet, args.json)
+    if args.json:
+        print_json(summary)
+    else:
+        print_summary(summary, keep=args.keep)
+    return 0
+
+
+def _quietly(fn: Any, settings: Settings, args: argparse.Namespace, quiet: bool) -> None:
+    import contextlib
+    import io
+
+    if quiet:
+        with contextlib.redirect_stdout(io.StringIO()):
+            fn(settings, args)
+    else:
+        fn(settings, args)
+
+
+def run_demo(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
+    from agents.cli.train import make_trainer, report_dict
+    from agents.pipeline_run import PipelineRun
+    from pipeline.connect import redis_client, resolve
+    from pipeline.keys import pseudonymizer
+    from pipeline.serving.layout import Layout
+    from pipeline.serving.reader import Reader
+    from pipeline.sources import consent_mix, read_ratings, read_titles, synthetic_ratings, synthetic_titles
+
+    started = time.monotonic()
+    if args.dataset:
+        ratings = read_ratings(args.dataset, args.format)
+        titles = read_titles(args.dataset, args.format)
+    else:
+        ratings = synthetic_ratings(
+            users=args.users, items=args.items, events_target=args.events, seed=args.seed
+        )
+        titles = synthetic_titles(args.items, args.seed)
+    log_dir = Path(settings.state_dir) / "logs" / "demo"
+    with PipelineRun(settings, log_dir, workers=args.workers) as run:
+        t0 = time.monotonic()
+        replay = run.replay(
+            ratings,
+            consent=args.consent,
+            seed=args.seed,
+            titles=titles,
+            progress=False if args.json else None,
+        )
+        run.send_raw(BROKEN_MESSAGES)
+        run.close_and_wait()
+        stream_s = time.monotonic() - t0
+        counters = run.counters()
+    t1 = time.monotonic()
+    trainer = make_trainer(settings)
+    try:
+        trainer.catch_up()
+        trainer.tail.commit()
+        report = trainer.train_and_publish()
+    finally:
+        trainer.tail.consumer.close()
+    train_s = time.monotonic() - t1
+
+    endpoints = resolve(settings)
+    pz = pseudonymizer(settings)
+    reader = Reader(redis_client(endpoints), pz, Layout.from_settings(settings))
+    mix = consent_mix(sorted({r.user_id for r in ratings}), spec=args.consent, seed=args.seed)
+    personal = [u for u, p in mix.items() if p and p["personalization"]]
+    analytics_only = [u for u, p in mix.items() if p and not p["personalization"]]
+    sample = personal[:2] + analytics_only[:1]
+    examples = []
+    for user in sample:
+        resp = reader.get(user, n=5)
+        examples.append(
+            {
+                "user_id": user,
+                "consent": "personalization" if user in personal else "analytics only",
+                "personalized": resp.personalized,
+                "source": resp.source,
+                "items": [
+                    {
+                        "content_id": it.content_id,
+                        "title": titles.get(it.content_id, it.content_id),
+                        "score": round(float(it.score), 4),
+                        "because": [titles.get(b, b) for b in it.because],
+                    }
+                    for it in resp.items
+                ],
+            }
+        )
+    return {
+        "events_in": replay.events,
+        "messages": replay.messages,
+        "users": replay.users,
+        "consent": replay.consent,
+        "stream": {
+            "received": counters.get("received", 0),
+            "redacted": counters.get("redacted", 0),
+            "analytics_only": counters.get("analytics_only", 0),
+            "dropped": {k.split(":", 1)[1]: v for k, v in counters.items() if k.startswith("dropped:")},
+            "dlq": {k.split(":", 1)[1]: v for k, v in counters.items() if k.startswith("dlq:")},
+            "late": counters.get("late", 0),
+            "windows_emitted": counters.get("windows_emitted", 0),
+            "seconds": round(stream_s, 1),
+        },
+        "model": report_dict(report)
+        | {"trainer_counters": trainer.counters, "seconds_total": round(train_s, 1)},
+        "examples": examples,
+        "lag": _lag(settings),
+        "seconds": round(time.monotonic() - started, 1),
+    }
+
+
+def _lag(settings: Settings, samples: int = 2) -> list[dict[str, Any]]:
+    """Consumer lag of the pipeline's groups (a short Burrow-style window)."""
+    from agents.cli.ops import _consumer
+    from pipeline.connect import kafka_admin, resolve
+    from pipeline.ops.collect import LagCollector, pipeline_groups
+    from pipeline.ops.lag import LagWindow
+
+    endpoints = resolve(settings)
+    admin, consumer = kafka_admin(endpoints), _consumer(endpoints)
+    try:
+        collector = LagCollector(
+            admin, consumer, bootstrap=endpoints.kafka_bootstrap, client_options=endpoints.kafka_options
+        )
+        window = LagWindow(size=samples)
+        groups = pipeline_groups(settings)
+        for i in range(samples):
+            if i:
+                time.sleep(1.0)
+            window.extend(collector.sample(groups)[0])
+        return [
+            {"group": g.group, "lag": g.total_lag, "status": g.status.name} for g in window.evaluate(groups)
+        ]
+    finally:
+        consumer.close()
+        admin.close()
+
+
+def print_summary(s: dict[str, Any], *, keep: bool) -> None:
+    st = s["stream"]
+    print()
+    print(
+        f"privrec demo: {s['events_in']:,} playback events from {s['users']:,} viewers "
+        f"({s['messages']:,} messages) in {s['seconds']} s"
+    )
+    print(f"  consent mix         {s['consent']}")
+    print(
+        f"  stream              received {st['received']:,}, redacted {st['redacted']:,} "
+        f"(analytics only {st['analytics_only']:,}), late {st['late']:,}, in {st['seconds']} s"
+    )
+    print(f"  dropped by reason   {st['dropped'] or '-'}")
+    print(f"  dead letters        {st['dlq'] or '-'}")
+    print(f"  windows emitted     {st['windows_emitted']:,} (interactions)")
+    m = s["model"]
+    metrics = m["metrics"]
+    print(
+        f"  model               {m['version']} ({'published' if m['published'] else 'NOT published'}), "
+        f"{m['users']:,} users x {m['items']:,} titles, holdout NDCG@10 "
+        f"{metrics.get('ndcg_at_10', float('nan')):.4f}, precision@10 "
+        f"{metrics.get('precision_at_10', float('nan')):.4f}, trained in {m['seconds_total']} s"
+    )
+    for ex in s["examples"]:
+        kind = "personalised" if ex["personalized"] else f"not personalised ({ex['source']})"
+        print(f"\n  recommendations for {ex['user_id']} [{ex['consent']}; {kind}]")
+        for it in ex["items"]:
+            because = f"  — because you watched {', '.join(it['because'])}" if it["because"] else ""
+            print(f"    {it['title']}{because}")
+    if s["lag"]:
+        print("\n  consumer lag")
+        for g in s["lag"]:
+            print(f"    {g['group']}: {g['lag']} messages, status {g['status']}")
+    if keep:
+        print("\nservices left running: try `privrec recs USER`, `privrec lag`, `privrec down` when done")

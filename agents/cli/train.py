@@ -1,0 +1,107 @@
+"""``privrec train``: fit ALS on the interactions topic and publish recommendations to Redis."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import threading
+import uuid
+from typing import Any
+
+from agents.cli._output import print_json
+from pipeline.connect import Endpoints, redis_client, resolve
+from pipeline.keys import pseudonymizer
+from pipeline.settings import Settings
+
+__all__ = ["make_trainer", "register"]
+
+log = logging.getLogger(__name__)
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("train", help="train ALS on the interactions and publish recommendations")
+    p.add_argument("--once", action="store_true", help="train on everything available, publish and exit")
+    p.add_argument("--force", action="store_true", help="publish even when the quality gate refuses")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_train)
+
+
+def trainer_group(settings: Settings) -> str:
+    return f"{settings.app_id}-trainer"
+
+
+def make_trainer(settings: Settings, endpoints: Endpoints | None = None, *, commit: bool = True) -> Any:
+    """A :class:`agents.trainer.Trainer` reading the deployment's topics from the beginning."""
+    from kafka import KafkaConsumer
+
+    from agents.trainer import Trainer
+    from pipeline.tail import TopicTail
+
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # implicit's advice: ALS threads, not BLAS threads
+    endpoints = endpoints or resolve(settings)
+    consumer = KafkaConsumer(
+        bootstrap_servers=endpoints.kafka_bootstrap,
+        group_id=trainer_group(settings) if commit else None,
+        client_id=f"privrec-trainer-{uuid.uuid4().hex[:6]}",
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=8 * 1024 * 1024,
+        **endpoints.kafka_options,
+    )
+    tail = TopicTail(
+        consumer,
+        [settings.topic("consent"), settings.topic("interactions")],
+        settings.partitions,
+        bootstrap=endpoints.kafka_bootstrap,
+        client_options=endpoints.kafka_options,
+    )
+    return Trainer(settings, tail, redis_client(endpoints), pseudonymizer(settings))
+
+
+def report_dict(report: Any) -> dict[str, Any]:
+    return {
+        "version": report.version,
+        "published": report.published,
+        "reason": report.reason,
+        "users": report.users,
+        "items": report.items,
+        "interactions": report.interactions,
+        "metrics": report.metrics,
+        "live_ndcg_at_10": report.live_ndcg_at_10,
+        "seconds": report.seconds,
+    }
+
+
+def cmd_train(settings: Settings, args: argparse.Namespace) -> int:
+    trainer = make_trainer(settings)
+    try:
+        if args.once:
+            trainer.catch_up()
+            trainer.tail.commit()
+            report = trainer.train_and_publish(force=args.force)
+            out = report_dict(report) | {"counters": trainer.counters}
+            if args.json:
+                print_json(out)
+            else:
+                print_summary(out)
+            return 0 if report.published else 3
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
+        trainer.run(stop)
+        return 0
+    finally:
+        trainer.tail.consumer.close()
+
+
+def print_summary(out: dict[str, Any]) -> None:
+    m = out["metrics"]
+    state = "published" if out["published"] else "NOT published"
+    print(
+        f"model {out['version'] or '-'} {state}: {out['users']:,} users x {out['items']:,} titles, "
+        f"{out['interactions']:,} interactions; holdout NDCG@10 {m.get('ndcg_at_10', float('nan')):.4f}, "
+        f"precision@10 {m.get('precision_at_10', float('nan')):.4f}"
+    )
+    if out["reason"]:
+        print(f"quality gate: {out['reason']}")

@@ -1,0 +1,145 @@
+"""Trainer and product commands on the real broker and Redis: gate, consent check, demo, eval."""
+
+from __future__ import annotations
+
+import json
+from collections import namedtuple
+
+import pytest
+import redis
+
+from agents.procs import settings_env
+from agents.trainer import Trainer
+from pipeline.keys import pseudonymizer
+from pipeline.serving import Layout, live_version, publish
+from pipeline.sources import consent_record, dataset_root, synthetic_ratings
+from tests.cli import privrec
+
+pytestmark = pytest.mark.integration
+
+Record = namedtuple("Record", "topic key value")
+
+
+def _interactions(users: int = 300, items: int = 120, seed: int = 3) -> list[dict]:
+    ratings = synthetic_ratings(users=users, items=items, events_target=12_000, seed=seed)
+    return [
+        {
+            "user": f"k1.{abs(hash(r.user_id)) % 10**32:032x}",
+            "content_id": r.content_id,
+            "window_start": int(r.timestamp_s) * 1000 // 3_600_000 * 3_600_000,
+            "window_end": int(r.timestamp_s) * 1000 // 3_600_000 * 3_600_000 + 3_600_000,
+            "watched_ms": int(60_000 * r.weight),
+            "plays": 1,
+            "completed": r.weight > 3,
+            "events": 3,
+        }
+        for r in ratings
+    ]
+
+
+def _consent(topic: str, user: str, *, personalization: bool) -> Record:
+    purposes = {"analytics": True, "personalization": personalization, "advertising": False}
+    return Record(topic, user.encode(), json.dumps(consent_record(user, purposes, updated_at_ms=1)).encode())
+
+
+@pytest.fixture
+def trainer(make_settings, redis_url):
+    settings = make_settings()
+    client = redis.Redis.from_url(redis_url)
+    t = Trainer(settings, tail=None, redis=client, pseudonymizer=pseudonymizer(settings))  # type: ignore[arg-type]
+    yield t
+    for key in client.scan_iter(match=t.layout.all_pattern(), count=1000):
+        client.unlink(key)
+    client.close()
+
+
+def test_quality_gate_refuses_a_degraded_model(trainer):
+    layout: Layout = trainer.layout
+    publish(trainer.redis, layout, "live-1", {}, [], {"metrics": {"ndcg_at_10": 0.99}}, 600)
+    trainer.store.add_many(_interactions())
+
+    refused = trainer.train_and_publish()
+    assert not refused.published
+    assert refused.metrics["ndcg_at_10"] < 0.99 * (1 - trainer.cfg.gate_margin)
+    assert "0.99" in refused.reason  # the refusal says why, with the numbers
+    assert live_version(trainer.redis, layout) == "live-1"
+    assert not (trainer.artefacts.exists() and any(trainer.artefacts.iterdir()))
+
+    forced = trainer.train_and_publish(force=True)
+    assert forced.published
+    assert live_version(trainer.redis, layout) == forced.version
+    assert (trainer.artefacts / forced.version).is_dir()
+
+
+def test_trainer_refuses_rows_without_personalisation_consent(trainer):
+    consent_topic, interactions_topic = trainer.topics["consent"], trainer.topics["interactions"]
+    pz = trainer.pz
+    allowed, analytics_only = "viewer-a", "viewer-b"
+    records = [
+        _consent(consent_topic, allowed, personalization=True),
+        _consent(consent_topic, analytics_only, personalization=False),
+    ]
+    for user in (allowed, analytics_only, "viewer-without-record"):
+        row = {
+            "schema": "interaction.v1",
+            "user": pz.pseudonym(user),
+            "content_id": "c1",
+            "window_start": 0,
+            "window_end": 3_600_000,
+            "watched_ms": 60_000,
+            "plays": 1,
+            "completed": False,
+            "events": 2,
+        }
+        records.append(Record(interactions_topic, row["user"].encode(), json.dumps(row).encode()))
+    trainer.apply(records)
+    assert trainer.store.users() == [pz.pseudonym(allowed)]
+    assert trainer.counters["interactions_refused_no_personalization"] == 2
+
+    # withdrawing personalisation removes the row (Art. 21)
+    trainer.apply([_consent(consent_topic, allowed, personalization=False)])
+    assert trainer.store.users() == []
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(700)
+def test_demo_end_to_end(make_settings):
+    settings = make_settings()
+    result = privrec(
+        "demo", "--json", "--users", "300", "--items", "150", "--events", "8000",
+        env=settings_env(settings),
+        timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(result.stdout)
+    stream = summary["stream"]
+    assert stream["received"] == summary["events_in"]
+    assert stream["dlq"] == {"invalid_json": 1, "schema_violation": 1, "unknown_schema": 1}
+    assert stream["dropped"].get("no_consent_record", 0) > 0
+    assert stream["windows_emitted"] > 0
+    model = summary["model"]
+    assert model["published"] and model["users"] == summary["consent"]["personalization"]
+    kinds = {ex["consent"]: ex for ex in summary["examples"]}
+    assert kinds["personalization"]["personalized"] is True
+    assert kinds["personalization"]["items"]
+    assert kinds["analytics only"]["personalized"] is False
+    assert {g["group"]: g["lag"] for g in summary["lag"]}[settings.app_id] == 0
+
+
+@pytest.mark.slow
+@pytest.mark.dataset
+@pytest.mark.timeout(1600)
+def test_eval_movielens_100k_meets_the_baseline(make_settings):
+    path = dataset_root() / "movielens-100k"
+    if not path.exists():
+        pytest.skip(f"MovieLens 100k not found under {dataset_root()} (set PRIVREC_DATASETS)")
+    settings = make_settings()
+    result = privrec(
+        "eval", "--dataset", str(path), "--format", "movielens", "--json",
+        env=settings_env(settings),
+        timeout=1500,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(result.stdout)
+    assert out["users_evaluated"] > 900
+    assert out["ratio"] >= 1.0, out
