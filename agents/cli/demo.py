@@ -220,9 +220,9 @@ def print_summary(s: dict[str, Any], *, keep: bool) -> None:
         f"{metrics.get('ndcg_at_10', float('nan')):.4f}, precision@10 "
         f"{metrics.get('precision_at_10', float('nan')):.4f}, trained in {m['seconds_total']} s"
     )
-    for ex in s["examples"]:
+    for number, ex in enumerate(s["examples"], 1):
         kind = "personalised" if ex["personalized"] else f"not personalised ({ex['source']})"
-        print(f"\n  recommendations for {ex['user_id']} [{ex['consent']}; {kind}]")
+        print(f"\n  recommendations for sample viewer {number} [{ex['consent']}; {kind}]")
         for it in ex["items"]:
             because = f"  — because you watched {', '.join(it['because'])}" if it["because"] else ""
             print(f"    {it['title']}{because}")
