@@ -153,11 +153,13 @@ class TrainerSettings(BaseModel):
     """ALS training, confidence weighting and the quality gate (see README: Recommendations)."""
 
     factors: int = Field(default=64, ge=1)
-    regularization: float = Field(default=0.05, ge=0)
+    regularization: float = Field(
+        default=20.0, ge=0, description="L2 penalty; measured best on MovieLens (pipeline.recs.confidence)"
+    )
     iterations: int = Field(default=15, ge=1)
-    alpha: float = Field(default=1.0, gt=0, description="confidence scale applied after weighting")
+    alpha: float = Field(default=0.5, gt=0, description="confidence scale applied after weighting")
     weighting: Literal["log", "linear", "bm25", "binary"] = "log"
-    watched_unit_ms: int = Field(default=60_000, gt=0, description="watch time unit of the log scale")
+    watched_unit_ms: int = Field(default=540_000, gt=0, description="watch time unit of the log scale")
     completion_bonus: float = Field(default=1.0, ge=0)
     bm25_k1: float = Field(default=1.2, gt=0)
     bm25_b: float = Field(default=0.75, ge=0, le=1)

@@ -16,7 +16,7 @@ from implicit.als import AlternatingLeastSquares
 from threadpoolctl import threadpool_limits
 
 from pipeline.errors import PrivrecError
-from pipeline.recs.confidence import confidence
+from pipeline.recs.confidence import bm25_item_norm, confidence
 from pipeline.recs.matrix import InteractionStore
 from pipeline.recs.model import Model
 from pipeline.settings import TrainerSettings
@@ -64,11 +64,12 @@ def train(data: TrainingInput, settings: TrainerSettings) -> Model:
         user_ids, item_ids = pairs.user_ids, pairs.item_ids
         last_seen: np.ndarray | None = pairs.last_seen
         n_interactions = pairs.n_windows
+        bm25_norm = bm25_item_norm(pairs, settings) if settings.weighting == "bm25" else None
     else:
         raw, user_ids, item_ids = data
         matrix = sp.csr_matrix(raw, dtype=np.float32)
         matrix.sum_duplicates()
-        last_seen, n_interactions = None, matrix.nnz
+        last_seen, n_interactions, bm25_norm = None, matrix.nnz, None
     if matrix.nnz == 0:
         raise TrainingError("no interactions to train on")
     trained_at = int(time.time() * 1000)
@@ -83,4 +84,5 @@ def train(data: TrainingInput, settings: TrainerSettings) -> Model:
         settings=settings,
         trained_at=trained_at,
         n_interactions=n_interactions,
+        bm25_norm=bm25_norm,
     )

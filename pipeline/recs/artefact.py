@@ -49,10 +49,16 @@ def save_model(model: Model, directory: Path) -> Path:
                 indices=model.matrix.indices,
                 data=model.matrix.data,
                 last_seen=model.last_seen if has_seen else np.empty(0, np.int64),
+                bm25_norm=model.bm25_norm if model.bm25_norm is not None else np.empty(0),
             )
             fh.flush()
             os.fsync(fh.fileno())
-        meta = {"format": FORMAT, **model.meta(), "has_last_seen": has_seen}
+        meta = {
+            "format": FORMAT,
+            **model.meta(),
+            "has_last_seen": has_seen,
+            "has_bm25_norm": model.bm25_norm is not None,
+        }
         with (tmp / _META).open("w", encoding="utf-8") as fh:
             json.dump(meta, fh, indent=2, sort_keys=True)
             fh.flush()
@@ -95,4 +101,5 @@ def load_model(directory: Path) -> Model:
             trained_at=meta["trained_at"],
             n_interactions=meta["n_interactions"],
             metrics=meta["metrics"],
+            bm25_norm=arrays["bm25_norm"] if meta.get("has_bm25_norm") else None,
         )

@@ -68,6 +68,7 @@ class Model:
         trained_at: int | None = None,
         n_interactions: int | None = None,
         metrics: Mapping[str, Any] | None = None,
+        bm25_norm: np.ndarray | None = None,
     ) -> None:
         if user_factors.shape[0] != len(user_ids) or matrix.shape != (len(user_ids), len(item_ids)):
             raise ValueError("factors, ids and matrix disagree on the number of users or items")
@@ -78,13 +79,18 @@ class Model:
         self._user_index = {u: i for i, u in enumerate(self.user_ids)}
         self._item_index = {c: i for i, c in enumerate(self.item_ids)}
         self.matrix: sp.csr_matrix = matrix.astype(np.float32)
-        self.matrix.sort_indices()
+        if not self.matrix.has_sorted_indices:
+            if last_seen is not None:  # sorting would break the alignment with last_seen
+                raise ValueError("matrix columns must be sorted within rows when last_seen is given")
+            self.matrix.sort_indices()
         self.last_seen = None if last_seen is None else np.asarray(last_seen, np.int64)
         self.settings = settings
         self.trained_at = int(time.time() * 1000) if trained_at is None else trained_at
         self.version = version or new_version(self.trained_at)
         self.n_interactions = int(matrix.nnz if n_interactions is None else n_interactions)
         self.metrics: dict[str, Any] = dict(metrics or {})
+        self.bm25_norm = None if bm25_norm is None else np.asarray(bm25_norm, np.float64)
+        """Per-title BM25 length norm of the training matrix (``bm25`` weighting only), for fold-in."""
         self._yty = self.item_factors.T.astype(np.float64) @ self.item_factors.astype(np.float64)
         self._als_model: Any = None
 
@@ -215,9 +221,12 @@ class Model:
                     raise ValueError("fold_in: a row belongs to another user")
                 store.add(row)
         pairs = store.pairs()
-        conf = confidence(pairs, self.settings)
-        col_of = np.asarray([self._item_index.get(c, -1) for c in pairs.item_ids] + [-1], np.int64)
-        cols = col_of[pairs.item]
+        col_of = np.asarray([self._item_index.get(c, -1) for c in pairs.item_ids], np.int64)
+        norm = None
+        if self.bm25_norm is not None:
+            norm = np.where(col_of >= 0, self.bm25_norm[np.maximum(col_of, 0)], 1.0)
+        conf = confidence(pairs, self.settings, item_norm=norm, n_items=self.n_items)
+        cols = col_of[pairs.item] if len(col_of) else np.empty(0, np.int64)
         known = cols >= 0
         user, cols, conf, seen = pairs.user[known], cols[known], conf[known], pairs.last_seen[known]
         bounds = np.searchsorted(user, np.arange(len(pairs.user_ids) + 1))  # pairs are sorted by user

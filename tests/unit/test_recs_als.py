@@ -261,3 +261,19 @@ def test_recommend_all_demo_size_is_quick() -> None:
     recs = model.recommend_all(50, recent_days=1)
     assert len(recs) == model.n_users
     assert time.perf_counter() - started < 20  # ~3-5 s on 2 cores; generous for shared CI
+
+
+@pytest.mark.parametrize("weighting", ["log", "linear", "binary", "bm25"])
+def test_fold_in_of_unchanged_history_keeps_the_row(rows: list[Record], weighting: str) -> None:
+    model = build(rows, SETTINGS.model_copy(update={"weighting": weighting}))
+    row = model.user_ids.index("u5")
+    before = model.matrix[row].toarray()
+    model.fold_in("u5", [r for r in rows if r["user"] == "u5"])
+    np.testing.assert_allclose(model.matrix[model.user_ids.index("u5")].toarray(), before, rtol=1e-6)
+
+
+def test_bm25_model_roundtrip_keeps_its_norms(rows: list[Record], tmp_path: Path) -> None:
+    model = build(rows, SETTINGS.model_copy(update={"weighting": "bm25"}))
+    assert model.bm25_norm is not None and len(model.bm25_norm) == model.n_items
+    model.save(tmp_path / "m")
+    np.testing.assert_array_equal(Model.load(tmp_path / "m").bm25_norm, model.bm25_norm)

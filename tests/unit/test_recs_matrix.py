@@ -7,8 +7,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
-from pipeline.recs.confidence import confidence
+from pipeline.recs.confidence import confidence, weigh
 from pipeline.recs.evaluate import temporal_split
 from pipeline.recs.matrix import InteractionStore
 from pipeline.settings import TrainerSettings
@@ -244,3 +245,22 @@ def test_store_split_matches_record_split(rec: MakeRecord) -> None:
     assert keys(got) == keys(expected.train)
     assert len(train_store) == len(expected.train)
     assert len(store) == len(rows)  # the original is untouched
+
+
+def test_bm25_matches_implicit(rec: MakeRecord) -> None:
+    from implicit.nearest_neighbours import bm25_weight
+
+    rng = np.random.default_rng(2)
+    store = InteractionStore()
+    store.add_many(
+        rec(f"p{u}", f"c{i}", watched_min=float(rng.uniform(0, 90)))
+        for u in range(30)
+        for i in rng.choice(40, size=int(rng.integers(1, 12)), replace=False).tolist()
+    )
+    pairs = store.pairs()
+    settings = TrainerSettings(weighting="bm25", bm25_k1=1.2, bm25_b=0.75)
+    x = pairs.watched_ms / settings.watched_unit_ms
+    item_users = sp.coo_matrix((x, (pairs.item, pairs.user)), shape=pairs.shape[::-1])
+    expected = bm25_weight(item_users, K1=1.2, B=0.75).tocsr().T.tocsr()
+    got = pairs.to_csr(weigh(pairs, settings))
+    np.testing.assert_allclose(got.toarray(), np.maximum(expected.toarray(), 0), rtol=1e-5, atol=1e-6)
