@@ -142,7 +142,5 @@ def test_eval_movielens_100k_meets_the_baseline(make_settings):
     assert result.returncode == 0, result.stderr[-3000:]
     out = json.loads(result.stdout)
     assert out["users_evaluated"] > 900
-    # Goal (issue 4): ratio >= 1.0. Measured 0.9965 (NDCG@10 0.1833 vs 0.1840) and, in a loaded
-    # run, NDCG@10 0.178: multi-threaded ALS varies run to run. Not met yet, so this guards the
-    # current level against regressions instead of claiming the goal.
-    assert out["ratio"] >= 0.95, out
+    # measured 1.114 with the tuned defaults (NDCG@10 0.2049 vs direct ALS 0.1840)
+    assert out["ratio"] >= 1.0, out
