@@ -190,6 +190,7 @@ class StreamProcessor:
     ) -> Effects:
         """One message of ``playback.raw``: an event or a one-user envelope."""
         fx = Effects()
+        source = DlqSource(topic=self.config.raw_topic, partition=partition, offset=offset)
         now = self.clock()
         decoded = decode_raw(
             value,
@@ -201,14 +202,12 @@ class StreamProcessor:
         for reject in decoded.rejects:
             self._dead_letter(
                 fx,
+                source,
                 reject.reason,
                 reject.detail,
-                self.config.raw_topic,
-                partition,
-                offset,
-                reject.event,
-                value,
-                now,
+                event=reject.event,
+                raw=value,
+                now=now,
             )
         events = decoded.events
         if not events:
@@ -219,14 +218,11 @@ class StreamProcessor:
             for ev in events:
                 self._dead_letter(
                     fx,
+                    source,
                     KEY_MISMATCH,
                     "message key is not the events' user_id",
-                    self.config.raw_topic,
-                    partition,
-                    offset,
-                    ev,
-                    None,
-                    now,
+                    event=ev,
+                    now=now,
                 )
             return fx
         c["received"] += len(events)
@@ -271,19 +267,16 @@ class StreamProcessor:
     def on_control(self, partition: int, offset: int, value: bytes) -> Effects:
         """A ``close_windows`` or ``idle`` marker for this partition."""
         fx = Effects()
+        source = DlqSource(topic=self.config.raw_topic, partition=partition, offset=offset)
         try:
             control = decode_control(value)
         except msgspec.ValidationError:
             self._dead_letter(
                 fx,
+                source,
                 INVALID_CONTROL,
                 "malformed control marker",
-                self.config.raw_topic,
-                partition,
-                offset,
-                None,
-                None,
-                self.clock(),
+                now=self.clock(),
             )
             return fx
         state = self._state(partition)
@@ -302,34 +295,28 @@ class StreamProcessor:
     def on_consent(self, partition: int, offset: int, key: bytes | None, value: bytes | None) -> Effects:
         """A consent update (or tombstone) keyed by raw user id."""
         fx = Effects()
+        source = DlqSource(topic=self.config.consent_topic, partition=partition, offset=offset)
         now = self.clock()
         try:
             record = decode_consent(value)
         except Exception as exc:  # ValidationFailed: the reason is safe to keep
             self._dead_letter(
                 fx,
+                source,
                 INVALID_CONSENT,
                 getattr(exc, "detail", "invalid consent record"),
-                self.config.consent_topic,
-                partition,
-                offset,
-                None,
-                value,
-                now,
+                raw=value,
+                now=now,
             )
             return fx
         if record is None:
             if not key:
                 self._dead_letter(
                     fx,
+                    source,
                     INVALID_CONSENT,
                     "tombstone without a key",
-                    self.config.consent_topic,
-                    partition,
-                    offset,
-                    None,
-                    None,
-                    now,
+                    now=now,
                 )
                 return fx
             user_id = key.decode("utf-8", "replace")
@@ -338,14 +325,10 @@ class StreamProcessor:
             if key is not None and key != user_id.encode():
                 self._dead_letter(
                     fx,
+                    source,
                     KEY_MISMATCH,
                     "message key is not the record's user_id",
-                    self.config.consent_topic,
-                    partition,
-                    offset,
-                    None,
-                    None,
-                    now,
+                    now=now,
                 )
                 return fx
         pseudonym = self.pz.pseudonym(user_id)
@@ -372,14 +355,10 @@ class StreamProcessor:
         fx = Effects()
         self._dead_letter(
             fx,
+            DlqSource(topic=topic, partition=partition, offset=offset),
             "internal_error",
             f"processing raised {kind}",
-            topic,
-            partition,
-            offset,
-            None,
-            None,
-            self.clock(),
+            now=self.clock(),
         )
         return fx
 
@@ -410,15 +389,15 @@ class StreamProcessor:
     def _dead_letter(
         self,
         fx: Effects,
+        source: DlqSource,
         reason: str,
         detail: str,
-        topic: str,
-        partition: int,
-        offset: int,
-        event: Any,
-        raw: bytes | None,
+        *,
+        event: Any = None,
+        raw: bytes | None = None,
         now: int,
     ) -> None:
+        """Queue a ``dlq.v1`` record: reason, source coordinates, the payload only after redaction."""
         payload = None
         if event is not None:
             obj = msgspec.to_builtins(event) if isinstance(event, msgspec.Struct) else event
@@ -426,7 +405,7 @@ class StreamProcessor:
         record = DeadLetter(
             reason=reason,
             detail=detail,
-            source=DlqSource(topic=topic, partition=partition, offset=offset),
+            source=source,
             payload=payload,
             at=now,
             raw_b64=raw if (self.config.dlq_include_raw and raw is not None) else None,
