@@ -36,7 +36,6 @@ from pipeline.recs import (
     TrainingError,
     evaluate,
     quality_gate,
-    temporal_split,
     train,
 )
 from pipeline.recs.types import UserRecs
@@ -179,10 +178,7 @@ class Trainer:
             report.reason = "no interactions with personalisation consent yet"
             return report
         t0 = time.perf_counter()
-        records = [r for user in self.store.users() for r in self.store.records(user)]
-        train_part, heldout = temporal_split(records, self.cfg.holdout_fraction)
-        holdout_store = InteractionStore()
-        holdout_store.add_many(train_part)
+        holdout_store, heldout = self.store.temporal_split(self.cfg.holdout_fraction)
         try:
             candidate = train(holdout_store, self.cfg)
         except TrainingError as exc:
