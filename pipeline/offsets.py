@@ -8,9 +8,10 @@ flushed) and by replays that must apply consent before sending events.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["committed_offsets", "end_offsets", "wait_committed"]
+__all__ = ["committed_offsets", "end_offsets", "send_acked", "wait_committed"]
 
 
 def end_offsets(consumer: Any, topic: str, partitions: int) -> dict[int, int]:
@@ -46,3 +47,25 @@ def wait_committed(
         if time.monotonic() >= deadline:
             return False
         time.sleep(interval_s)
+
+
+def send_acked(
+    producer: Any,
+    topic: str,
+    records: Iterable[tuple[bytes | None, bytes | None]],
+    *,
+    partition: int | None = None,
+    timeout_s: float = 60.0,
+) -> dict[int, int]:
+    """Send ``(key, value)`` records and wait for the broker's acks.
+
+    Returns the end offset (last acknowledged offset + 1) per partition written:
+    what a consumer group must have committed to have processed them all.
+    """
+    futures = [producer.send(topic, key=k, value=v, partition=partition) for k, v in records]
+    producer.flush(timeout=timeout_s)
+    ends: dict[int, int] = {}
+    for future in futures:
+        meta = future.get(timeout=timeout_s)
+        ends[meta.partition] = max(ends.get(meta.partition, 0), meta.offset + 1)
+    return ends

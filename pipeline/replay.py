@@ -15,6 +15,7 @@ from typing import Any
 
 import msgspec
 
+from pipeline.offsets import send_acked
 from pipeline.sources import (
     Rating,
     batch_sessions,
@@ -99,7 +100,7 @@ def replay_ratings(
     report.users = len(users)
     mix = consent_mix(users, spec=consent_spec, seed=seed)
     now_ms = int(time.time() * 1000)
-    futures = []
+    consent: list[tuple[bytes | None, bytes | None]] = []
     for user in users:
         purposes = mix[user]
         kind = (
@@ -111,13 +112,9 @@ def replay_ratings(
         if purposes is None:
             continue
         record = consent_record(user, purposes, updated_at_ms=now_ms)
-        futures.append(producer.send(consent_topic, key=user.encode(), value=_json.encode(record)))
-        report.consent_records += 1
-    producer.flush()
-    ends: dict[int, int] = {}
-    for f in futures:
-        meta = f.get(timeout=30)
-        ends[meta.partition] = max(ends.get(meta.partition, 0), meta.offset + 1)
+        consent.append((user.encode(), _json.encode(record)))
+    report.consent_records = len(consent)
+    ends = send_acked(producer, consent_topic, consent)
     if wait_consent is not None and ends:
         report.consent_applied = wait_consent(ends)
 

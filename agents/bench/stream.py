@@ -69,17 +69,15 @@ def _produce(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes
     """Send everything; the end offset (last + 1) per partition, from the broker's acks."""
     from kafka import KafkaProducer
 
+    from pipeline.offsets import send_acked
+
     producer = KafkaProducer(
         bootstrap_servers=bootstrap, linger_ms=20, batch_size=512 * 1024, max_request_size=8 * 1024 * 1024
     )
-    futures = [producer.send(topic, key=key, value=value) for key, value in records]
-    producer.flush()
-    ends: dict[int, int] = {}
-    for f in futures:
-        meta = f.get(timeout=60)
-        ends[meta.partition] = max(ends.get(meta.partition, 0), meta.offset + 1)
-    producer.close()
-    return ends
+    try:
+        return send_acked(producer, topic, records)
+    finally:
+        producer.close()
 
 
 def _run_privrec(

@@ -12,6 +12,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from agents import procs
 from agents.procs import ChildProcess, wait_until
+from pipeline.offsets import send_acked
 from pipeline.settings import Settings
 
 
@@ -60,14 +61,10 @@ def produce(
 ) -> dict[int, int]:
     """Send and return the end offset (last offset + 1) per partition written."""
     producer = KafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers, acks="all", linger_ms=5)
-    futures = [producer.send(topic, key=k, value=v, partition=partition) for k, v in records]
-    producer.flush()
-    ends: dict[int, int] = {}
-    for f in futures:
-        meta = f.get(timeout=30)
-        ends[meta.partition] = max(ends.get(meta.partition, 0), meta.offset + 1)
-    producer.close()
-    return ends
+    try:
+        return send_acked(producer, topic, records, partition=partition)
+    finally:
+        producer.close()
 
 
 def wait_processed(settings: Settings, topic: str, ends: dict[int, int], timeout: float = 120) -> None:
