@@ -139,7 +139,10 @@ def test_atomic_switch_never_mixes_versions(client, layout):
     thread = threading.Thread(target=poll)
     thread.start()
     try:
-        time.sleep(0.05)
+        deadline = time.monotonic() + 10
+        while not seen:  # the poller has read v1 before the publish starts
+            assert time.monotonic() < deadline, "reader thread produced nothing"
+            time.sleep(0.005)
         result = publish_version(client, layout, "v2", users)
     finally:
         done.set()
