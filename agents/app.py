@@ -34,6 +34,7 @@ class AppTopics:
     raw: str
     consent: str
     erasure: str
+    erasure_stages: str
     redacted: str
     interactions: str
     dlq: str
@@ -45,6 +46,7 @@ class AppTopics:
             raw=t("playback.raw"),
             consent=t("consent"),
             erasure=t("erasure"),
+            erasure_stages=t("erasure.stages"),
             redacted=t("playback.redacted"),
             interactions=t("interactions"),
             dlq=t("playback.dlq"),

@@ -73,6 +73,10 @@ def attach_stream(
     redacted_topic = app.topic(topics.redacted, **raw_opts)
     interactions_topic = app.topic(topics.interactions, **raw_opts)
     dlq_topic = app.topic(topics.dlq, **raw_opts)
+    after_topics = {
+        "consent": app.topic(topics.consent, **raw_opts),
+        "stages": app.topic(topics.erasure_stages, **raw_opts),
+    }
     # bytes key/value types make Faust use the raw codec for writes *and* recovery
     windows = app.Table("windows", default=None, partitions=partitions, key_type=bytes, value_type=bytes)
     consent = app.Table("consent", default=None, partitions=partitions, key_type=bytes, value_type=bytes)
@@ -106,6 +110,9 @@ def attach_stream(
                 consent.pop(key, None)
             else:
                 consent[key] = value
+        if fx.after:  # confirmations: only once the state above is written, and acknowledged
+            sent = [await after_topics[role].send(key=k, value=v) for role, k, v in fx.after]
+            await asyncio.gather(*sent)
 
     @app.agent(source, name="privacy-stream")
     async def privacy_stream(stream: faust.StreamT) -> None:
@@ -124,8 +131,8 @@ def attach_stream(
                         stats.setdefault("first_at", now_ms)
                 elif msg.topic == topics.consent:
                     fx = processor.on_consent(p, msg.offset, msg.key, msg.value)
-                else:  # erasure: handled by the viewer-rights stage when it lands
-                    continue
+                else:
+                    fx = processor.on_erasure(p, msg.offset, msg.key, msg.value)
             except Exception as exc:  # never crash on input: log where and what kind, never the payload
                 log.error(
                     "unexpected %s at %s[%d]@%d; message sent to the DLQ",

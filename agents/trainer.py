@@ -20,6 +20,7 @@ personalisation removes the user's row, factors and cached recommendations.
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -39,12 +40,14 @@ from pipeline.recs import (
     train,
 )
 from pipeline.recs.types import UserRecs
+from pipeline.rights import ErasureLedger, build_receipt
 from pipeline.serving.layout import Layout
 from pipeline.serving.publish import delete_user, live_meta, publish, publish_user
 from pipeline.settings import Settings
 from pipeline.tail import TopicTail
-from pipeline.wire import decode_consent
+from pipeline.wire import decode_as, decode_consent, encode
 from pipeline.wire.outbound import Interaction
+from pipeline.wire.rights import ErasureRequest, ErasureStage, Receipt
 
 __all__ = ["TrainReport", "Trainer"]
 
@@ -78,51 +81,77 @@ class Trainer:
         redis: Any,
         pseudonymizer: Pseudonymizer,
         *,
+        producer: Any | None = None,
         clock: Callable[[], float] = time.time,
+        on_report: Callable[[TrainReport], None] | None = None,
     ) -> None:
+        self.on_report = on_report  # told of each published round (metrics); must not raise
         self.settings = settings
         self.cfg = settings.trainer
         self.tail = tail
         self.redis = redis
         self.pz = pseudonymizer
+        self.producer = producer  # kafka-python KafkaProducer for stage records and receipts
         self.clock = clock
         self.layout = Layout.from_settings(settings)
         self.store = InteractionStore()
         self.consent: dict[str, bool] = {}  # pseudonym -> personalisation allowed
+        self.withdrawn_at: dict[str, int] = {}  # pseudonym -> last withdrawal (record time, ms)
+        self.ledger = ErasureLedger()
+        self.erased_since_train = False  # the live model's item factors still hold erased data
+        self._prune_artefacts = False
         self.model: Model | None = None
         self.counters: dict[str, int] = {}
         self.dirty: set[str] = set()
         self.new_since_train = 0
         self.last_train_at = 0.0
+        self.last_train_s = 0.0
         self.topics = {
             "consent": settings.topic("consent"),
             "interactions": settings.topic("interactions"),
+            "erasure": settings.topic("erasure"),
+            "stages": settings.topic("erasure.stages"),
+            "receipts": settings.topic("receipts"),
         }
         self.artefacts = Path(settings.state_dir) / "models"
 
     # -- input ---------------------------------------------------------------------------
 
     def catch_up(self, timeout_s: float = 600.0) -> int:
-        """Read every topic up to its current end (at start)."""
-        return self.tail.read_to_end(self.apply_many_one, timeout_s)
+        """Read every topic up to its current end (at start).
+
+        Consent and the erasure topics first, so that every interaction is
+        judged against the user's whole consent and erasure history: a
+        rebuild never re-admits rows that a withdrawal or erasure removed.
+        """
+        first = [self.topics[t] for t in ("consent", "erasure", "stages", "receipts")]
+        n = self.tail.read_to_end(self.apply_many_one, timeout_s, topics=first)
+        return n + self.tail.read_to_end(self.apply_many_one, timeout_s)
 
     def apply_many_one(self, record: Any) -> None:
         self.apply([record])
 
     def apply(self, records: list[Any]) -> None:
-        """Consent first, then interactions, so a batch never judges a row before its consent."""
-        consent_topic = self.topics["consent"]
+        """Consent and erasures first, then interactions: a batch never judges a row before them."""
+        t = self.topics
+        by_topic: dict[str, list[Any]] = {}
         for r in records:
-            if r.topic == consent_topic:
-                self._on_consent(r.key, r.value)
-        for r in records:
-            if r.topic == self.topics["interactions"]:
-                self._on_interaction(r.value)
+            by_topic.setdefault(r.topic, []).append(r)
+        for r in by_topic.get(t["consent"], ()):
+            self._on_consent(r.key, r.value, r.timestamp)
+        for r in by_topic.get(t["erasure"], ()):
+            self._on_erasure(r.key, r.value)
+        for r in by_topic.get(t["stages"], ()):
+            self._on_stage(r.value)
+        for r in by_topic.get(t["receipts"], ()):
+            self._on_receipt(r.value)
+        for r in by_topic.get(t["interactions"], ()):
+            self._on_interaction(r.value, r.timestamp)
 
     def _count(self, name: str, n: int = 1) -> None:
         self.counters[name] = self.counters.get(name, 0) + n
 
-    def _on_consent(self, key: bytes | None, value: bytes | None) -> None:
+    def _on_consent(self, key: bytes | None, value: bytes | None, created_at: int = 0) -> None:
         if not key:
             return
         try:
@@ -135,9 +164,10 @@ class Trainer:
         for pseudonym in self.pz.candidates(user_id):
             self.consent[pseudonym] = allowed
             if not allowed:
+                self.withdrawn_at[pseudonym] = max(created_at, self.withdrawn_at.get(pseudonym, 0))
                 self.forget(pseudonym)
 
-    def _on_interaction(self, value: bytes | None) -> None:
+    def _on_interaction(self, value: bytes | None, created_at: int = 0) -> None:
         try:
             row = _interaction.decode(value or b"")
         except (msgspec.ValidationError, msgspec.DecodeError):
@@ -146,6 +176,12 @@ class Trainer:
         if not self.consent.get(row.user, False):
             self._count("interactions_refused_no_personalization")
             return
+        if self.ledger.refuses(row.user, created_at):
+            self._count("interactions_refused_erased")
+            return
+        if created_at <= self.withdrawn_at.get(row.user, -1):
+            self._count("interactions_refused_withdrawn")
+            return
         self.store.add(row)
         self.dirty.add(row.user)
         self.new_since_train += 1
@@ -153,14 +189,126 @@ class Trainer:
 
     def forget(self, pseudonym: str) -> bool:
         """Remove a user's row, factors and cached recommendations (Art. 17/21)."""
-        removed = self.store.remove_user(pseudonym)
-        if self.model is not None:
-            removed = self.model.remove_user(pseudonym) or removed
-        self.dirty.discard(pseudonym)
+        removed = self.forget_profile([pseudonym])
         deleted = delete_user(self.redis, self.layout, [pseudonym])
         if removed or deleted:
             self._count("users_forgotten")
-        return removed or bool(deleted)
+        return bool(removed or deleted)
+
+    def forget_profile(self, pseudonyms: list[str]) -> int:
+        """Matrix rows, id-map entries and user factors of these users, in memory and on disk."""
+        removed = sum(self.store.remove_user(p) for p in pseudonyms)
+        if self.model is not None and self.model.remove_users(pseudonyms):
+            removed += 1
+            self._prune_artefacts = True
+            self.erased_since_train = True  # its item factors still carry the user's data
+        for p in pseudonyms:
+            self.dirty.discard(p)
+        return removed
+
+    def save_artefacts(self) -> None:
+        """After removals: rewrite the live model's artefact and delete older ones (they hold them)."""
+        if not self._prune_artefacts or self.model is None:
+            return
+        self._prune_artefacts = False
+        self.model.save(self.artefacts / self.model.version)
+        self._delete_artefacts(keep=self.model.version)
+
+    def _keep_artefacts(self, newest: str, *, erased: bool) -> None:
+        """Keep the newest few saved models, or only the newest when older ones hold erased data."""
+        if erased:
+            self._delete_artefacts(keep=newest)
+            return
+        saved = sorted(
+            (p for p in self.artefacts.iterdir() if p.is_dir() and not p.name.startswith(".")),
+            key=lambda p: p.stat().st_mtime,
+        )
+        for path in saved[: -self.cfg.keep_models]:
+            shutil.rmtree(path, ignore_errors=True)
+
+    def _delete_artefacts(self, keep: str) -> None:
+        if not self.artefacts.is_dir():
+            return
+        for path in self.artefacts.iterdir():
+            if path.name != keep and path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+
+    # -- erasure (Art. 17): the trainer coordinates, confirms its stages, issues receipts ------
+
+    def _on_erasure(self, key: bytes | None, value: bytes | None) -> None:
+        try:
+            if not key:
+                raise ValueError("no key")
+            request = decode_as(value or b"", ErasureRequest)
+        except Exception:  # the workers dead-letter it; nothing to do here
+            self._count("erasure_invalid")
+            return
+        user_id = key.decode("utf-8", "replace")
+        names = self.pz.candidates(user_id)
+        self.pz.forget(user_id)
+        self.ledger.request(request.request_id, names, request.requested_at)
+        self.forget_profile(names)  # before any later row of the batch is judged
+
+    def _on_stage(self, value: bytes | None) -> None:
+        try:
+            self.ledger.stage(decode_as(value or b"", ErasureStage))
+        except Exception:
+            self._count("erasure_stage_invalid")
+
+    def _on_receipt(self, value: bytes | None) -> None:
+        try:
+            self.ledger.receipt(decode_as(value or b"", Receipt))
+        except Exception:
+            self._count("receipt_invalid")
+
+    def finish_erasures(self) -> list[Receipt]:
+        """Perform the trainer's and the cache's stages of new requests; issue complete receipts."""
+        now_ms = lambda: int(self.clock() * 1000)  # noqa: E731
+        todo = self.ledger.awaiting("trainer")
+        if todo:
+            for entry in todo:
+                self.forget_profile(entry.pseudonyms)  # usually done already as the request was read
+            self.save_artefacts()
+            for entry in todo:
+                self.ledger.finished(entry.request_id, "trainer", now_ms())
+                deleted = delete_user(self.redis, self.layout, entry.pseudonyms)
+                self.ledger.finished(entry.request_id, "cache", now_ms(), {"keys_deleted": deleted})
+                self._count("erasures")
+                for stage in ("trainer", "cache"):
+                    self._send_stage(entry, stage)
+        receipts = []
+        for entry in self.ledger.ready():
+            receipt = build_receipt(entry, now_ms(), self.model_clean_by_ms())
+            self._send(self.topics["receipts"], entry.pseudonym.encode(), encode(receipt))
+            self.ledger.mark_issued(entry.request_id)
+            receipts.append(receipt)
+            self._count("receipts")
+        if receipts and self.producer is not None:
+            self.producer.flush()
+        return receipts
+
+    def model_clean_by_ms(self) -> int:
+        """When the live model holds no erased user's data any more (a full retrain is due by then)."""
+        if not self.erased_since_train:
+            return int(self.clock() * 1000)
+        last = self.last_train_s or 60.0
+        due = max(self.clock(), self.last_train_at + self.cfg.retrain_every_s)
+        return int((due + 2 * last + 60.0) * 1000)
+
+    def _send_stage(self, entry: Any, stage: str) -> None:
+        record = ErasureStage(
+            request_id=entry.request_id,
+            pseudonym=entry.pseudonym,
+            stage=stage,  # type: ignore[arg-type]
+            requested_at=entry.requested_at,
+            finished_at=entry.stages[stage],
+            detail=entry.details.get(stage, {}),
+        )
+        self._send(self.topics["stages"], entry.request_id.encode(), encode(record))
+
+    def _send(self, topic: str, key: bytes, value: bytes) -> None:
+        if self.producer is not None:
+            self.producer.send(topic, key=key, value=value)
 
     # -- training ------------------------------------------------------------------------
 
@@ -190,8 +338,12 @@ class Trainer:
         decision = quality_gate(report.metrics["ndcg_at_10"], report.live_ndcg_at_10, self.cfg.gate_margin)
         report.reason = decision.reason
         if not decision.publish and not force:
-            log.warning("model not published: %s", decision.reason)
-            return report
+            if not self.erased_since_train:
+                log.warning("model not published: %s", decision.reason)
+                return report
+            # the model in service still carries erased users' data: replacing it is not optional
+            report.reason += "; published anyway: it replaces a model trained with erased users' data"
+            log.warning("model published despite the gate: the live one holds erased users' data")
         t1 = time.perf_counter()
         model = train(self.store, self.cfg)
         model.metrics.update(report.metrics)
@@ -206,13 +358,18 @@ class Trainer:
         )
         report.seconds["publish"] = round(time.perf_counter() - t3, 3)
         model.save(self.artefacts / model.version)
+        self._keep_artefacts(model.version, erased=self.erased_since_train)
         self.model = model
         self.dirty.clear()
         self.new_since_train = 0
+        self.erased_since_train = self._prune_artefacts = False
         self.last_train_at = self.clock()
+        self.last_train_s = time.perf_counter() - t0
         report.version, report.published = model.version, True
         report.users, report.items = model.n_users, model.n_items
         log.info("published model %s (%d users, %d items)", model.version, report.users, report.items)
+        if self.on_report is not None:
+            self.on_report(report)
         return report
 
     def refresh_dirty(self) -> int:
@@ -237,6 +394,7 @@ class Trainer:
         """Continuous mode until ``stop`` is set."""
         self.catch_up()
         self.train_and_publish()
+        self.finish_erasures()
         last_refresh = self.clock()
         while not stop.is_set():
             records = self.tail.poll(timeout_ms=500)
@@ -244,7 +402,10 @@ class Trainer:
                 self.apply(records)
             now = self.clock()
             due = now - self.last_train_at >= self.cfg.retrain_every_s
-            if self.new_since_train >= self.cfg.retrain_after or (due and self.new_since_train):
+            self.finish_erasures()
+            if self.new_since_train >= self.cfg.retrain_after or (
+                due and (self.new_since_train or self.erased_since_train)
+            ):
                 self.train_and_publish()
             elif now - last_refresh >= refresh_every_s:
                 self.refresh_dirty()

@@ -26,6 +26,7 @@ from pipeline.errors import ConfigError
 
 __all__ = [
     "KafkaSettings",
+    "MetricsSettings",
     "PseudonymSettings",
     "RedisSettings",
     "Settings",
@@ -171,6 +172,9 @@ class TrainerSettings(BaseModel):
     retrain_every_s: float = Field(default=600.0, gt=0)
     retrain_after: int = Field(default=10_000, ge=1, description="new interactions that trigger a retrain")
     threads: int = Field(default=0, ge=0, description="ALS threads (0 = all cores)")
+    keep_models: int = Field(
+        default=3, ge=1, description="saved model artefacts kept (only the newest after an erasure)"
+    )
     seed: int = 42
 
 
@@ -184,6 +188,22 @@ class ServingSettings(BaseModel):
     )
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8080, ge=0, le=65535)
+
+
+class MetricsSettings(BaseModel):
+    """Prometheus ``/metrics`` of the long-running processes (worker, trainer).
+
+    Port 0 binds a free port, which each process advertises in Redis for
+    ``privrec status`` (several workers on one host need distinct ports).
+    """
+
+    enabled: bool = True
+    host: str = Field(default="127.0.0.1", description="bind address; 0.0.0.0 to be scraped from elsewhere")
+    worker_port: int = Field(default=0, ge=0, le=65535, description="0 = a free port, advertised")
+    trainer_port: int = Field(default=0, ge=0, le=65535, description="0 = a free port, advertised")
+    lag_interval_s: float = Field(
+        default=10.0, ge=0, description="how often a worker samples consumer lag (0 = never)"
+    )
 
 
 class Settings(BaseSettings):
@@ -203,6 +223,7 @@ class Settings(BaseSettings):
     stream: StreamSettings = StreamSettings()
     trainer: TrainerSettings = TrainerSettings()
     serving: ServingSettings = ServingSettings()
+    metrics: MetricsSettings = MetricsSettings()
     topic_prefix: str = Field(default="privrec.", pattern=r"^[A-Za-z0-9._-]*$")
     partitions: int = Field(default=8, ge=1, le=1024)
     replication_factor: int = Field(default=1, ge=1)

@@ -10,7 +10,7 @@ assignment. It still commits its positions under its own group id so that
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
 from pipeline.end_offsets import probe_end_offsets
@@ -60,19 +60,36 @@ class TopicTail:
         ends = self.end_offsets()
         return sum(max(0, end - self.consumer.position(tp)) for tp, end in ends.items())
 
-    def read_to_end(self, handle: Callable[[Any], None], timeout_s: float = 300.0) -> int:
-        """Feed every record up to the current log end to ``handle``; returns how many."""
-        ends = self.end_offsets()
+    def read_to_end(
+        self,
+        handle: Callable[[Any], None],
+        timeout_s: float = 300.0,
+        *,
+        topics: Collection[str] | None = None,
+    ) -> int:
+        """Feed every record up to the current log end to ``handle``; returns how many.
+
+        With ``topics``, only those topics are read (the others' partitions are
+        paused meanwhile and keep their positions).
+        """
+        ends = {tp: end for tp, end in self.end_offsets().items() if topics is None or tp.topic in topics}
+        others = [tp for tp in self.tps if tp not in ends]
+        if others:
+            self.consumer.pause(*others)
         count = 0
         deadline = time.monotonic() + timeout_s
-        while True:
-            for record in self.poll(timeout_ms=200):
-                handle(record)
-                count += 1
-            if all(self.consumer.position(tp) >= end for tp, end in ends.items()):
-                return count
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"could not read to the log end within {timeout_s:g} s")
+        try:
+            while True:
+                for record in self.poll(timeout_ms=200):
+                    handle(record)
+                    count += 1
+                if all(self.consumer.position(tp) >= end for tp, end in ends.items()):
+                    return count
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"could not read to the log end within {timeout_s:g} s")
+        finally:
+            if others:
+                self.consumer.resume(*others)
 
     def commit(self) -> None:
         """Commit current positions (only meaningful with a group id)."""

@@ -33,6 +33,7 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec("consent", "consent state per user (key: user id), compacted", {"cleanup.policy": "compact"}),
     TopicSpec("interactions", "closed watch windows per user and title (key: pseudonym)"),
     TopicSpec("erasure", "erasure requests (key: user id)"),
+    TopicSpec("erasure.stages", "erasure stage confirmations (key: request id)"),
     TopicSpec("receipts", "erasure receipts (key: pseudonym)"),
 )
 

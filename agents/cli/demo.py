@@ -79,7 +79,7 @@ def _quietly(fn: Any, settings: Settings, args: argparse.Namespace, quiet: bool)
 
 
 def run_demo(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
-    from agents.cli.train import make_trainer, report_dict
+    from agents.cli.train import close_trainer, make_trainer, report_dict
     from agents.pipeline_run import PipelineRun
     from pipeline.connect import redis_client, resolve
     from pipeline.keys import pseudonymizer
@@ -117,7 +117,7 @@ def run_demo(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
         trainer.tail.commit()
         report = trainer.train_and_publish()
     finally:
-        trainer.tail.consumer.close()
+        close_trainer(trainer)
     train_s = time.monotonic() - t1
 
     endpoints = resolve(settings)

@@ -89,7 +89,7 @@ def run_eval(
     seed: int = 7,
     progress: bool = False,
 ) -> dict[str, Any]:
-    from agents.cli.train import make_trainer
+    from agents.cli.train import close_trainer, make_trainer
     from agents.pipeline_run import PipelineRun
     from pipeline.connect import kafka_admin, redis_client, resolve
     from pipeline.keys import ensure_dev_key, pseudonymizer
@@ -124,7 +124,7 @@ def run_eval(
         trainer.catch_up()
         report = trainer.train_and_publish(force=True)  # a fresh namespace: nothing to gate against
     finally:
-        trainer.tail.consumer.close()
+        close_trainer(trainer)
 
     endpoints = resolve(s)
     redis = redis_client(endpoints)

@@ -13,7 +13,7 @@ from pipeline.connect import kafka_admin, kafka_producer, redis_client, resolve
 from pipeline.embedded import EmbeddedServices
 from pipeline.errors import PrivrecError, ServiceUnavailable
 from pipeline.health import kafka_reachable, redis_reachable
-from pipeline.keys import ensure_dev_key, key_source, load_key_text
+from pipeline.keys import ensure_dev_key, load_key_text
 from pipeline.settings import Settings, mask_url
 from pipeline.topics import create_topics, describe_topics, topic_specs
 
@@ -25,8 +25,17 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=cmd_up)
     p = sub.add_parser("down", help="stop the embedded services started by `up`")
     p.set_defaults(handler=cmd_down)
-    p = sub.add_parser("status", help="where the services are and whether they answer")
+    p = sub.add_parser(
+        "status",
+        help="health summary: services, workers, trainer, lag, model, last erasure receipt, metrics",
+    )
     p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--lag-samples", type=int, default=3, metavar="K", help="lag samples per group (default 3; 0: none)"
+    )
+    p.add_argument(
+        "--lag-interval", type=float, default=1.5, metavar="S", help="seconds between them (default 1.5)"
+    )
     p.set_defaults(handler=cmd_status)
 
     config = sub.add_parser("config", help="inspect settings").add_subparsers(
@@ -114,16 +123,13 @@ def service_status(settings: Settings) -> dict[str, Any]:
 
 
 def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
-    status = {"services": service_status(settings), "pseudonym_keys": key_source(settings)}
+    from agents.cli.status import health_summary, print_health
+
+    status = health_summary(settings, lag_samples=args.lag_samples, lag_interval_s=args.lag_interval)
     if args.json:
         print_json(status)
     else:
-        rows = [
-            [name, s["mode"], s["address"] or "-", "yes" if s["reachable"] else "NO", s["pid"] or "-"]
-            for name, s in status["services"].items()
-        ]
-        print_table(["SERVICE", "MODE", "ADDRESS", "REACHABLE", "PID"], rows)
-        print(f"pseudonym keys: {status['pseudonym_keys']}")
+        print_health(status)
     return 0 if all(s["reachable"] for s in status["services"].values()) else 1
 
 

@@ -68,21 +68,28 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     import faust
 
     from agents.app import AppTopics, create_app
+    from agents.metrics import start_worker_metrics
     from agents.stream import attach_stream, stats_to_redis
     from pipeline.stream import StreamConfig, StreamProcessor
 
     endpoints = resolve(settings)
     processor = StreamProcessor(StreamConfig.from_settings(settings), pseudonymizer(settings))
     app = create_app(settings, endpoints)
-    attach_stream(
-        app,
-        processor,
-        AppTopics.from_settings(settings),
-        partitions=settings.partitions,
-        on_stats=stats_to_redis(redis_client(endpoints)),
-    )
-    worker = faust.Worker(app, loglevel=args.loglevel, quiet=True)
-    worker.execute_from_commandline()
+    served = start_worker_metrics(settings, endpoints)  # None when metrics.enabled is false
+    on_stats = stats_to_redis(redis_client(endpoints))
+    try:
+        attach_stream(
+            app,
+            processor,
+            AppTopics.from_settings(settings),
+            partitions=settings.partitions,
+            on_stats=served.stats_hook(on_stats) if served is not None else on_stats,
+        )
+        worker = faust.Worker(app, loglevel=args.loglevel, quiet=True)
+        worker.execute_from_commandline()
+    finally:
+        if served is not None:
+            served.close()
     return 0
 
 

@@ -11,7 +11,7 @@ import uuid
 from typing import Any
 
 from agents.cli._output import print_json
-from pipeline.connect import Endpoints, redis_client, resolve
+from pipeline.connect import Endpoints, kafka_producer, redis_client, resolve
 from pipeline.keys import pseudonymizer
 from pipeline.settings import Settings
 
@@ -51,12 +51,22 @@ def make_trainer(settings: Settings, endpoints: Endpoints | None = None, *, comm
     )
     tail = TopicTail(
         consumer,
-        [settings.topic("consent"), settings.topic("interactions")],
+        [settings.topic(t) for t in ("consent", "erasure", "erasure.stages", "receipts", "interactions")],
         settings.partitions,
         bootstrap=endpoints.kafka_bootstrap,
         client_options=endpoints.kafka_options,
     )
-    return Trainer(settings, tail, redis_client(endpoints), pseudonymizer(settings))
+    producer = kafka_producer(endpoints, client_id="privrec-trainer")
+    return Trainer(settings, tail, redis_client(endpoints), pseudonymizer(settings), producer=producer)
+
+
+def close_trainer(trainer: Any) -> None:
+    """Flush what the trainer produced (stage records, receipts) and close its clients."""
+    try:
+        if trainer.producer is not None:
+            trainer.producer.close(timeout=10)
+    finally:
+        trainer.tail.consumer.close()
 
 
 def report_dict(report: Any) -> dict[str, Any]:
@@ -80,6 +90,7 @@ def cmd_train(settings: Settings, args: argparse.Namespace) -> int:
             trainer.catch_up()
             trainer.tail.commit()
             report = trainer.train_and_publish(force=args.force)
+            trainer.finish_erasures()
             out = report_dict(report) | {"counters": trainer.counters}
             if args.json:
                 print_json(out)
@@ -89,10 +100,25 @@ def cmd_train(settings: Settings, args: argparse.Namespace) -> int:
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())
-        trainer.run(stop)
+        served = serve_trainer_metrics(settings, trainer)
+        try:
+            trainer.run(stop)
+        finally:
+            if served is not None:
+                served.close()
         return 0
     finally:
         trainer.tail.consumer.close()
+
+
+def serve_trainer_metrics(settings: Settings, trainer: Any) -> Any:
+    """The continuous trainer's ``/metrics`` (``--once`` exits too soon to be scraped); None when off."""
+    from agents.metrics import start_trainer_metrics
+
+    served = start_trainer_metrics(settings, resolve(settings), lambda: trainer.counters)
+    if served is not None:
+        trainer.on_report = served.on_report
+    return served
 
 
 def print_summary(out: dict[str, Any]) -> None:

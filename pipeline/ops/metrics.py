@@ -9,7 +9,9 @@ a bug elsewhere cannot leak an id into a label or explode cardinality.
 The stream workers keep cumulative totals (:class:`~pipeline.stream.counters.StreamCounters`);
 they are exposed through a custom collector that yields ``CounterMetricFamily``
 from the latest totals handed to :func:`update_from_worker_counters`, so the
-totals stay counters without being re-incremented here.
+totals stay counters without being re-incremented here; the trainer's
+counters go the same way through :func:`update_from_trainer_counters`.
+Erasure stages report their durations with :meth:`PipelineMetrics.observe_erasure`.
 
 Example::
 
@@ -38,14 +40,16 @@ __all__ = [
     "EVENT_STAGES",
     "SECTIONS",
     "PipelineMetrics",
+    "TrainerCountersCollector",
     "WorkerCountersCollector",
     "serve_metrics",
     "update_from_lag",
+    "update_from_trainer_counters",
     "update_from_worker_counters",
     "update_model",
 ]
 
-SECTIONS = frozenset({"lag", "stream", "model", "erasure"})
+SECTIONS = frozenset({"lag", "stream", "model", "trainer", "erasure"})
 """Groups of metrics a process can choose to export."""
 
 EVENT_STAGES = ("received", "redacted", "windowed", "analytics_only", "replayed")
@@ -62,8 +66,8 @@ def _reason(value: str) -> str:
     return value if _REASON.fullmatch(value) else "other"
 
 
-class WorkerCountersCollector(Collector):
-    """Counter families read from the latest cumulative worker totals."""
+class _TotalsCollector(Collector):
+    """Holds the latest cumulative totals of a process; subclasses turn them into counters."""
 
     def __init__(self) -> None:
         self._totals: dict[str, int] = {}
@@ -74,9 +78,16 @@ class WorkerCountersCollector(Collector):
         with self._lock:
             self._totals = totals
 
-    def collect(self) -> Iterator[Metric]:
+    def totals(self) -> dict[str, int]:
         with self._lock:
-            totals = self._totals
+            return self._totals
+
+
+class WorkerCountersCollector(_TotalsCollector):
+    """Counter families read from the latest cumulative worker totals."""
+
+    def collect(self) -> Iterator[Metric]:
+        totals = self.totals()
         events = CounterMetricFamily(
             "privrec_events_total", "Events through each stage of the privacy stream.", labels=["stage"]
         )
@@ -115,13 +126,32 @@ class WorkerCountersCollector(Collector):
             yield CounterMetricFamily(name, doc, value=totals.get(key, 0))
 
 
+class TrainerCountersCollector(_TotalsCollector):
+    """``privrec_trainer_events_total{event}`` from the trainer's cumulative counters."""
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(
+            "privrec_trainer_events_total",
+            "Trainer counters by name (interactions, interactions_invalid, users_forgotten, ...).",
+            labels=["event"],
+        )
+        sums: dict[str, int] = {}
+        for key, value in self.totals().items():
+            sums[_reason(key)] = sums.get(_reason(key), 0) + value
+        for event, value in sorted(sums.items()):
+            family.add_metric([event], value)
+        yield family
+
+
 class PipelineMetrics:
     """Every privrec metric; those of ``sections`` are registered on ``registry``.
 
     The registry is the caller's, never the global default. ``sections``
-    (``lag``, ``stream``, ``model``, ``erasure``; default all) says what this
-    process exports: a lag monitor should not export a zero NDCG. Metrics of
-    other sections still exist and accept updates, unexported.
+    (``lag``, ``stream``, ``model``, ``trainer``, ``erasure``; default all)
+    says what this process exports: a lag monitor should not export a zero
+    NDCG. Metrics of other sections still exist and accept updates, unexported.
+    A worker exports ``lag``, ``stream`` and ``model``; the trainer ``model``,
+    ``trainer`` and ``erasure``.
     """
 
     def __init__(self, registry: CollectorRegistry, sections: Iterable[str] = SECTIONS) -> None:
@@ -154,6 +184,9 @@ class PipelineMetrics:
         self.worker_counters = WorkerCountersCollector()
         if "stream" in chosen:
             registry.register(self.worker_counters)
+        self.trainer_counters = TrainerCountersCollector()
+        if "trainer" in chosen:
+            registry.register(self.trainer_counters)
         self.model_version = Info(
             "privrec_model_version", "The recommendation model being served.", registry=model
         )
@@ -166,9 +199,16 @@ class PipelineMetrics:
             unit="seconds",
             registry=model,
         )
+        self.model_publish_duration_seconds = Gauge(
+            "privrec_model_publish_duration_seconds",
+            "How long writing and switching the last model published by this trainer took.",
+            unit="seconds",
+            registry=registry if "trainer" in chosen else None,
+        )
         self.erasure_duration_seconds = Histogram(
             "privrec_erasure_duration_seconds",
-            "From an erasure request to its receipt.",
+            "From an erasure request to the end of a stage (stream, trainer, cache) or its receipt.",
+            ["stage"],
             unit="seconds",
             buckets=ERASURE_BUCKETS,
             registry=erasure,
@@ -177,6 +217,14 @@ class PipelineMetrics:
         self._seconds_series: set[tuple[str, str, str]] = set()
         self._groups: set[str] = set()
         self._lock = threading.Lock()
+
+    def observe_erasure(self, stage: str, seconds: float) -> None:
+        """Record how long an erasure took from its request to the end of ``stage``.
+
+        ``stage`` is ``stream``, ``trainer``, ``cache`` or ``receipt`` (the whole
+        erasure); anything not shaped like an identifier is recorded as ``other``.
+        """
+        self.erasure_duration_seconds.labels(_reason(stage)).observe(max(0.0, seconds))
 
 
 def update_from_worker_counters(metrics: PipelineMetrics, counters: Mapping[str, int]) -> None:
@@ -191,6 +239,11 @@ def update_from_worker_counters(metrics: PipelineMetrics, counters: Mapping[str,
     are not exported. Pass the totals of every processor of this process.
     """
     metrics.worker_counters.set_totals(counters)
+
+
+def update_from_trainer_counters(metrics: PipelineMetrics, counters: Mapping[str, int]) -> None:
+    """Expose the trainer's cumulative counters (``Trainer.counters``) as ``privrec_trainer_events_total``."""
+    metrics.trainer_counters.set_totals(counters)
 
 
 def update_from_lag(metrics: PipelineMetrics, evaluation: Iterable[GroupLag]) -> None:
@@ -224,14 +277,24 @@ def update_from_lag(metrics: PipelineMetrics, evaluation: Iterable[GroupLag]) ->
 
 
 def update_model(
-    metrics: PipelineMetrics, version: str, ndcg_at_10: float | None = None, published_s: float | None = None
+    metrics: PipelineMetrics,
+    version: str,
+    ndcg_at_10: float | None = None,
+    published_s: float | None = None,
+    *,
+    publish_duration_s: float | None = None,
 ) -> None:
-    """Record the model now served: its version, quality and publish time (Unix seconds)."""
+    """Record the model now served: its version, quality, publish time (Unix seconds).
+
+    ``publish_duration_s`` is for the trainer that just published it.
+    """
     metrics.model_version.info({"version": version})
     if ndcg_at_10 is not None:
         metrics.model_ndcg_at_10.set(ndcg_at_10)
     if published_s is not None:
         metrics.model_publish_timestamp_seconds.set(published_s)
+    if publish_duration_s is not None:
+        metrics.model_publish_duration_seconds.set(publish_duration_s)
 
 
 def serve_metrics(registry: CollectorRegistry, host: str = "127.0.0.1", port: int = 9464) -> Any:

@@ -164,6 +164,10 @@ class Pseudonymizer:
         data = _encode(user_id)
         return [self.pseudonym(user_id)] + [s.sign(data) for s in self._signers[1:]]
 
+    def forget(self, user_id: str) -> None:
+        """Drop ``user_id`` from the cache (erasure: no raw id stays in memory here)."""
+        self._cache.pop(user_id, None)
+
     def clear_cache(self) -> None:
         """Forget cached ids (e.g. after a deletion request)."""
         self._cache.clear()

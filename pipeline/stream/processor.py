@@ -17,6 +17,7 @@ from typing import Any
 
 import msgspec
 
+from pipeline.errors import ValidationFailed
 from pipeline.privacy.consent import Decision, Purposes, decide
 from pipeline.privacy.pseudonym import Pseudonymizer
 from pipeline.privacy.redact import redact_for_dlq
@@ -32,11 +33,13 @@ from pipeline.wire import (
     PlaybackEvent,
     RedactedBatch,
     RedactedEvent,
+    decode_as,
     decode_consent,
     decode_raw,
     encode,
 )
 from pipeline.wire import Purposes as WirePurposes
+from pipeline.wire.rights import ErasureRequest, ErasureStage
 
 __all__ = ["ConsentStore", "Effects", "StreamConfig", "StreamProcessor", "redact_event"]
 
@@ -45,6 +48,7 @@ log = logging.getLogger(__name__)
 KEY_MISMATCH = "key_mismatch"
 INVALID_CONSENT = "invalid_consent"
 INVALID_CONTROL = "invalid_control"
+INVALID_ERASURE = "invalid_erasure"
 
 _REMOVED_PER_EVENT = (
     9  # user_id, session_id, device_id, event_id, ip, user_agent, app_version, gpc, schema->pseudonym
@@ -64,6 +68,7 @@ class StreamConfig:
     dlq_include_raw: bool = False
     raw_topic: str = "playback.raw"
     consent_topic: str = "consent"
+    erasure_topic: str = "erasure"
 
     @classmethod
     def from_settings(cls, settings: Settings) -> StreamConfig:
@@ -82,6 +87,7 @@ class StreamConfig:
             dlq_include_raw=s.dlq_include_raw,
             raw_topic=settings.topic("playback.raw"),
             consent_topic=settings.topic("consent"),
+            erasure_topic=settings.topic("erasure"),
         )
 
 
@@ -94,6 +100,8 @@ class Effects:
     interactions: list[tuple[bytes, bytes]] = field(default_factory=list)
     state: list[StateWrite] = field(default_factory=list)
     consent: list[tuple[str, bytes | None]] = field(default_factory=list)
+    #: produced last, after the state writes, and acknowledged: (``"consent"`` | ``"stages"``, key, value)
+    after: list[tuple[str, bytes, bytes | None]] = field(default_factory=list)
 
 
 class ConsentStore:
@@ -348,6 +356,52 @@ class StreamProcessor:
             if dropped:
                 self.counters["windows_purged"] += dropped
                 fx.state.extend(writes)
+        return fx
+
+    # -- erasure -----------------------------------------------------------------------
+
+    def on_erasure(self, partition: int, offset: int, key: bytes | None, value: bytes | None) -> Effects:
+        """An erasure request keyed by raw user id (Art. 17): the stream's part of it.
+
+        From this message on the user's events are treated as having no
+        consent (their consent entry is removed here and tombstoned on the
+        consent topic), and every per-user entry of this partition's window
+        state goes: open windows without emitting, replay offsets, the entry
+        itself, under every configured key's pseudonym. The ``stream`` stage
+        confirmation is produced after the state writes.
+        """
+        fx = Effects()
+        source = DlqSource(topic=self.config.erasure_topic, partition=partition, offset=offset)
+        now = self.clock()
+        try:
+            if not key:
+                raise ValidationFailed(INVALID_ERASURE, "erasure request without a key")
+            request = decode_as(value or b"", ErasureRequest)
+        except ValidationFailed as exc:
+            self._dead_letter(fx, source, INVALID_ERASURE, exc.detail, raw=value, now=now)
+            return fx
+        user_id = key.decode("utf-8", "replace")
+        state = self._state(partition)
+        purged = 0
+        names = self.pz.candidates(user_id)
+        self.pz.forget(user_id)
+        for pseudonym in names:
+            purged += len(list(state.open_windows_of(pseudonym)))
+            fx.state.extend(state.forget_user(pseudonym))
+            fx.consent.append((pseudonym, None))
+        self.counters["erasures"] += 1
+        if purged:
+            self.counters["windows_purged"] += purged
+        stage = ErasureStage(
+            request_id=request.request_id,
+            pseudonym=names[0],
+            stage="stream",
+            requested_at=request.requested_at,
+            finished_at=now,
+            detail={"windows_purged": purged},
+        )
+        fx.after.append(("consent", key, None))
+        fx.after.append(("stages", request.request_id.encode(), encode(stage)))
         return fx
 
     def internal_error(self, topic: str, partition: int, offset: int, kind: str) -> Effects:

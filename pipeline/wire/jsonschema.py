@@ -27,7 +27,7 @@ from typing import Any
 
 import msgspec
 
-from pipeline.wire import inbound, outbound
+from pipeline.wire import inbound, outbound, rights
 
 __all__ = ["RECORDS", "generate", "main", "render", "write"]
 
@@ -43,6 +43,9 @@ RECORDS: dict[str, type[msgspec.Struct]] = {
     outbound.REDACTED_BATCH: outbound.RedactedBatch,
     outbound.INTERACTION: outbound.Interaction,
     outbound.DLQ: outbound.DeadLetter,
+    rights.ERASURE: rights.ErasureRequest,
+    rights.ERASURE_STAGE: rights.ErasureStage,
+    rights.RECEIPT: rights.Receipt,
 }
 """Schema name (= its ``schema`` tag and file stem) -> the struct behind it."""
 

@@ -17,7 +17,7 @@ from tests.cli import privrec
 
 pytestmark = pytest.mark.integration
 
-Record = namedtuple("Record", "topic key value")
+Record = namedtuple("Record", "topic key value timestamp", defaults=(1,))
 
 
 def _interactions(users: int = 300, items: int = 120, seed: int = 3) -> list[dict]:

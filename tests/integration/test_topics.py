@@ -17,6 +17,7 @@ EXPECTED = {
     "consent",
     "interactions",
     "erasure",
+    "erasure.stages",
     "receipts",
 }
 

@@ -15,6 +15,7 @@ from pipeline.ops.metrics import (
     PipelineMetrics,
     serve_metrics,
     update_from_lag,
+    update_from_trainer_counters,
     update_from_worker_counters,
     update_model,
 )
@@ -67,7 +68,8 @@ def test_every_metric_is_defined_with_its_type(metrics):
     update_from_worker_counters(metrics, WORKER_COUNTERS)
     update_from_lag(metrics, lag_evaluation())
     update_model(metrics, "20250101T000000-3f2a", ndcg_at_10=0.31, published_s=1_735_689_600)
-    metrics.erasure_duration_seconds.observe(1.2)
+    update_from_trainer_counters(metrics, {"interactions": 5})
+    metrics.observe_erasure("receipt", 1.2)
     types = {name: f.type for name, f in families(metrics.registry).items()}
     assert types == {
         "privrec_consumer_lag_messages": "gauge",
@@ -84,6 +86,8 @@ def test_every_metric_is_defined_with_its_type(metrics):
         "privrec_model_version_info": "gauge",
         "privrec_model_ndcg_at_10": "gauge",
         "privrec_model_publish_timestamp_seconds": "gauge",
+        "privrec_model_publish_duration_seconds": "gauge",
+        "privrec_trainer_events": "counter",
         "privrec_erasure_duration_seconds": "histogram",
         "privrec_erasure_duration_seconds_created": "gauge",
     }
@@ -147,7 +151,7 @@ def test_no_user_ids_in_label_values(metrics):
     got = samples(metrics.registry)
     assert got[("privrec_dropped_events_total", (("reason", "other"),))] == 1
     assert got[("privrec_dlq_total", (("reason", "other"),))] == 5
-    allowed_labels = {"stage", "reason", "change", "group", "topic", "partition", "version", "le"}
+    allowed_labels = {"stage", "reason", "change", "group", "topic", "partition", "version", "le", "event"}
     allowed_labels.add("privrec_consumer_group_status")
     for f in text_string_to_metric_families(text):
         for s in f.samples:
@@ -187,12 +191,13 @@ def test_model_metrics(metrics):
 
 def test_erasure_histogram_buckets_cover_a_tenth_to_thirty_seconds(metrics):
     assert ERASURE_BUCKETS[0] == 0.1 and ERASURE_BUCKETS[-1] == 30.0
-    metrics.erasure_duration_seconds.observe(0.05)
-    metrics.erasure_duration_seconds.observe(12.0)
+    metrics.observe_erasure("receipt", 0.05)
+    metrics.observe_erasure("receipt", 12.0)
     got = samples(metrics.registry)
-    assert got[("privrec_erasure_duration_seconds_bucket", (("le", "0.1"),))] == 1
-    assert got[("privrec_erasure_duration_seconds_bucket", (("le", "20.0"),))] == 2
-    assert got[("privrec_erasure_duration_seconds_count", ())] == 2
+    receipt = ("stage", "receipt")
+    assert got[("privrec_erasure_duration_seconds_bucket", (("le", "0.1"), receipt))] == 1
+    assert got[("privrec_erasure_duration_seconds_bucket", (("le", "20.0"), receipt))] == 2
+    assert got[("privrec_erasure_duration_seconds_count", (receipt,))] == 2
 
 
 def test_registries_are_isolated():
@@ -228,3 +233,45 @@ def test_a_process_exports_only_its_sections():
     }
     with pytest.raises(ValueError, match="unknown metric sections"):
         PipelineMetrics(CollectorRegistry(), sections={"lag", "everything"})
+
+
+def test_erasure_stages_are_separate_series_and_never_carry_an_id(metrics):
+    for stage, seconds in (("stream", 0.2), ("trainer", 1.5), ("cache", 0.3), ("receipt", 2.0)):
+        metrics.observe_erasure(stage, seconds)
+    metrics.observe_erasure("user-42@example.com", 1.0)
+    metrics.observe_erasure("stream", -1.0)  # clocks apart: clamped to zero, never a negative sum
+    got = samples(metrics.registry)
+    for stage, count in (("stream", 2), ("trainer", 1), ("cache", 1), ("receipt", 1), ("other", 1)):
+        assert got[("privrec_erasure_duration_seconds_count", (("stage", stage),))] == count
+    assert got[("privrec_erasure_duration_seconds_sum", (("stage", "stream"),))] == pytest.approx(0.2)
+    assert got[("privrec_erasure_duration_seconds_bucket", (("le", "1.0"), ("stage", "trainer")))] == 0
+    assert got[("privrec_erasure_duration_seconds_bucket", (("le", "2.5"), ("stage", "trainer")))] == 1
+    assert "example.com" not in generate_latest(metrics.registry).decode()
+
+
+def test_trainer_counters_and_publish_duration():
+    trainer = PipelineMetrics(CollectorRegistry(), sections={"model", "trainer", "erasure"})
+    update_from_trainer_counters(
+        trainer, {"interactions": 40, "interactions_refused_no_personalization": 3, "users_forgotten": 1}
+    )
+    update_from_trainer_counters(trainer, {"interactions": 42, "users_forgotten": 1, "Bad Name!": 2})
+    update_model(trainer, "v7", ndcg_at_10=0.3, published_s=1_700_000_000, publish_duration_s=0.25)
+    got = samples(trainer.registry)
+    assert got[("privrec_trainer_events_total", (("event", "interactions"),))] == 42
+    assert got[("privrec_trainer_events_total", (("event", "users_forgotten"),))] == 1
+    assert got[("privrec_trainer_events_total", (("event", "other"),))] == 2
+    refused = ("event", "interactions_refused_no_personalization")
+    assert ("privrec_trainer_events_total", (refused,)) not in got  # the latest totals, not a union
+    assert got[("privrec_model_publish_duration_seconds", ())] == 0.25
+    assert got[("privrec_model_version_info", (("version", "v7"),))] == 1
+    names = set(families(trainer.registry))
+    assert not names & {"privrec_events", "privrec_consumer_lag_messages"}  # not a worker's metrics
+
+
+def test_a_worker_does_not_export_trainer_metrics():
+    worker = PipelineMetrics(CollectorRegistry(), sections={"lag", "stream", "model"})
+    update_model(worker, "v1", publish_duration_s=3.0)
+    names = set(families(worker.registry))
+    assert "privrec_events" in names and "privrec_model_version_info" in names
+    assert not names & {"privrec_trainer_events", "privrec_model_publish_duration_seconds"}
+    assert "privrec_erasure_duration_seconds" not in names

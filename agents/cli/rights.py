@@ -1,0 +1,104 @@
+"""``privrec erase`` (Art. 17) and ``privrec export`` (Art. 15/20)."""
+
+from __future__ import annotations
+
+import argparse
+import time
+import uuid
+from typing import Any
+
+from agents.cli._output import print_json
+from pipeline.connect import kafka_producer, resolve
+from pipeline.errors import ServiceUnavailable
+from pipeline.settings import Settings
+
+__all__ = ["register", "send_erasure"]
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("erase", help="erase everything privrec holds about a viewer (GDPR Art. 17)")
+    p.add_argument("user", help="the viewer's user id (raw; it never leaves the erasure topic)")
+    p.add_argument("--wait", action="store_true", help="wait for the receipt and print it")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds --wait waits (default 60)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_erase)
+
+
+def send_erasure(producer: Any, settings: Settings, user_id: str) -> tuple[str, int]:
+    """Write one ``erasure.v1`` request (acknowledged); returns ``(request_id, requested_at)``."""
+    from pipeline.offsets import send_acked
+    from pipeline.wire import encode
+    from pipeline.wire.rights import ErasureRequest
+
+    request = ErasureRequest(request_id=uuid.uuid4().hex, requested_at=int(time.time() * 1000))
+    send_acked(producer, settings.topic("erasure"), [(user_id.encode(), encode(request))])
+    return request.request_id, request.requested_at
+
+
+def receipt_watcher(settings: Settings, endpoints: Any) -> Any:
+    from kafka import KafkaConsumer
+
+    from pipeline.rights.watch import ReceiptWatcher
+
+    consumer = KafkaConsumer(
+        bootstrap_servers=endpoints.kafka_bootstrap, enable_auto_commit=False, **endpoints.kafka_options
+    )
+    return ReceiptWatcher(
+        consumer,
+        settings.topic("receipts"),
+        settings.topic("erasure.stages"),
+        settings.partitions,
+        bootstrap=endpoints.kafka_bootstrap,
+        client_options=endpoints.kafka_options,
+    )
+
+
+def cmd_erase(settings: Settings, args: argparse.Namespace) -> int:
+    import msgspec
+
+    from pipeline.keys import pseudonymizer
+    from pipeline.wire.rights import STAGES
+
+    endpoints = resolve(settings)
+    watcher = receipt_watcher(settings, endpoints) if args.wait else None
+    producer = kafka_producer(endpoints)
+    try:
+        request_id, requested_at = send_erasure(producer, settings, args.user)
+    finally:
+        producer.close()
+    pseudonym = pseudonymizer(settings).pseudonym(args.user)
+    if watcher is None:
+        out = {"request_id": request_id, "pseudonym": pseudonym, "requested_at": requested_at}
+        print_json(out) if args.json else print(f"erasure requested: {request_id} ({pseudonym})")
+        return 0
+    try:
+        if not watcher.wait([request_id], args.timeout):
+            done = watcher.stages.get(request_id, {})
+            missing = [s for s in STAGES if s not in done] or ["receipt"]
+            raise ServiceUnavailable(
+                f"no receipt for erasure {request_id} within {args.timeout:g} s; "
+                f"confirmed: {', '.join(sorted(done)) or 'none'}; waiting for: {', '.join(missing)} "
+                "(are `privrec worker` and `privrec train` running?)"
+            )
+        receipt = msgspec.to_builtins(watcher.receipts[request_id])
+    finally:
+        watcher.consumer.close()
+    if args.json:
+        print_json(receipt)
+    else:
+        print_receipt(receipt)
+    return 0
+
+
+def print_receipt(receipt: dict[str, Any]) -> None:
+    def at(ms: int | None) -> str:
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ms / 1000)) if ms else "-"
+
+    took = (receipt["completed_at"] - receipt["requested_at"]) / 1000
+    print(f"erasure {receipt['request_id']} complete for {receipt['pseudonym']} in {took:.2f} s")
+    for stage, ms in receipt["stages"].items():
+        print(f"  {stage:<8} finished {at(ms)}")
+    print("remains by design:")
+    for item in receipt["remains"]:
+        until = at(item["until"]) if item.get("until") else item.get("rule", "")
+        print(f"  - {item['what']}\n      until: {until}")

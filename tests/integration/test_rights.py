@@ -1,0 +1,259 @@
+"""Erasure (Art. 17) and withdrawal (Art. 21) on the real broker and Redis.
+
+A real `privrec worker` runs the stream; the trainer runs in this process (in a
+thread, so its matrix and id maps can be inspected); `privrec erase --wait`
+runs as a subprocess. After the receipt no trace of the user may be found in
+Redis (every key and string value), in the window-state changelog, in the
+trainer's matrix or id maps, in saved models, or in records produced later;
+everyone else's recommendations stay.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+
+import numpy as np
+import pytest
+import redis as redis_lib
+from kafka import KafkaAdminClient
+
+from agents.procs import settings_env
+from pipeline.keys import pseudonymizer
+from pipeline.recs import Model
+from pipeline.serving.layout import Layout
+from pipeline.serving.publish import live_version
+from pipeline.serving.reader import Reader
+from pipeline.sources import consent_record
+from pipeline.topics import create_topics
+from tests.cli import privrec
+from tests.integration.harness import Worker, produce, read_all, wait_assigned, wait_for, wait_processed
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+HOUR = 3_600_000
+T0 = 1_700_000_000_000 - 1_700_000_000_000 % HOUR
+
+
+def _event(user: str, content: str, t: int, kind: str = "play", watched: int = 600_000) -> dict:
+    return {
+        "schema": "playback.v1",
+        "event_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{user}/{content}/{t}/{kind}")),
+        "user_id": user,
+        "session_id": f"s-{user}",
+        "device_id": f"d-{user}",
+        "content_id": content,
+        "event_type": kind,
+        "position_ms": watched,
+        "duration_ms": 3_600_000,
+        "watched_ms": watched,
+        "event_time": t,
+        "client": {
+            "ip": "203.0.113.9",
+            "user_agent": "ua",
+            "app_version": "1",
+            "device_class": "tv",
+            "country": "DE",
+        },
+        "gpc": False,
+    }
+
+
+def _history(users: list[str], titles: int = 12) -> list[tuple[bytes, bytes]]:
+    """Each user watches 6 titles from a window of the catalogue that depends on the user."""
+    out = []
+    for i, user in enumerate(users):
+        events = [
+            _event(user, f"t{(i + k) % titles:02d}", T0 + k * HOUR + 60_000, kind)
+            for k in range(6)
+            for kind in ("play", "complete")
+        ]
+        out.append((user.encode(), json.dumps({"schema": "playback.batch.v1", "events": events}).encode()))
+    return out
+
+
+def _consents(users: list[str], personalization: bool = True) -> list[tuple[bytes, bytes]]:
+    purposes = {"analytics": True, "personalization": personalization, "advertising": False}
+    now = int(time.time() * 1000)
+    return [(u.encode(), json.dumps(consent_record(u, purposes, updated_at_ms=now)).encode()) for u in users]
+
+
+def _close_windows(settings) -> dict[int, int]:
+    """A close marker on every partition of playback.raw; returns the ends to wait for."""
+    from pipeline.stream import CONTROL_KEY, Control, encode_control
+
+    value = encode_control(Control(command="close_windows", id="test", at=int(time.time() * 1000)))
+    ends: dict[int, int] = {}
+    for p in range(settings.partitions):
+        ends.update(produce(settings, settings.topic("playback.raw"), [(CONTROL_KEY, value)], partition=p))
+    return ends
+
+
+def _latest_by_key(settings, topic: str) -> dict[bytes, bytes | None]:
+    latest: dict[bytes, bytes | None] = {}
+    for key, value in read_all(settings, topic, quiet_s=1.0):
+        if key is not None:
+            latest[key] = value
+    return latest
+
+
+def _count_keyed(settings, topic: str, names: list[str]) -> int:
+    keys = {n.encode() for n in names}
+    return sum(k in keys for k, _ in read_all(settings, topic, quiet_s=0.5))
+
+
+def _redis_mentions(client: redis_lib.Redis, needles: list[str]) -> list[str]:
+    """Keys whose name or (string) value contains any needle."""
+    found = []
+    for key in client.scan_iter(count=1000):
+        name = key.decode()
+        if any(n in name for n in needles):
+            found.append(name)
+            continue
+        if client.type(key) == b"string":
+            value = client.get(key) or b""
+            if any(n.encode() in value for n in needles):
+                found.append(name)
+    return found
+
+
+@pytest.fixture
+def pipeline(make_settings, kafka_bootstrap, tmp_path):
+    settings = make_settings(
+        partitions=2,
+        stream={"idle_close_ms": 600_000},
+        trainer={"retrain_every_s": 20.0, "factors": 8, "iterations": 5, "gate_margin": 1.0},
+    )
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    create_topics(admin, settings)
+    admin.close()
+    worker = Worker(settings, tmp_path / "logs").start()
+    wait_assigned(settings, 1)
+    yield settings
+    worker.kill()
+
+
+def _start_trainer(settings):
+    from agents.cli.train import close_trainer, make_trainer
+
+    trainer = make_trainer(settings)
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            trainer.run(stop)
+        except BaseException as exc:  # surfaced by finish() and by the waits below
+            errors.append(exc)
+            raise
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+
+    def finish() -> None:
+        stop.set()
+        thread.join(timeout=60)
+        close_trainer(trainer)
+        if errors:
+            raise errors[0]
+
+    trainer.errors = errors  # type: ignore[attr-defined]
+    return trainer, finish
+
+
+def test_erasure_leaves_no_trace_and_keeps_everyone_else(pipeline):
+    s = pipeline
+    pz = pseudonymizer(s)
+    users = [f"viewer-{i:02d}" for i in range(24)]
+    victim, others = users[3], [u for u in users if u != users[3]]
+    names = pz.candidates(victim)
+    raw_topic = s.topic("playback.raw")
+
+    wait_processed(s, s.topic("consent"), produce(s, s.topic("consent"), _consents(users)))
+    produce(s, raw_topic, _history(users))
+    wait_processed(s, raw_topic, _close_windows(s))
+
+    client = redis_lib.Redis.from_url(s.redis.url.get_secret_value())
+    layout = Layout.from_settings(s)
+    reader = Reader(client, pz, layout)
+    trainer, finish = _start_trainer(s)
+    try:
+        try:
+            wait_for(lambda: trainer.errors or live_version(client, layout), 120, "a published model")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; trainer counters {trainer.counters}") from None
+        assert not trainer.errors
+        first_version = live_version(client, layout)
+        assert names[0] in trainer.model.user_ids
+        wait_for(lambda: reader.get(victim).personalized, 30, "the victim's recommendations")
+
+        # the victim keeps watching: open windows in the worker's state
+        late = [_event(victim, "t05", T0 + 30 * HOUR, "play")]
+        wait_processed(s, raw_topic, produce(s, raw_topic, [(victim.encode(), json.dumps(late[0]).encode())]))
+        changelog = f"{s.app_id}-windows-changelog"
+        victim_keys = [k for k, v in _latest_by_key(s, changelog).items() if v and names[0].encode() in k]
+        assert victim_keys, "the victim's open window should be in the window state before erasure"
+
+        before = {u: reader.get(u, 10) for u in others}
+        assert all(r.personalized for r in before.values())
+
+        t_request = time.monotonic()
+        done = privrec(
+            "erase", victim, "--wait", "--json", "--timeout", "60", env=settings_env(s), timeout=90
+        )
+        took = time.monotonic() - t_request
+        assert done.returncode == 0, done.stderr
+        receipt = json.loads(done.stdout)
+        assert receipt["pseudonym"] == names[0]
+        assert set(receipt["stages"]) == {"stream", "trainer", "cache"}
+        assert receipt["requested_at"] <= min(receipt["stages"].values())
+        assert max(receipt["stages"].values()) <= receipt["completed_at"]
+        assert victim not in done.stdout  # the raw id never appears in a receipt
+        model_until = next(r["until"] for r in receipt["remains"] if "item factors" in r["what"])
+        print(f"erase --wait took {took:.2f} s")
+
+        # Redis: no key and no string value mentions any of the victim's pseudonyms
+        assert _redis_mentions(client, names) == []
+        assert reader.get(victim).personalized is False
+        # window state: the victim's entries are tombstoned in the changelog
+        latest = _latest_by_key(s, changelog)
+        assert all(latest.get(k) is None for k in victim_keys)
+        # the consent record is tombstoned
+        assert _latest_by_key(s, s.topic("consent")).get(victim.encode(), b"x") is None
+        # everyone else keeps their recommendations
+        after = {u: reader.get(u, 10) for u in others}
+        assert all(r.personalized for r in after.values())
+        if live_version(client, layout) == first_version:
+            assert after == before
+
+        # events after the erasure reach nothing downstream (no consent any more)
+        victim_rows = _count_keyed(s, s.topic("interactions"), names)
+        victim_redacted = _count_keyed(s, s.topic("playback.redacted"), names)
+        more = _history([victim])
+        produce(s, raw_topic, more)
+        wait_processed(s, raw_topic, _close_windows(s))
+        assert _count_keyed(s, s.topic("interactions"), names) == victim_rows
+        assert _count_keyed(s, s.topic("playback.redacted"), names) == victim_redacted
+
+        # the receipt's "until" holds: a full retrain without the victim replaces the model by then
+        wait_for(
+            lambda: live_version(client, layout) != first_version,
+            max(5.0, model_until / 1000 - time.time() + 5),
+            "the retrain that drops the erased user's data",
+            interval=0.5,
+        )
+        assert time.time() * 1000 <= model_until
+    finally:
+        finish()
+
+    assert names[0] not in trainer.store.users()
+    assert names[0] not in trainer.model.user_ids
+    saved = [p for p in (s.state_dir / "models").iterdir() if not p.name.startswith(".")]
+    assert [p.name for p in saved] == [trainer.model.version]  # older artefacts (with the victim) are gone
+    model = Model.load(saved[0])
+    assert names[0] not in model.user_ids
+    assert model.n_users == len(others)
+    assert np.isfinite(model.item_factors).all()
+    assert trainer.counters.get("receipts") == 1

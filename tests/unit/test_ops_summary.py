@@ -1,0 +1,108 @@
+"""What `privrec status` reads, against a tiny in-memory Redis: process stats, live model, receipts."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+
+from pipeline.ops.summary import _receipt_summary, live_model, process_reports, stats_key
+from pipeline.serving.layout import Layout
+
+
+class FakeRedis:
+    """The few commands the summary uses: GET, SCAN, ZSCORE."""
+
+    def __init__(self, data: dict[str, object], scores: dict[tuple[str, str], float] | None = None) -> None:
+        self.data = data
+        self.scores = scores or {}
+
+    def get(self, key: str | bytes):
+        value = self.data.get(key.decode() if isinstance(key, bytes) else key)
+        return value.encode() if isinstance(value, str) else value
+
+    def scan_iter(self, pattern: str):
+        return [k.encode() for k in self.data if fnmatch.fnmatchcase(k, pattern)]
+
+    def zscore(self, key: str, member: str):
+        return self.scores.get((key, member))
+
+
+def published(layout: Layout, version: str, *, ndcg: float, switched_ms: int) -> FakeRedis:
+    meta = {"version": version, "trained_at": switched_ms - 60_000, "metrics": {"ndcg_at_10": ndcg}}
+    return FakeRedis(
+        {layout.live: version, layout.meta(version): json.dumps(meta)},
+        {(layout.versions, version): float(switched_ms)},
+    )
+
+
+def stats(kind: str, pid: str, at: int, **extra) -> str:
+    return json.dumps({kind: pid, "at": at, **extra})
+
+
+def test_process_reports_of_one_app_newest_first():
+    now = 1_000_000
+    redis = FakeRedis(
+        {
+            stats_key("worker", "app:a"): stats("worker", "app:a", now - 30_000, assigned=[2, 0]),
+            stats_key("worker", "app:b"): stats(
+                "worker", "app:b", now - 1_000, assigned=[1], metrics="http://h:1/metrics"
+            ),
+            stats_key("worker", "app-other:c"): stats("worker", "app-other:c", now),  # another app
+            stats_key("worker", "app:broken"): "{not json",
+            stats_key("trainer", "app:t"): stats(
+                "trainer", "app:t", now - 2_000, metrics="http://h:2/metrics"
+            ),
+        }
+    )
+    workers = process_reports(redis, "app", "worker", now)
+    assert [(w.id, w.age_s, w.assigned, w.metrics) for w in workers] == [
+        ("app:b", 1.0, (1,), "http://h:1/metrics"),
+        ("app:a", 30.0, (0, 2), None),
+    ]
+    (trainer,) = process_reports(redis, "app", "trainer", now)
+    assert trainer.to_dict() == {
+        "kind": "trainer",
+        "id": "app:t",
+        "age_s": 2.0,
+        "assigned": [],
+        "metrics": "http://h:2/metrics",
+    }
+
+
+def test_live_model_and_its_ages():
+    layout = Layout("privrec:app")
+    assert live_model(FakeRedis({}), layout) is None
+    model = live_model(published(layout, "v3", ndcg=0.3, switched_ms=2_000_000), layout)
+    assert model is not None
+    assert model.to_dict(now_ms=2_010_000) == {
+        "version": "v3",
+        "ndcg_at_10": 0.3,
+        "trained_at_ms": 1_940_000,
+        "age_s": 70.0,
+        "published_at_ms": 2_000_000,
+        "published_age_s": 10.0,
+    }
+
+
+def test_receipt_summary_reads_times_and_stage_names_only():
+    value = json.dumps(
+        {
+            "schema": "receipt.v1",
+            "request_id": "ab" * 16,
+            "pseudonym": "k1." + "0" * 32,
+            "requested_at": 1_000,
+            "completed_at": 3_500,
+            "stages": {"trainer": 3_000, "stream": 1_500, "cache": 3_500},
+            "remains": [],
+        }
+    ).encode()
+    summary = _receipt_summary(value, timestamp_ms=9_999)
+    assert summary == {
+        "request_id": "ab" * 16,
+        "completed_at_ms": 3_500,
+        "duration_s": 2.5,
+        "stages": ["cache", "stream", "trainer"],
+    }
+    assert "0" * 32 not in json.dumps(summary)  # never the pseudonym
+    garbled = _receipt_summary(b"\xff", timestamp_ms=9_999)
+    assert garbled == {"request_id": None, "completed_at_ms": 9_999, "duration_s": None, "stages": []}
