@@ -86,6 +86,7 @@ class Trainer:
         on_report: Callable[[TrainReport], None] | None = None,
     ) -> None:
         self.on_report = on_report  # told of each published round (metrics); must not raise
+        self.on_receipt: Callable[[Receipt], None] | None = None  # told of each receipt issued (metrics)
         self.settings = settings
         self.cfg = settings.trainer
         self.tail = tail
@@ -282,6 +283,8 @@ class Trainer:
             self._send(self.topics["receipts"], entry.pseudonym.encode(), encode(receipt))
             self.ledger.mark_issued(entry.request_id)
             receipts.append(receipt)
+            if self.on_receipt is not None:
+                self.on_receipt(receipt)
             self._count("receipts")
         if receipts and self.producer is not None:
             self.producer.flush()

@@ -108,7 +108,14 @@ def cmd_train(settings: Settings, args: argparse.Namespace) -> int:
                 served.close()
         return 0
     finally:
-        trainer.tail.consumer.close()
+        close_trainer(trainer)
+
+
+def observe_receipt(metrics: Any, receipt: Any) -> None:
+    """Erasure durations: request to the end of each stage, and to the receipt."""
+    for stage, at in receipt.stages.items():
+        metrics.observe_erasure(stage, (at - receipt.requested_at) / 1000)
+    metrics.observe_erasure("receipt", (receipt.completed_at - receipt.requested_at) / 1000)
 
 
 def serve_trainer_metrics(settings: Settings, trainer: Any) -> Any:
@@ -118,6 +125,7 @@ def serve_trainer_metrics(settings: Settings, trainer: Any) -> Any:
     served = start_trainer_metrics(settings, resolve(settings), lambda: trainer.counters)
     if served is not None:
         trainer.on_report = served.on_report
+        trainer.on_receipt = lambda r: observe_receipt(served.metrics, r)
     return served
 
 

@@ -93,7 +93,7 @@ def test_ledger_in_any_order_and_receipt_only_once():
     assert [e.request_id for e in ledger.awaiting("trainer")] == []  # not until the request is seen
     ledger.request(RID, ["k2.p", "k1.p"], 100)
     assert ledger.cutoff("k1.p") == 500
-    (entry,) = ledger.awaiting("trainer")
+    assert [e.request_id for e in ledger.awaiting("trainer")] == [RID]
     ledger.finished(RID, "trainer", 600)
     assert ledger.ready() == []
     ledger.finished(RID, "cache", 610, {"keys_deleted": 3})
@@ -123,3 +123,24 @@ def test_receipt_needs_every_stage_and_round_trips_its_schema():
     data = msgspec.json.decode(encode(receipt))
     assert data["schema"] == "receipt.v1"
     assert all("until" in r or r["rule"] for r in data["remains"])
+
+
+def test_receipt_durations_feed_the_erasure_histogram():
+    from prometheus_client import CollectorRegistry
+
+    from agents.cli.train import observe_receipt
+    from pipeline.ops.metrics import PipelineMetrics
+
+    metrics = PipelineMetrics(CollectorRegistry())
+    ledger = ErasureLedger()
+    entry = ledger.request(RID, ["k2.p"], 1_000)
+    for stage, at in (("stream", 1_200), ("trainer", 1_400), ("cache", 1_450)):
+        ledger.finished(RID, stage, at)
+    observe_receipt(metrics, build_receipt(entry, 1_500, 9_000))
+    registry = metrics.registry
+    for stage, seconds in (("stream", 0.2), ("trainer", 0.4), ("cache", 0.45), ("receipt", 0.5)):
+        labels = {"stage": stage}
+        assert registry.get_sample_value("privrec_erasure_duration_seconds_count", labels) == 1
+        assert registry.get_sample_value("privrec_erasure_duration_seconds_sum", labels) == pytest.approx(
+            seconds
+        )
