@@ -191,6 +191,8 @@ def parse_keys(text: str) -> list[PseudonymKey]:
     keys: list[PseudonymKey] = []
     seen: set[str] = set()
     for lineno, line in enumerate(text.splitlines(), start=1):
+        if line.lstrip().startswith("#"):  # a comment line, commas and all
+            continue
         for item in line.split(","):
             item = item.strip()
             if not item or item.startswith("#"):

@@ -160,7 +160,7 @@ def test_parse_errors_never_contain_the_secret(text: str, secret: str | None) ->
 def test_parse_lines_commas_comments_and_base64() -> None:
     b64 = base64.b64encode(b"\x00\x01binary-secret-bytes\xff").decode()
     text = f"""
-    # rotated 2024-05
+    # rotated 2024-05, oldest first (a comment line may hold commas: k9:not-a-key)
     k1:plain-secret-0123456789, k2:base64:{b64}
 
     k3: spaced-secret-0123456789
