@@ -114,7 +114,7 @@ class Trainer:
             "stages": settings.topic("erasure.stages"),
             "receipts": settings.topic("receipts"),
         }
-        self.artefacts = Path(settings.state_dir) / "models"
+        self.artefacts = Path(settings.state_dir) / "models" / settings.app_id  # one folder per deployment
 
     # -- input ---------------------------------------------------------------------------
 

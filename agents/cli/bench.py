@@ -43,6 +43,15 @@ def register(sub: Any) -> None:
 
     from agents.cli.recs import n_items
 
+    p = bench.add_parser("erase", help="erasure request-to-receipt times with a replay loading the pipeline")
+    p.add_argument("--requests", type=int, default=20, help="erasure requests (distinct users)")
+    p.add_argument("--users", type=int, default=1000)
+    p.add_argument("--interval", type=float, default=0.5, help="seconds between requests")
+    p.add_argument("--load-rate", type=float, default=5000.0, help="replayed events/s meanwhile")
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--seed", type=int, default=11)
+    p.set_defaults(handler=cmd_bench_erase)
+
     p = bench.add_parser("serve", help="recommendation reader vs raw redis-py GET of the same keys")
     p.add_argument("--users", type=int, default=10_000, help="users published (default 10000)")
     p.add_argument("--reads", type=int, default=20_000, help="single-user reads timed (default 20000)")
@@ -65,6 +74,24 @@ def cmd_bench_stream(settings: Settings, args: argparse.Namespace) -> int:
         bench_stream(events=args.events, workers=args.workers, seed=args.seed, naive_events=args.naive_events)
     )
     return 0
+
+
+def cmd_bench_erase(settings: Settings, args: argparse.Namespace) -> int:
+    from agents.bench.erase import bench_erase
+    from agents.cli.evaluate import embedded_services
+
+    with embedded_services(settings, args):
+        result = bench_erase(
+            settings,
+            requests=args.requests,
+            users=args.users,
+            interval_s=args.interval,
+            load_rate=args.load_rate,
+            workers=args.workers,
+            seed=args.seed,
+        )
+    print_json(result)
+    return 0 if result.get("complete") else 1
 
 
 def cmd_bench_serve(settings: Settings, args: argparse.Namespace) -> int:

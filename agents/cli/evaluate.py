@@ -13,9 +13,12 @@ so it never mixes with other data on the same services.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import io
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,10 +45,9 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=cmd_eval)
 
 
-def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
-    import contextlib
-    import io
-
+@contextlib.contextmanager
+def embedded_services(settings: Settings, args: argparse.Namespace) -> Iterator[None]:
+    """The embedded broker and Redis for the duration (stopped after, if started here)."""
     embedded = settings.kafka.embedded or settings.redis.embedded
     records = EmbeddedServices(settings.state_dir).records().values()
     started_here = embedded and not any(r.alive() for r in records)
@@ -53,6 +55,15 @@ def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
         with contextlib.redirect_stdout(io.StringIO()):
             services.cmd_up(settings, args)
     try:
+        yield
+    finally:
+        if started_here:
+            with contextlib.redirect_stdout(io.StringIO()):
+                services.cmd_down(settings, args)
+
+
+def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
+    with embedded_services(settings, args):
         result = run_eval(
             settings,
             args.dataset,
@@ -62,10 +73,6 @@ def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
             seed=args.seed,
             progress=not args.json,
         )
-    finally:
-        if started_here:
-            with contextlib.redirect_stdout(io.StringIO()):
-                services.cmd_down(settings, args)
     if args.json:
         print_json(result)
     else:

@@ -250,7 +250,7 @@ def test_erasure_leaves_no_trace_and_keeps_everyone_else(pipeline):
 
     assert names[0] not in trainer.store.users()
     assert names[0] not in trainer.model.user_ids
-    saved = [p for p in (s.state_dir / "models").iterdir() if not p.name.startswith(".")]
+    saved = [p for p in trainer.artefacts.iterdir() if not p.name.startswith(".")]
     assert [p.name for p in saved] == [trainer.model.version]  # older artefacts (with the victim) are gone
     model = Model.load(saved[0])
     assert names[0] not in model.user_ids
