@@ -129,10 +129,17 @@ def test_demo_end_to_end(make_settings):
 @pytest.mark.slow
 @pytest.mark.dataset
 @pytest.mark.timeout(1600)
-def test_eval_movielens_100k_meets_the_baseline(make_settings):
-    path = dataset_root() / "movielens-100k"
+@pytest.mark.parametrize(
+    ("name", "min_users"),
+    [
+        ("movielens-100k", 900),  # measured ratio 1.114 (NDCG@10 0.2049 vs direct ALS 0.1840)
+        ("movielens-latest-small", 600),  # measured ratio 1.134 (NDCG@10 0.1283 vs 0.1132)
+    ],
+)
+def test_eval_through_the_full_pipeline_meets_the_baseline(make_settings, name, min_users):
+    path = dataset_root() / name
     if not path.exists():
-        pytest.skip(f"MovieLens 100k not found under {dataset_root()} (set PRIVREC_DATASETS)")
+        pytest.skip(f"{name} not found under {dataset_root()} (set PRIVREC_DATASETS)")
     settings = make_settings()
     result = privrec(
         "eval", "--dataset", str(path), "--format", "movielens", "--json",
@@ -141,6 +148,5 @@ def test_eval_movielens_100k_meets_the_baseline(make_settings):
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     out = json.loads(result.stdout)
-    assert out["users_evaluated"] > 900
-    # measured 1.114 with the tuned defaults (NDCG@10 0.2049 vs direct ALS 0.1840)
+    assert out["users_evaluated"] >= min_users
     assert out["ratio"] >= 1.0, out
