@@ -49,7 +49,10 @@ from pipeline.wire import decode_as, decode_consent, encode
 from pipeline.wire.outbound import Interaction
 from pipeline.wire.rights import ErasureRequest, ErasureStage, Receipt
 
-__all__ = ["TrainReport", "Trainer"]
+__all__ = ["TOPICS", "TrainReport", "Trainer"]
+
+TOPICS = ("consent", "erasure", "erasure.stages", "receipts", "interactions")
+"""What the trainer reads (names without prefix): consent and erasure topics before interactions."""
 
 log = logging.getLogger(__name__)
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 from agents.cli._output import print_json
+from agents.cli.recs import n_items
 from pipeline.connect import kafka_producer, resolve
-from pipeline.errors import ServiceUnavailable
+from pipeline.errors import ConfigError, ServiceUnavailable
 from pipeline.settings import Settings
 
 __all__ = ["register", "send_erasure"]
@@ -22,6 +25,17 @@ def register(sub: Any) -> None:
     p.add_argument("--timeout", type=float, default=60.0, help="seconds --wait waits (default 60)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_erase)
+
+    p = sub.add_parser(
+        "export", help="everything privrec holds about a viewer, as one JSON document (GDPR Art. 15/20)"
+    )
+    p.add_argument("user", help="the viewer's user id (raw; pseudonymised under every configured key)")
+    p.add_argument("--out", type=Path, help="write to this file (atomically, mode 0600) instead of stdout")
+    p.add_argument(
+        "--n", type=n_items, default=None, help="recommendations to include (1..500; default trainer.top_n)"
+    )
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds to read the topics (default 120)")
+    p.set_defaults(handler=cmd_export)
 
 
 def send_erasure(producer: Any, settings: Settings, user_id: str) -> tuple[str, int]:
@@ -102,3 +116,28 @@ def print_receipt(receipt: dict[str, Any]) -> None:
     for item in receipt["remains"]:
         until = at(item["until"]) if item.get("until") else item.get("rule", "")
         print(f"  - {item['what']}\n      until: {until}")
+
+
+def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
+    """``privrec export USER [--out FILE]``: the ``export.v1`` document (never logged)."""
+    from agents.export import collect_export
+    from pipeline.rights.export import render, write_private
+
+    if args.out is not None and not args.out.parent.is_dir():
+        raise ConfigError("--out", f"directory does not exist: {args.out.parent}")
+    try:
+        document = collect_export(settings, resolve(settings), args.user, n=args.n, timeout_s=args.timeout)
+    except TimeoutError:
+        raise ServiceUnavailable(
+            f"kafka: could not read the topics to their end within {args.timeout:g} s (--timeout)"
+        ) from None
+    text = render(document)
+    if args.out is None:
+        sys.stdout.write(text)
+        return 0
+    try:
+        write_private(args.out, text)
+    except OSError as exc:
+        raise ConfigError("--out", f"cannot write {args.out}: {exc.strerror}") from None
+    print(f"export written to {args.out} ({len(text.encode())} bytes, mode 0600)")
+    return 0

@@ -36,6 +36,7 @@ def make_trainer(settings: Settings, endpoints: Endpoints | None = None, *, comm
     """A :class:`agents.trainer.Trainer` reading the deployment's topics from the beginning."""
     from kafka import KafkaConsumer
 
+    from agents.trainer import TOPICS as TRAINER_TOPICS
     from agents.trainer import Trainer
     from pipeline.tail import TopicTail
 
@@ -51,7 +52,7 @@ def make_trainer(settings: Settings, endpoints: Endpoints | None = None, *, comm
     )
     tail = TopicTail(
         consumer,
-        [settings.topic(t) for t in ("consent", "erasure", "erasure.stages", "receipts", "interactions")],
+        [settings.topic(t) for t in TRAINER_TOPICS],
         settings.partitions,
         bootstrap=endpoints.kafka_bootstrap,
         client_options=endpoints.kafka_options,

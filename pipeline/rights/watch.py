@@ -12,6 +12,7 @@ from collections.abc import Collection
 from typing import Any
 
 from pipeline.end_offsets import probe_end_offsets
+from pipeline.errors import ValidationFailed
 from pipeline.wire import decode_as
 from pipeline.wire.rights import ErasureStage, Receipt
 
@@ -65,7 +66,7 @@ class ReceiptWatcher:
                     else:
                         stage = decode_as(r.value or b"", ErasureStage)
                         self.stages.setdefault(stage.request_id, {})[stage.stage] = stage.finished_at
-                except Exception:  # not ours to judge; the producers validate what they write
+                except ValidationFailed:  # not ours to judge; the producers validate what they write
                     continue
         return new
 

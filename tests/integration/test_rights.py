@@ -123,7 +123,7 @@ def _redis_mentions(client: redis_lib.Redis, needles: list[str]) -> list[str]:
 def pipeline(make_settings, kafka_bootstrap, tmp_path):
     settings = make_settings(
         partitions=2,
-        stream={"idle_close_ms": 600_000},
+        stream={"idle_close_ms": 600_000, "window_grace_ms": 2 * 86_400_000},  # nothing late here
         trainer={"retrain_every_s": 20.0, "factors": 8, "iterations": 5, "gate_margin": 1.0},
     )
     admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
@@ -257,3 +257,30 @@ def test_erasure_leaves_no_trace_and_keeps_everyone_else(pipeline):
     assert model.n_users == len(others)
     assert np.isfinite(model.item_factors).all()
     assert trainer.counters.get("receipts") == 1
+
+    # a fresh trainer rebuilding from the topics never re-admits the erased data, nor re-issues the receipt
+    from agents.cli.train import close_trainer, make_trainer
+
+    rebuilt = make_trainer(s)
+    try:
+        rebuilt.catch_up()
+        assert not set(names) & set(rebuilt.store.users())
+        assert set(rebuilt.store.users()) == {pz.pseudonym(u) for u in others}
+        assert rebuilt.counters["interactions_refused_no_personalization"] > 0
+        assert rebuilt.finish_erasures() == []
+    finally:
+        close_trainer(rebuilt)
+
+    # consent given again after the erasure: a new profile starts; nothing from before comes back
+    wait_processed(s, s.topic("consent"), produce(s, s.topic("consent"), _consents([victim])))
+    fresh = _event(victim, "t11", T0 + 40 * HOUR, "play")
+    produce(s, raw_topic, [(victim.encode(), json.dumps(fresh).encode())])
+    wait_processed(s, raw_topic, _close_windows(s))
+    rebuilt = make_trainer(s)
+    try:
+        rebuilt.catch_up()
+        rows = rebuilt.store.records(names[0])
+        assert [(r["content_id"], r["window_start"]) for r in rows] == [("t11", T0 + 40 * HOUR)]
+        assert rebuilt.counters["interactions_refused_erased"] == 6  # the pre-erasure windows
+    finally:
+        close_trainer(rebuilt)

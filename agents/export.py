@@ -1,0 +1,243 @@
+"""Collect a viewer's data export (Art. 15/20) from Kafka and Redis: the reading side.
+
+Interactions are judged by the trainer's own ingestion: an
+:class:`ExportTrainer` (a :class:`agents.trainer.Trainer` that never writes)
+runs the trainer's ``catch_up`` over the topics, with every record that is not
+the viewer's dropped *before* it is applied. So the export holds exactly the
+windows a trainer started now would hold for them, by the same rules.
+
+The document itself is assembled by :mod:`pipeline.rights.export`. Neither
+the raw user id nor the payload is ever logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from agents.trainer import TOPICS as TRAINER_TOPICS
+from agents.trainer import Trainer
+from pipeline.connect import Endpoints, redis_client
+from pipeline.keys import pseudonymizer
+from pipeline.privacy.pseudonym import Pseudonymizer
+from pipeline.rights.export import (
+    LogRecord,
+    Selector,
+    assemble,
+    changelog_topics,
+    consent_section,
+    erasure_section,
+    interactions_section,
+    latest_by_key,
+    open_windows,
+    stream_consent,
+)
+from pipeline.serving.controls import get_controls
+from pipeline.serving.layout import Layout
+from pipeline.serving.reader import MAX_N, Reader
+from pipeline.settings import Settings
+from pipeline.tail import TopicTail
+
+__all__ = ["ExportTrainer", "collect_export"]
+
+log = logging.getLogger(__name__)
+
+
+class ExportTrainer(Trainer):
+    """The trainer's ingestion over one viewer's records only, without side effects.
+
+    ``catch_up`` is the trainer's own (consent and erasure topics first, then
+    everything); each record passes :meth:`keeps` first. Nothing is written:
+    no Redis (``forget`` only drops the in-memory rows), no producer.
+    """
+
+    def __init__(self, settings: Settings, tail: TopicTail, pz: Pseudonymizer, selector: Selector) -> None:
+        super().__init__(settings, tail, None, pz)
+        self.selector = selector
+        self.kept: dict[str, list[LogRecord]] = {name: [] for name in self.topics}
+        self._names = {topic: name for name, topic in self.topics.items()}
+
+    def keeps(self, record: LogRecord) -> bool:
+        name = self._names.get(record.topic)
+        s = self.selector
+        if name in ("consent", "erasure"):
+            return s.by_user_id(record.key)
+        if name == "receipts":
+            return s.by_pseudonym(record.key)
+        if name == "stages":
+            return s.stage(record.value) is not None
+        return name == "interactions" and s.interaction(record.key, record.value)
+
+    def apply_many_one(self, record: Any) -> None:
+        if self.keeps(record):
+            self.kept[self._names[record.topic]].append(record)
+            self.apply([record])
+
+    def forget(self, pseudonym: str) -> bool:
+        """A withdrawal: drop the rows in memory (the real trainer also deletes Redis entries)."""
+        return bool(self.forget_profile([pseudonym]))
+
+    def held(self) -> list[dict[str, Any]]:
+        return [r for p in self.selector.pseudonyms for r in self.store.records(p)]
+
+
+@dataclass
+class Changelogs:
+    """The latest value per key of the viewer's entries in the workers' changelogs."""
+
+    windows: dict[bytes, bytes | None] = field(default_factory=dict)
+    consent: dict[bytes, bytes | None] = field(default_factory=dict)
+    found: dict[str, bool] = field(default_factory=dict)
+
+
+def _consumer(endpoints: Endpoints) -> Any:
+    from kafka import KafkaConsumer
+
+    return KafkaConsumer(
+        bootstrap_servers=endpoints.kafka_bootstrap,
+        client_id=f"privrec-export-{uuid.uuid4().hex[:6]}",
+        enable_auto_commit=False,  # no group id: reads commit nothing and join no group
+        max_partition_fetch_bytes=8 * 1024 * 1024,
+        **endpoints.kafka_options,
+    )
+
+
+def read_trainer_view(
+    settings: Settings, endpoints: Endpoints, pz: Pseudonymizer, selector: Selector, timeout_s: float
+) -> ExportTrainer:
+    """Consent, erasure, stages, receipts, then interactions, as the trainer reads them at start."""
+    consumer = _consumer(endpoints)
+    try:
+        tail = TopicTail(
+            consumer,
+            [settings.topic(t) for t in TRAINER_TOPICS],
+            settings.partitions,
+            bootstrap=endpoints.kafka_bootstrap,
+            client_options=endpoints.kafka_options,
+        )
+        trainer = ExportTrainer(settings, tail, pz, selector)
+        trainer.catch_up(timeout_s)
+        return trainer
+    finally:
+        consumer.close()
+
+
+def _read_latest(
+    endpoints: Endpoints, consumer: Any, topic: str, keep: Callable[[bytes | None], bool], timeout_s: float
+) -> dict[bytes, bytes | None]:
+    partitions = consumer.partitions_for_topic(topic)
+    if not partitions:
+        return {}
+    records: list[LogRecord] = []
+    tail = TopicTail(
+        consumer,
+        [topic],
+        max(partitions) + 1,
+        bootstrap=endpoints.kafka_bootstrap,
+        client_options=endpoints.kafka_options,
+    )
+    tail.read_to_end(lambda r: records.append(r) if keep(r.key) else None, timeout_s)
+    return latest_by_key(records, keep)
+
+
+def read_changelogs(
+    settings: Settings, endpoints: Endpoints, selector: Selector, timeout_s: float
+) -> Changelogs:
+    """The workers' window-state and consent tables; a changelog not created yet reads as empty."""
+    topics = changelog_topics(settings.app_id)
+    keeps = {"windows": lambda k: selector.changelog_key(k) is not None, "consent": selector.by_pseudonym}
+    out = Changelogs()
+    consumer = _consumer(endpoints)
+    try:
+        existing = consumer.topics()  # metadata of every topic: creates none
+        for name, topic in topics.items():
+            out.found[name] = topic in existing
+            if out.found[name]:
+                setattr(out, name, _read_latest(endpoints, consumer, topic, keeps[name], timeout_s))
+    finally:
+        consumer.close()
+    return out
+
+
+def read_serving(
+    settings: Settings, endpoints: Endpoints, pz: Pseudonymizer, user_id: str, names: list[str], n: int
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Recommendations through the reader, and the controls it applies."""
+    client = redis_client(endpoints)
+    try:
+        layout = Layout.from_settings(settings)
+        response = Reader(client, pz, layout).get(user_id, n)
+        controls = get_controls(client, layout, names)
+    finally:
+        client.close()
+    stored = msgspec.to_builtins(controls)
+    stored["hidden"] = sorted(stored["hidden"])
+    return msgspec.to_builtins(response), stored
+
+
+def _sources(settings: Settings, trainer: ExportTrainer, logs: Changelogs, n: int) -> dict[str, Any]:
+    kept = {name: len(rows) for name, rows in trainer.kept.items()}
+    layout = Layout.from_settings(settings)
+    topics = changelog_topics(settings.app_id)
+    return {
+        "consent": {"topic": trainer.topics["consent"], "key": "user id", "records": kept["consent"]},
+        "consent.stream_table": {"topic": topics["consent"], "exists": logs.found.get("consent", False)},
+        "erasure": {
+            "topics": {t: trainer.topics[t] for t in ("erasure", "stages", "receipts")},
+            "records": {t: kept[t] for t in ("erasure", "stages", "receipts")},
+        },
+        "interactions": {
+            "topic": trainer.topics["interactions"],
+            "records": kept["interactions"],
+            "how": "read after the consent and erasure topics, judged by the trainer's ingestion",
+        },
+        "open_windows": {
+            "topic": topics["windows"],
+            "exists": logs.found.get("windows", False),
+            "entries": sum(v is not None for v in logs.windows.values()),
+        },
+        "recommendations": {"redis": "the reader (as services get them)", "n": n},
+        "controls": {"redis": f"{layout.controls_prefix}<pseudonym>, the first pseudonym that has any"},
+    }
+
+
+def collect_export(
+    settings: Settings,
+    endpoints: Endpoints,
+    user_id: str,
+    *,
+    n: int | None = None,
+    timeout_s: float = 120.0,
+    clock: Callable[[], float] = time.time,
+) -> dict[str, Any]:
+    """The ``export.v1`` document of ``user_id`` (see :mod:`pipeline.rights.export`)."""
+    pz = pseudonymizer(settings)
+    names = pz.candidates(user_id)
+    selector = Selector(user_id, names)
+    n = min(n or settings.trainer.top_n, MAX_N)
+    t0 = time.monotonic()
+    trainer = read_trainer_view(settings, endpoints, pz, selector, timeout_s)
+    logs = read_changelogs(settings, endpoints, selector, timeout_s)
+    recs, controls = read_serving(settings, endpoints, pz, user_id, names, n)
+    log.info("export collected in %.2f s", time.monotonic() - t0)
+    consent = consent_section(trainer.kept["consent"]) | {"stream_table": stream_consent(logs.consent)}
+    return assemble(
+        user_id=user_id,
+        pseudonyms=names,
+        generated_at_ms=int(clock() * 1000),
+        consent=consent,
+        erasure=erasure_section(trainer.kept["erasure"], trainer.kept["stages"], trainer.kept["receipts"]),
+        interactions=interactions_section(
+            trainer.held(), len(trainer.kept["interactions"]), trainer.counters
+        ),
+        windows=open_windows(logs.windows, selector, settings.stream.window_size_ms),
+        recommendations=recs,
+        controls=controls,
+        sources=_sources(settings, trainer, logs, n),
+    )
