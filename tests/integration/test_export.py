@@ -29,7 +29,7 @@ from pipeline.sources import consent_record
 from pipeline.topics import create_topics
 from tests.cli import privrec
 from tests.integration.harness import produce, wait_processed
-from tests.integration.test_rights import _close_windows, _event, _start_trainer, pipeline
+from tests.integration.test_rights import _close_windows, _event, _start_trainer, deployment
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -75,7 +75,7 @@ def _assert_nothing_of_others(text: str, pz) -> None:
             assert not any(p in text for p in pz.candidates(user))
 
 
-stack = pipeline  # the same deployment: one worker, 2 partitions, a quick trainer
+stack = deployment  # the same deployment: one worker, 2 partitions, a quick trainer
 
 
 def _viewer_history(s) -> dict:

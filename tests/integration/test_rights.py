@@ -120,7 +120,7 @@ def _redis_mentions(client: redis_lib.Redis, needles: list[str]) -> list[str]:
 
 
 @pytest.fixture
-def pipeline(make_settings, kafka_bootstrap, tmp_path):
+def deployment(make_settings, kafka_bootstrap, tmp_path):
     settings = make_settings(
         partitions=2,
         stream={"idle_close_ms": 600_000, "window_grace_ms": 2 * 86_400_000},  # nothing late here
@@ -163,8 +163,8 @@ def _start_trainer(settings):
     return trainer, finish
 
 
-def test_erasure_leaves_no_trace_and_keeps_everyone_else(pipeline):
-    s = pipeline
+def test_erasure_leaves_no_trace_and_keeps_everyone_else(deployment):
+    s = deployment
     pz = pseudonymizer(s)
     users = [f"viewer-{i:02d}" for i in range(24)]
     victim, others = users[3], [u for u in users if u != users[3]]
