@@ -60,11 +60,11 @@ def train(data: TrainingInput, settings: TrainerSettings) -> Model:
     """
     if isinstance(data, InteractionStore):
         pairs = data.pairs()
-        matrix = pairs.to_csr(confidence(pairs, settings))
+        bm25_norm = bm25_item_norm(pairs, settings) if settings.weighting == "bm25" else None
+        matrix = pairs.to_csr(confidence(pairs, settings, item_norm=bm25_norm))  # the norm once, not twice
         user_ids, item_ids = pairs.user_ids, pairs.item_ids
         last_seen: np.ndarray | None = pairs.last_seen
         n_interactions = pairs.n_windows
-        bm25_norm = bm25_item_norm(pairs, settings) if settings.weighting == "bm25" else None
     else:
         raw, user_ids, item_ids = data
         matrix = sp.csr_matrix(raw, dtype=np.float32)

@@ -11,6 +11,11 @@ vectorised sort done lazily ("compaction") when aggregates are read, or when
 pending appends outgrow the compacted rows. After compaction the rows are
 sorted by ``(user, title, window_start)``, which makes the per-pair aggregation
 and the CSR matrix one pass each.
+
+Columnar appends (:meth:`InteractionStore.add_arrays`) map ids through hashes
+of the id strings (:mod:`pipeline.recs._factorise`), so only the distinct ids
+are ever sorted or looked up in a dict; compaction sorts packed integer keys
+(:mod:`pipeline.recs._order`) rather than calling ``np.lexsort``.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import scipy.sparse as sp
 
+from pipeline.recs._factorise import intern_codes
+from pipeline.recs._order import latest_of_each_key
 from pipeline.recs.pairs import Pairs, empty_pairs
 
 if TYPE_CHECKING:
@@ -216,11 +223,11 @@ class InteractionStore:
         np.not_equal(user[1:], user[:-1], out=change[1:])
         change[1:] |= item[1:] != item[:-1]
         starts = np.flatnonzero(change)
-        users_present, rows = np.unique(user[starts], return_inverse=True)
-        items_present, cols = np.unique(item[starts], return_inverse=True)
+        users_present, rows = _dense_sorted(user[starts])
+        items_present, cols = _dense(item[starts], len(self._item_ids))
         return Pairs(
-            user=rows.astype(np.int32),
-            item=cols.astype(np.int32),
+            user=rows,
+            item=cols,
             watched_ms=np.add.reduceat(c["watched_ms"], starts),
             plays=np.add.reduceat(c["plays"].astype(np.int64), starts),
             completed=np.logical_or.reduceat(c["completed"], starts),
@@ -270,41 +277,27 @@ class InteractionStore:
     # -- internals ---------------------------------------------------------
 
     def _intern_users(self, ids: Iterable[str]) -> np.ndarray:
-        index, names = self._user_index, self._user_ids
-        out = []
-        for pseudonym in ids:
-            i = index.get(pseudonym)
-            if i is None:
-                if not isinstance(pseudonym, str) or not pseudonym:
-                    raise ValueError("interaction user must be a non-empty string")
-                i = index[pseudonym] = len(names)
-                names.append(pseudonym)
-            out.append(i)
-        return np.asarray(out, np.int32)
+        return _intern(ids, self._user_index, self._user_ids, "user")
 
     def _intern_items(self, ids: Iterable[str]) -> np.ndarray:
-        index, names = self._item_index, self._item_ids
-        out = []
-        for content_id in ids:
-            i = index.get(content_id)
-            if i is None:
-                if not isinstance(content_id, str) or not content_id:
-                    raise ValueError("interaction content_id must be a non-empty string")
-                i = index[content_id] = len(names)
-                names.append(content_id)
-            out.append(i)
-        return np.asarray(out, np.int32)
+        return _intern(ids, self._item_index, self._item_ids, "content_id")
 
     @staticmethod
     def _intern_column(values: Sequence[str] | np.ndarray, intern: Any) -> np.ndarray:
-        uniques, inverse = np.unique(np.asarray(values, dtype=str), return_inverse=True)
-        mapped: np.ndarray = intern(uniques.tolist())
-        return mapped[inverse.reshape(-1)]
+        """Codes of a column of ids; new ids are numbered in sorted order of the column's distinct ids."""
+        return intern_codes(np.asarray(values, dtype=str).reshape(-1), intern)
 
     def _append(self, *columns: np.ndarray) -> None:
         n_new = len(columns[0])
         if any(len(col) != n_new for col in columns):
             raise ValueError("columns must have equal lengths")
+        if self._n == 0 and n_new > _AUTO_COMPACT_MIN:
+            # compaction follows at once and gathers every column anew: no staging copy
+            columns_as = zip(_DTYPES.items(), columns, strict=True)
+            self._cols = {name: np.asarray(values, dtype) for (name, dtype), values in columns_as}
+            self._n, self._clean = n_new, 0
+            self._compact()
+            return
         need = self._n + n_new
         for name, values in zip(_DTYPES, columns, strict=True):
             col = self._cols[name]
@@ -333,13 +326,47 @@ class InteractionStore:
         if self._clean == n:
             return
         c = self._cols
-        pair = c["user"][:n].astype(np.int64) * max(len(self._item_ids), 1) + c["item"][:n]
-        start = c["window_start"][:n]
-        order = np.lexsort((start, pair))  # stable: copies of one key stay in arrival order
-        pair, start = pair[order], start[order]
-        last = np.ones(n, np.bool_)
-        last[:-1] = (pair[1:] != pair[:-1]) | (start[1:] != start[:-1])
-        keep = order[last]
-        for name, col in c.items():
-            c[name] = col[keep]
-        self._n = self._clean = len(keep)
+        n_items = max(len(self._item_ids), 1)
+        pair = c["user"][:n].astype(np.int64) * n_items + c["item"][:n]
+        kept = latest_of_each_key(pair, c["window_start"][:n])  # stable: the last arrival of a key wins
+        del pair
+        user = kept.primary // n_items
+        c["item"] = (kept.primary - user * n_items).astype(np.int32)
+        c["user"] = user.astype(np.int32)
+        c["window_start"] = kept.secondary
+        for name in ("window_end", "watched_ms", "plays", "completed"):
+            c[name] = c[name][kept.rows]
+        self._n = self._clean = len(kept.rows)
+
+
+def _intern(ids: Iterable[str], index: dict[str, int], names: list[Any], field: str) -> np.ndarray:
+    """int32 codes of ``ids``; ids not in ``index`` get the next codes, in first-seen order."""
+    ids = ids if isinstance(ids, list | tuple) else list(ids)
+    codes: list[int | None] = list(map(index.get, ids))
+    if None in codes:
+        fresh = list(dict.fromkeys(i for i, code in zip(ids, codes, strict=True) if code is None))
+        if not all(isinstance(i, str) and i for i in fresh):
+            raise ValueError(f"interaction {field} must be a non-empty string")
+        index.update(zip(fresh, range(len(names), len(names) + len(fresh)), strict=True))
+        names.extend(fresh)
+        codes = list(map(index.__getitem__, ids))
+    return np.asarray(codes, np.int32)
+
+
+def _dense_sorted(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(codes, return_inverse=True)`` of non-empty sorted codes, the inverse as int32."""
+    new = np.empty(len(codes), np.bool_)
+    new[0] = True
+    np.not_equal(codes[1:], codes[:-1], out=new[1:])
+    dense = np.cumsum(new, dtype=np.int32)
+    dense -= 1
+    return codes[new], dense
+
+
+def _dense(codes: np.ndarray, bound: int) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(codes, return_inverse=True)`` of codes in ``[0, bound)``, the inverse as int32."""
+    present = np.zeros(bound, np.bool_)
+    present[codes] = True
+    dense = np.cumsum(present, dtype=np.int32)
+    dense -= 1
+    return np.flatnonzero(present).astype(codes.dtype), dense[codes]

@@ -91,7 +91,7 @@ class Model:
         self.metrics: dict[str, Any] = dict(metrics or {})
         self.bm25_norm = None if bm25_norm is None else np.asarray(bm25_norm, np.float64)
         """Per-title BM25 length norm of the training matrix (``bm25`` weighting only), for fold-in."""
-        self._yty = self.item_factors.T.astype(np.float64) @ self.item_factors.astype(np.float64)
+        self._yty_cache: np.ndarray | None = None
         self._als_model: Any = None
 
     # -- facts -------------------------------------------------------------
@@ -316,6 +316,14 @@ class Model:
             als.user_factors = self.user_factors
             self._als_model = als
         return self._als_model
+
+    @property
+    def _yty(self) -> np.ndarray:
+        """``Yᵀ Y`` (float64) of the item factors, for explanations; computed on first use."""
+        if self._yty_cache is None:
+            item = self.item_factors.astype(np.float64)
+            self._yty_cache = item.T @ item
+        return self._yty_cache
 
     def _set_user_factors(self, factors: np.ndarray) -> None:
         self.user_factors = np.ascontiguousarray(factors, np.float32)
