@@ -38,6 +38,12 @@ def register(sub: Any) -> None:
         help="synthetic interaction counts (default 100000 1000000; 10000000 needs ~3 GB and minutes)",
     )
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument(
+        "--repeats",
+        type=int,
+        default=None,
+        help="runs per side; the fastest counts (default 5 up to 1M, then 1)",
+    )
     p.add_argument("--json", action="store_true", help="JSON output (the default; kept for symmetry)")
     p.set_defaults(handler=cmd_bench_train)
 
@@ -63,7 +69,8 @@ def register(sub: Any) -> None:
 def cmd_bench_train(settings: Settings, args: argparse.Namespace) -> int:
     from agents.bench.train import bench_train
 
-    print_json(bench_train(args.interactions, settings=settings.trainer, seed=args.seed))
+    result = bench_train(args.interactions, settings=settings.trainer, seed=args.seed, repeats=args.repeats)
+    print_json(result)
     return 0
 
 
