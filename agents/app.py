@@ -12,7 +12,16 @@ from typing import Any
 
 import faust
 
-from agents.compat import install_hole_repair, install_no_ack_for_skipped, install_true_highwaters
+from agents.compat import (
+    KafkaPartitioner,
+    install_fast_producer_lookup,
+    install_fetch_snapshot,
+    install_hole_repair,
+    install_no_ack_for_skipped,
+    install_resume_after_clear,
+    install_short_fetch_wait,
+    install_true_highwaters,
+)
 from pipeline.connect import Endpoints
 from pipeline.settings import Settings
 
@@ -91,6 +100,14 @@ def create_app(settings: Settings, endpoints: Endpoints, *, worker_id: str = "w0
         "stream_buffer_maxsize": 4096,
         "producer_max_request_size": 4 * 1024 * 1024,
         "consumer_max_fetch_size": 4 * 1024 * 1024,
+        # A redacted envelope is ~5 KB, so Faust's default 16 KB batches hold three records: more
+        # batches (futures, builders, broker appends) per record. Measured against the embedded
+        # broker, a send costs ~20% less CPU with 256 KB. Latency is unchanged: producer_linger stays
+        # 0, a batch only grows while the previous produce request is in flight.
+        "producer_max_batch_size": 256 * 1024,
+        # aiokafka's default partitioner hashes every key with a pure-Python murmur2 (13 µs on a
+        # loaded worker); this one computes the same partitions about 4x faster.
+        "producer_partitioner": KafkaPartitioner(),
     }
     if endpoints.kafka_embedded or (
         settings.kafka.bootstrap_servers and _is_loopback(endpoints.kafka_bootstrap)
@@ -98,6 +115,10 @@ def create_app(settings: Settings, endpoints: Endpoints, *, worker_id: str = "w0
         options.update(EMBEDDED_TIMEOUTS)
     install_true_highwaters(endpoints.kafka_bootstrap, **endpoints.kafka_options)
     install_no_ack_for_skipped()
+    install_fetch_snapshot()
+    install_fast_producer_lookup()
+    install_resume_after_clear()
+    install_short_fetch_wait()
     credentials = _credentials(settings)
     if credentials is not None:
         options["broker_credentials"] = credentials

@@ -28,7 +28,10 @@ def probe_end_offsets(
     todo = {TopicPartition(tp.topic, tp.partition): tp for tp, end in reported.items() if end and end > 0}
     if not todo:
         return out
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, **client_options)
+    # check_crcs off: only offsets are read here, and kafka-python checks CRC-32C in pure Python
+    # (no crc32c extension installed), holding the GIL for milliseconds per batch in the worker.
+    options = {"check_crcs": False, **client_options}
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, **options)
     try:
         consumer.assign(list(todo))
         for tp in todo:

@@ -91,9 +91,17 @@ def _wall_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+_IS_MAPPING: dict[type, bool] = {}
+"""Per event class: is it a ``Mapping``? (``isinstance`` against an ABC costs a call per event.)"""
+
+
 def _fields(event: Any) -> tuple[Any, Any, Any, Any, Any]:
     """Read the five fields from a non-dict mapping or an object."""
-    if isinstance(event, Mapping):
+    cls = type(event)
+    is_mapping = _IS_MAPPING.get(cls)
+    if is_mapping is None:
+        is_mapping = _IS_MAPPING[cls] = isinstance(event, Mapping)
+    if is_mapping:
         return (
             event["user"],
             event["content_id"],
