@@ -6,7 +6,14 @@ agent in :mod:`agents` performs them.
 
 from pipeline.stream.control import CONTROL_KEY, Control, decode_control, encode_control, is_control
 from pipeline.stream.counters import StreamCounters
-from pipeline.stream.partition import PartitionState, StateWrite, UserEntry, entry_key, split_key
+from pipeline.stream.partition import (
+    PartitionState,
+    StateWrite,
+    UserEntry,
+    collapse_writes,
+    entry_key,
+    split_key,
+)
 from pipeline.stream.processor import ConsentStore, Effects, StreamConfig, StreamProcessor, redact_event
 
 __all__ = [
@@ -20,6 +27,7 @@ __all__ = [
     "StreamCounters",
     "StreamProcessor",
     "UserEntry",
+    "collapse_writes",
     "decode_control",
     "encode_control",
     "entry_key",

@@ -34,7 +34,15 @@ import msgspec
 from pipeline.windows import PartitionWindows, WindowSpec
 from pipeline.windows.state import Interaction, PartitionMeta
 
-__all__ = ["META_KEY", "PartitionState", "StateWrite", "UserEntry", "entry_key", "split_key"]
+__all__ = [
+    "META_KEY",
+    "PartitionState",
+    "StateWrite",
+    "UserEntry",
+    "collapse_writes",
+    "entry_key",
+    "split_key",
+]
 
 META_KEY = "#meta"
 
@@ -69,6 +77,32 @@ class StateWrite:
 
     key: str
     value: bytes | None
+
+
+def collapse_writes(writes: list[StateWrite]) -> list[StateWrite]:
+    """Drop each write that the next write *to the same partition* overwrites (same key).
+
+    For the state writes of several messages performed together. Restoring
+    needs every partition's changelog to hold a prefix of the writes in
+    processing order at any moment (an entry written for a later message with
+    an earlier one's entry missing would restore a watermark under which the
+    replayed earlier events count as late). Dropping a write immediately
+    superseded within its partition keeps that: every prefix of the result
+    leaves each key as the same prefix of the full sequence would. Keeping
+    only the last write of each key in general would not.
+    """
+    out: list[StateWrite | None] = []
+    latest: dict[str, int] = {}  # partition prefix of the key -> index in ``out`` of its latest write
+    for write in writes:
+        partition = write.key.partition("/")[0]
+        i = latest.get(partition)
+        if i is not None:
+            previous = out[i]
+            if previous is not None and previous.key == write.key:
+                out[i] = None
+        latest[partition] = len(out)
+        out.append(write)
+    return [w for w in out if w is not None]
 
 
 class PartitionState:
