@@ -1,0 +1,85 @@
+"""The stream's configuration and what one message asks the agent to do (:class:`Effects`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import msgspec
+
+from pipeline.privacy.consent import Purposes
+from pipeline.settings import Settings
+from pipeline.stream.partition import StateWrite
+from pipeline.windows import WindowSpec
+
+__all__ = ["ConsentStore", "Effects", "StreamConfig"]
+
+_consent_encoder = msgspec.json.Encoder()
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    """The knobs of the stream (from :class:`pipeline.settings.StreamSettings`)."""
+
+    window: WindowSpec
+    max_message_bytes: int = 1_048_576
+    future_tolerance_ms: int = 86_400_000
+    idle_close_ms: int = 60_000
+    consent_default: Purposes | None = None
+    dlq_include_raw: bool = False
+    raw_topic: str = "playback.raw"
+    consent_topic: str = "consent"
+    erasure_topic: str = "erasure"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> StreamConfig:
+        s = settings.stream
+        default = {
+            "deny": None,
+            "analytics": Purposes(analytics=True),
+            "personalization": Purposes(analytics=True, personalization=True),
+        }[s.consent_default]
+        return cls(
+            window=WindowSpec(size_ms=s.window_size_ms, grace_ms=s.window_grace_ms),
+            max_message_bytes=s.max_message_bytes,
+            future_tolerance_ms=s.future_tolerance_ms,
+            idle_close_ms=s.idle_close_ms,
+            consent_default=default,
+            dlq_include_raw=s.dlq_include_raw,
+            raw_topic=settings.topic("playback.raw"),
+            consent_topic=settings.topic("consent"),
+            erasure_topic=settings.topic("erasure"),
+        )
+
+
+@dataclass
+class Effects:
+    """What to do after one message, in this order: produce, await interactions, write state."""
+
+    redacted: list[tuple[bytes, bytes]] = field(default_factory=list)
+    dlq: list[tuple[bytes | None, bytes]] = field(default_factory=list)
+    interactions: list[tuple[bytes, bytes]] = field(default_factory=list)
+    state: list[StateWrite] = field(default_factory=list)
+    consent: list[tuple[str, bytes | None]] = field(default_factory=list)
+    #: produced last, after the state writes, and acknowledged: (``"consent"`` | ``"stages"``, key, value)
+    after: list[tuple[str, bytes, bytes | None]] = field(default_factory=list)
+
+
+class ConsentStore:
+    """Encoding of the consent table's values (key: pseudonym)."""
+
+    @staticmethod
+    def encode(purposes: Purposes, updated_at_ms: int) -> bytes:
+        return _consent_encoder.encode(
+            [purposes.analytics, purposes.personalization, purposes.advertising, updated_at_ms]
+        )
+
+    @staticmethod
+    def decode(raw: bytes | None) -> Purposes | None:
+        if raw is None:
+            return None
+        a, p, d, _ = msgspec.json.decode(raw)
+        return Purposes(a, p, d)
+
+    @staticmethod
+    def updated_at(raw: bytes) -> int:
+        return int(msgspec.json.decode(raw)[3])
