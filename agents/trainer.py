@@ -20,7 +20,6 @@ personalisation removes the user's row, factors and cached recommendations.
 from __future__ import annotations
 
 import logging
-import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -39,6 +38,7 @@ from pipeline.recs import (
     quality_gate,
     train,
 )
+from pipeline.recs.artefact import prune_models
 from pipeline.recs.types import UserRecs
 from pipeline.rights import ErasureLedger, build_receipt
 from pipeline.serving.layout import Layout
@@ -216,26 +216,7 @@ class Trainer:
             return
         self._prune_artefacts = False
         self.model.save(self.artefacts / self.model.version)
-        self._delete_artefacts(keep=self.model.version)
-
-    def _keep_artefacts(self, newest: str, *, erased: bool) -> None:
-        """Keep the newest few saved models, or only the newest when older ones hold erased data."""
-        if erased:
-            self._delete_artefacts(keep=newest)
-            return
-        saved = sorted(
-            (p for p in self.artefacts.iterdir() if p.is_dir() and not p.name.startswith(".")),
-            key=lambda p: p.stat().st_mtime,
-        )
-        for path in saved[: -self.cfg.keep_models]:
-            shutil.rmtree(path, ignore_errors=True)
-
-    def _delete_artefacts(self, keep: str) -> None:
-        if not self.artefacts.is_dir():
-            return
-        for path in self.artefacts.iterdir():
-            if path.name != keep and path.is_dir():
-                shutil.rmtree(path, ignore_errors=True)
+        prune_models(self.artefacts, keep=self.model.version)
 
     # -- erasure (Art. 17): the trainer coordinates, confirms its stages, issues receipts ------
 
@@ -364,7 +345,8 @@ class Trainer:
         )
         report.seconds["publish"] = round(time.perf_counter() - t3, 3)
         model.save(self.artefacts / model.version)
-        self._keep_artefacts(model.version, erased=self.erased_since_train)
+        # older models hold erased users' factors: keep only this one then
+        prune_models(self.artefacts, model.version, 1 if self.erased_since_train else self.cfg.keep_models)
         self.model = model
         self.dirty.clear()
         self.new_since_train = 0

@@ -25,7 +25,7 @@ from pipeline.settings import TrainerSettings
 if TYPE_CHECKING:
     from pipeline.recs.model import Model
 
-__all__ = ["FORMAT", "load_model", "save_model"]
+__all__ = ["FORMAT", "load_model", "prune_models", "save_model"]
 
 FORMAT = 1
 """Bumped when the artefact layout changes incompatibly."""
@@ -103,3 +103,21 @@ def load_model(directory: Path) -> Model:
             metrics=meta["metrics"],
             bm25_norm=arrays["bm25_norm"] if meta.get("has_bm25_norm") else None,
         )
+
+
+def prune_models(directory: Path, keep: str, newest: int = 1) -> list[str]:
+    """Delete saved models under ``directory`` but ``keep`` and the ``newest`` most recent; returns them.
+
+    ``newest=1`` after an erasure: every older model holds the erased users' factors.
+    """
+    if not directory.is_dir():
+        return []
+    saved = sorted(
+        (p for p in directory.iterdir() if p.is_dir() and not p.name.startswith(".")),
+        key=lambda p: p.stat().st_mtime,
+    )
+    kept = {keep} | {p.name for p in saved[-newest:]}
+    gone = [p for p in saved if p.name not in kept]
+    for path in gone:
+        shutil.rmtree(path, ignore_errors=True)
+    return [p.name for p in gone]

@@ -277,3 +277,19 @@ def test_bm25_model_roundtrip_keeps_its_norms(rows: list[Record], tmp_path: Path
     assert model.bm25_norm is not None and len(model.bm25_norm) == model.n_items
     model.save(tmp_path / "m")
     np.testing.assert_array_equal(Model.load(tmp_path / "m").bm25_norm, model.bm25_norm)
+
+
+def test_prune_models_keeps_the_named_and_newest(tmp_path):
+    import os
+
+    from pipeline.recs.artefact import prune_models
+
+    for i, name in enumerate(["a", "b", "c", "d"]):
+        (tmp_path / name).mkdir()
+        os.utime(tmp_path / name, (1_000 + i, 1_000 + i))
+    (tmp_path / ".d.tmp").mkdir()  # a save in progress is never touched
+    assert prune_models(tmp_path, keep="a", newest=2) == ["b"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".d.tmp", "a", "c", "d"]
+    assert prune_models(tmp_path, keep="d") == ["a", "c"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".d.tmp", "d"]
+    assert prune_models(tmp_path / "missing", keep="x") == []
