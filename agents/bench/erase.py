@@ -18,6 +18,7 @@ meanwhile.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import statistics
@@ -27,6 +28,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from pipeline.errors import ServiceUnavailable
 from pipeline.settings import Settings
 
 __all__ = ["bench_erase"]
@@ -105,6 +107,7 @@ def bench_erase(
     from agents.cli.evaluate import _drop_topics
     from agents.cli.train import close_trainer, make_trainer
     from agents.pipeline_run import PipelineRun
+    from agents.procs import wait_until
     from pipeline.connect import kafka_admin, redis_client, resolve
     from pipeline.keys import ensure_dev_key, pseudonymizer
     from pipeline.serving.layout import Layout
@@ -144,11 +147,12 @@ def bench_erase(
             thread = threading.Thread(target=trainer.run, args=(stop,), name="bench-erase-trainer")
             thread.start()
             try:
-                deadline = time.monotonic() + 300
-                while live_version(redis, layout) is None:
-                    if time.monotonic() > deadline or not thread.is_alive():
-                        raise RuntimeError("the trainer published no model")
-                    time.sleep(0.2)
+                with contextlib.suppress(TimeoutError):
+                    wait_until(
+                        lambda: live_version(redis, layout) or not thread.is_alive(), 300, "a published model"
+                    )
+                if live_version(redis, layout) is None:
+                    raise ServiceUnavailable("bench erase: the trainer published no model")
                 result["model_users"] = len(trainer.model.user_ids) if trainer.model else 0
                 known = set(trainer.model.user_ids) if trainer.model else set()
                 victims = [u for u in sorted({r.user_id for r in ratings}) if pz.pseudonym(u) in known]
