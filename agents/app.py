@@ -12,17 +12,8 @@ from typing import Any
 
 import faust
 
-from agents.compat import (
-    KafkaPartitioner,
-    install_fast_producer_lookup,
-    install_fetch_snapshot,
-    install_hole_repair,
-    install_no_ack_for_skipped,
-    install_resume_after_clear,
-    install_short_fetch_wait,
-    install_true_highwaters,
-)
-from pipeline.connect import Endpoints
+from agents.compat import KafkaPartitioner, install_hole_repair, install_patches
+from pipeline.connect import Endpoints, embedded_broker
 from pipeline.settings import Settings
 
 __all__ = ["AppTopics", "create_app"]
@@ -113,12 +104,8 @@ def create_app(settings: Settings, endpoints: Endpoints, *, worker_id: str = "w0
         settings.kafka.bootstrap_servers and _is_loopback(endpoints.kafka_bootstrap)
     ):
         options.update(EMBEDDED_TIMEOUTS)
-    install_true_highwaters(endpoints.kafka_bootstrap, **endpoints.kafka_options)
-    install_no_ack_for_skipped()
-    install_fetch_snapshot()
-    install_fast_producer_lookup()
-    install_resume_after_clear()
-    install_short_fetch_wait()
+    tansu = endpoints.kafka_bootstrap if embedded_broker(endpoints) else None
+    install_patches(tansu, **endpoints.kafka_options)
     credentials = _credentials(settings)
     if credentials is not None:
         options["broker_credentials"] = credentials

@@ -16,8 +16,13 @@
 Faust asks the broker for each changelog's high-water mark and stops
 recovering there. The embedded Tansu broker under-reports it when the last
 record batch holds several records (see :mod:`pipeline.end_offsets`), which
-would silently drop the newest table updates on restart. We wrap the
-consumer's ``_highwaters`` so it returns probed, never-lower end offsets.
+would silently drop the newest table updates on restart. Against that broker
+only, we wrap the consumer's ``_highwaters`` so it returns probed, never-lower
+end offsets.
+
+Every patch relies on private internals, so :func:`install_patches` first checks
+(:mod:`agents.compat_check`) that the installed faust-streaming and aiokafka are
+within the tested pins and still have each patched attribute in the expected shape.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from faust.tables import recovery as faust_recovery
 from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
+from agents.compat_check import check_compat
 from pipeline.end_offsets import probe_end_offsets
 
 __all__ = [
@@ -47,9 +53,11 @@ __all__ = [
     "install_fetch_snapshot",
     "install_hole_repair",
     "install_no_ack_for_skipped",
+    "install_patches",
     "install_resume_after_clear",
     "install_short_fetch_wait",
     "install_true_highwaters",
+    "true_highwaters",
 ]
 
 log = logging.getLogger(__name__)
@@ -119,14 +127,29 @@ def as_current_event(event: Any) -> Iterator[None]:
         faust_streams._current_event.reset(token)
 
 
-def install_true_highwaters(bootstrap: str, **client_options: Any) -> None:
-    """Patch once per process; later calls only update the address."""
+def install_true_highwaters(bootstrap: str | None, **client_options: Any) -> None:
+    """Probe true end offsets at ``bootstrap`` for Faust's recovery; ``None`` removes the patch.
+
+    Only for the embedded Tansu broker, which under-reports them: against
+    Apache Kafka the probe would be one extra fetch per changelog partition for
+    nothing. Patches once per process; later calls update the address, or
+    restore Faust's own method.
+    """
+    thread_cls = faust_aiokafka.AIOKafkaConsumerThread
+    if bootstrap is None:
+        if "original" in _installed:
+            thread_cls._highwaters = _installed.pop("original")
+        return
     _installed["bootstrap"] = bootstrap
     _installed["options"] = client_options
     if "original" in _installed:
         return
-    original = faust_aiokafka.AIOKafkaConsumerThread._highwaters
-    _installed["original"] = original
+    _installed["original"] = thread_cls._highwaters
+    thread_cls._highwaters = true_highwaters(thread_cls._highwaters)
+
+
+def true_highwaters(original: Any) -> Any:
+    """``original`` (Faust's ``_highwaters``) with each answer raised to the probed end offset."""
 
     @functools.wraps(original)
     async def _highwaters(self: Any, partitions: Any) -> Any:
@@ -137,7 +160,25 @@ def install_true_highwaters(bootstrap: str, **client_options: Any) -> None:
             functools.partial(probe_end_offsets, _installed["bootstrap"], reported, **_installed["options"]),
         )
 
-    faust_aiokafka.AIOKafkaConsumerThread._highwaters = _highwaters
+    _highwaters._privrec_patched = True  # type: ignore[attr-defined]
+    return _highwaters
+
+
+def install_patches(tansu_bootstrap: str | None, **client_options: Any) -> None:
+    """Check the libraries (:func:`agents.compat_check.check_compat`), then install every patch.
+
+    ``tansu_bootstrap``: the embedded broker's address, which gets the
+    end-offset workaround (:func:`install_true_highwaters`); ``None`` for any
+    other Kafka. :func:`install_hole_repair` needs the app and is installed
+    separately.
+    """
+    check_compat()
+    install_true_highwaters(tansu_bootstrap, **client_options)
+    install_no_ack_for_skipped()
+    install_fetch_snapshot()
+    install_fast_producer_lookup()
+    install_resume_after_clear()
+    install_short_fetch_wait()
 
 
 def install_fetch_snapshot() -> None:

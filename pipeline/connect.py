@@ -9,14 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pipeline.embedded import EmbeddedServices
+from pipeline.embedded import EMBEDDED_CLUSTER_ID, EmbeddedServices
 from pipeline.errors import ServiceUnavailable
 from pipeline.settings import Settings, mask_url
 
 if TYPE_CHECKING:
     import redis
 
-__all__ = ["Endpoints", "kafka_admin", "kafka_producer", "redis_client", "resolve"]
+__all__ = ["Endpoints", "embedded_broker", "kafka_admin", "kafka_producer", "redis_client", "resolve"]
 
 
 @dataclass(frozen=True)
@@ -79,6 +79,29 @@ def redis_client(endpoints: Endpoints, **kwargs: Any) -> redis.Redis:
     import redis as redis_lib
 
     return redis_lib.Redis.from_url(endpoints.redis_url, **kwargs)
+
+
+def embedded_broker(endpoints: Endpoints, timeout_s: float = 3.0) -> bool:
+    """Whether Kafka is the Tansu broker privrec embeds (which needs :mod:`pipeline.end_offsets`).
+
+    True when settings leave Kafka to ``privrec up``, and also when they name
+    such a broker's address (tests and benches do): it is recognised by the
+    cluster id privrec gives it. An unreachable broker counts as not embedded.
+    """
+    if endpoints.kafka_embedded:
+        return True
+    from kafka.errors import KafkaError
+
+    try:
+        admin = kafka_admin(endpoints, timeout_s)
+    except ServiceUnavailable:
+        return False
+    try:
+        return bool(admin.describe_cluster().get("cluster_id") == EMBEDDED_CLUSTER_ID)
+    except (KafkaError, OSError):
+        return False
+    finally:
+        admin.close()
 
 
 def kafka_admin(endpoints: Endpoints, timeout_s: float | None = None) -> Any:

@@ -11,9 +11,10 @@ from typing import Any
 from agents.cli._output import print_json, print_table
 from pipeline.connect import kafka_admin, kafka_producer, redis_client, resolve
 from pipeline.embedded import EmbeddedServices
+from pipeline.embedded.redis_server import running_version, version_warning
 from pipeline.errors import PrivrecError, ServiceUnavailable
 from pipeline.health import kafka_reachable, redis_reachable
-from pipeline.keys import ensure_dev_key, load_key_text
+from pipeline.keys import ensure_dev_key, load_keys
 from pipeline.settings import Settings, mask_url
 from pipeline.topics import create_topics, describe_topics, topic_specs
 
@@ -64,7 +65,7 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     records = services.up(kafka=want_kafka, redis=want_redis)
     for name, rec in records.items():
         state = "already running" if name in before else "started"
-        print(f"{name}: embedded, {state} at {rec.url} (pid {rec.pid}, log {rec.log_path})")
+        print(f"{name}: embedded, {state} at {rec.display_url} (pid {rec.pid}, log {rec.log_path})")
     if not want_kafka:
         print(f"kafka: external at {settings.kafka.bootstrap_servers} (not started)")
     if not want_redis and settings.redis.url is not None:
@@ -90,7 +91,7 @@ def service_status(settings: Settings) -> dict[str, Any]:
         alive = rec is not None and rec.alive()
         out["kafka"] = {
             "mode": "embedded",
-            "address": rec.url if rec else None,
+            "address": rec.display_url if rec else None,
             "pid": rec.pid if alive and rec else None,
             "reachable": bool(alive and rec and kafka_reachable(rec.url, 2.0)),
         }
@@ -105,11 +106,12 @@ def service_status(settings: Settings) -> dict[str, Any]:
     if settings.redis.embedded:
         rec = records.get("redis")
         alive = rec is not None and rec.alive()
+        url = rec.url if alive and rec else ""
         out["redis"] = {
             "mode": "embedded",
-            "address": rec.url if rec else None,
+            "address": rec.display_url if rec else None,
             "pid": rec.pid if alive and rec else None,
-            "reachable": bool(alive and rec and redis_reachable(rec.url)),
+            "reachable": bool(url and redis_reachable(url)),
         }
     else:
         url = settings.redis.url.get_secret_value() if settings.redis.url else ""
@@ -119,6 +121,8 @@ def service_status(settings: Settings) -> dict[str, Any]:
             "pid": None,
             "reachable": redis_reachable(url),
         }
+    version = running_version(url) if out["redis"]["reachable"] else None
+    out["redis"].update(version=version, version_warning=version and version_warning(version))
     return out
 
 
@@ -189,7 +193,7 @@ def cmd_smoke(settings: Settings, args: argparse.Namespace) -> int:
     from kafka import KafkaConsumer, TopicPartition
 
     endpoints = resolve(settings)
-    load_key_text(settings)  # fail early and clearly when no pseudonym key is configured
+    load_keys(settings)  # fail early and clearly when no pseudonym key is configured
     topic = settings.topic("smoke")
     admin = kafka_admin(endpoints)
     try:

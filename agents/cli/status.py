@@ -186,6 +186,10 @@ def print_health(out: dict[str, Any]) -> None:
         for name, s in out["services"].items()
     ]
     print_table(["SERVICE", "MODE", "ADDRESS", "REACHABLE", "PID"], rows)
+    redis = out["services"]["redis"]
+    if redis.get("version"):
+        warning = redis.get("version_warning")
+        print(f"redis version: {redis['version']}" + (f" (WARNING: {warning})" if warning else ""))
     print(f"pseudonym keys: {out['pseudonym_keys']}")
     procs = (out["workers"] or []) + (out["trainers"] or [])
     if procs:

@@ -6,6 +6,6 @@
 """
 
 from pipeline.embedded.binaries import find_redis_server, find_tansu
-from pipeline.embedded.services import EmbeddedServices, ServiceRecord
+from pipeline.embedded.services import EMBEDDED_CLUSTER_ID, EmbeddedServices, ServiceRecord
 
-__all__ = ["EmbeddedServices", "ServiceRecord", "find_redis_server", "find_tansu"]
+__all__ = ["EMBEDDED_CLUSTER_ID", "EmbeddedServices", "ServiceRecord", "find_redis_server", "find_tansu"]

@@ -7,18 +7,21 @@ import logging
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from urllib.parse import quote
 
-from pipeline.embedded import process
+from pipeline.embedded import process, redis_server
 from pipeline.embedded.binaries import find_redis_server, find_tansu
 from pipeline.errors import EmbeddedServiceError
 from pipeline.health import kafka_reachable, redis_reachable
 
-__all__ = ["EmbeddedServices", "ServiceRecord"]
+__all__ = ["EMBEDDED_CLUSTER_ID", "EmbeddedServices", "ServiceRecord"]
 
 log = logging.getLogger(__name__)
 
 STATE_FILE = "services.json"
 START_TIMEOUT_S = 20.0
+EMBEDDED_CLUSTER_ID = "privrec"
+"""The cluster id of the Tansu broker privrec starts; never an Apache Kafka one (those are base64 UUIDs)."""
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,7 @@ class ServiceRecord:
     port: int
     binary: str
     log_path: str
+    password_file: str | None = None
 
     @property
     def address(self) -> str:
@@ -39,8 +43,24 @@ class ServiceRecord:
 
     @property
     def url(self) -> str:
-        """Client address: ``host:port`` for Kafka, ``redis://host:port/0`` for Redis."""
-        return f"redis://{self.host}:{self.port}/0" if self.name == "redis" else self.address
+        """Client address: ``host:port`` for Kafka, ``redis://:PASSWORD@host:port/0`` for Redis.
+
+        Holds the password: give it to clients, never print it (:attr:`display_url`).
+        """
+        if self.name != "redis":
+            return self.address
+        if self.password_file is None:
+            return f"redis://{self.host}:{self.port}/0"
+        password = redis_server.read_password(Path(self.password_file))
+        return f"redis://:{quote(password, safe='')}@{self.host}:{self.port}/0"
+
+    @property
+    def display_url(self) -> str:
+        """:attr:`url` with the password masked, for output."""
+        if self.name != "redis":
+            return self.address
+        auth = ":***@" if self.password_file is not None else ""
+        return f"redis://{auth}{self.host}:{self.port}/0"
 
     def alive(self) -> bool:
         return process.is_alive(self.pid, self.start_time)
@@ -111,31 +131,36 @@ class EmbeddedServices:
             "--listener-url", url,
             "--advertised-listener-url", url,
             "--storage-engine", "memory://tansu/",
-            "--cluster-id", "privrec",
+            "--cluster-id", EMBEDDED_CLUSTER_ID,
         ]  # fmt: skip
         rec = self._start("kafka", argv, binary, port, lambda r: kafka_reachable(r.url, 1.0))
         log.info("embedded Tansu broker on %s (pid %d)", rec.address, rec.pid)
         return rec
 
     def _start_redis(self) -> ServiceRecord:
+        """Start redis-server with the locked-down config of :mod:`.redis_server`.
+
+        The password reaches the server only through the 0600 config file; the
+        argv (visible to every user in ``ps``) holds nothing but that file's path.
+        """
         binary = find_redis_server()
         port = process.free_port()
-        data_dir = self.state_dir / "redis"
-        data_dir.mkdir(parents=True, exist_ok=True)
-        argv = [
+        redis_dir = self.state_dir / "redis"
+        password_file = redis_server.ensure_password(redis_dir).resolve()
+        config = redis_server.write_config(redis_dir, port, password_file)
+        argv = [binary, str(config)]
+        rec = self._start(
+            "redis",
+            argv,
             binary,
-            "--port", str(port),
-            "--bind", "127.0.0.1",
-            "--save", "",
-            "--appendonly", "no",
-            "--dir", str(data_dir.resolve()),
-            "--daemonize", "no",
-        ]  # fmt: skip
-        rec = self._start("redis", argv, binary, port, lambda r: redis_reachable(r.url, 0.5))
+            port,
+            lambda r: redis_reachable(r.url, 0.5),
+            password_file=str(password_file),
+        )
         log.info("embedded Redis on %s (pid %d)", rec.address, rec.pid)
         return rec
 
-    def _start(self, name, argv, binary, port, ready) -> ServiceRecord:  # type: ignore[no-untyped-def]
+    def _start(self, name, argv, binary, port, ready, password_file=None) -> ServiceRecord:  # type: ignore[no-untyped-def]
         log_path = (self.state_dir / "logs" / f"{name}.log").resolve()
         pid = process.spawn(argv, log_path)
         rec = ServiceRecord(
@@ -146,6 +171,7 @@ class EmbeddedServices:
             port=port,
             binary=binary,
             log_path=str(log_path),
+            password_file=password_file,
         )
         if process.wait_until(lambda: not rec.alive() or ready(rec), START_TIMEOUT_S, 0.2) and rec.alive():
             return rec

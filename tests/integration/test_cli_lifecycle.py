@@ -8,6 +8,7 @@ import os
 import pytest
 
 from pipeline.embedded.process import is_alive
+from pipeline.embedded.redis_server import parse_version, version_warning
 from tests.cli import privrec
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -33,6 +34,19 @@ def test_up_status_topics_down(tmp_path):
         assert services[name]["mode"] == "embedded"
         assert services[name]["reachable"] is True
         assert services[name]["pid"] == records[name]["pid"]
+
+    # The embedded Redis has a password: clients get it, output never shows it.
+    password = (tmp_path / "state" / "redis" / "password").read_text().strip()
+    redis_url = f"redis://:{password}@127.0.0.1:{records['redis']['port']}/0"
+    assert services["redis"]["address"] == f"redis://:***@127.0.0.1:{records['redis']['port']}/0"
+    assert parse_version(services["redis"]["version"]) is not None
+    assert services["redis"]["version_warning"] == version_warning(services["redis"]["version"])
+    text = privrec("status", "--lag-samples", "0", env=env)
+    assert f"redis version: {services['redis']['version']}" in text.stdout
+    shown = privrec("config", "show", env={**env, "PRIVREC_REDIS__URL": redis_url})
+    assert shown.returncode == 0 and json.loads(shown.stdout)["redis"]["url"].startswith("redis://:***@")
+    for out in (up, again, status, text, shown):
+        assert password not in out.stdout + out.stderr
 
     created = privrec("topics", "create", env=env)
     assert created.returncode == 0, created.stderr

@@ -34,8 +34,8 @@ from tests.cli import privrec
 
 pytestmark = pytest.mark.integration
 
-KEY_OLD = PseudonymKey("k1", b"serving-old-secret-0123456789")
-KEY_NEW = PseudonymKey("k2", b"serving-new-secret-0123456789")
+KEY_OLD = PseudonymKey("k1", b"serving-old-secret-0123456789abcdef")
+KEY_NEW = PseudonymKey("k2", b"serving-new-secret-0123456789abcdef")
 PZ = Pseudonymizer([KEY_OLD])
 TTL = 600
 
