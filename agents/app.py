@@ -47,6 +47,7 @@ class AppTopics:
     redacted: str
     interactions: str
     dlq: str
+    quarantine: str
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AppTopics:
@@ -59,6 +60,7 @@ class AppTopics:
             redacted=t("playback.redacted"),
             interactions=t("interactions"),
             dlq=t("playback.dlq"),
+            quarantine=t("playback.quarantine"),
         )
 
 
