@@ -142,6 +142,7 @@ def dead_letter(
     event: Any = None,
     user_id: str | None = None,
     pseudonymizer: Pseudonymizer | None = None,
+    pseudonym: str | None = None,
     value_bytes: int = 0,
     events: int | None = None,
     quarantine: str | None = None,
@@ -159,6 +160,8 @@ def dead_letter(
         user_id: the user id when the caller knows it (e.g. a record key);
             otherwise the event's ``user_id`` is used. Either appears only as
             its pseudonym, and only when ``pseudonymizer`` is given.
+        pseudonym: a pseudonym the record already carries (e.g. an
+            interaction's ``user``); used as it is when no user id is known.
         value_bytes: size of the record value.
         events: events the value held; defaults to 1 with an event, else 0.
         quarantine: key of the raw bytes in the quarantine topic, if copied there.
@@ -168,7 +171,10 @@ def dead_letter(
     path = schema_path(detail)
     text = REASON_TEXT.get(reason, reason.replace("_", " "))
     uid = user_id if user_id is not None else _user_id(event)
-    pseudonym = pseudonymizer.pseudonym(uid) if (uid and pseudonymizer is not None) else None
+    if uid and pseudonymizer is not None:
+        pseudonym = pseudonymizer.pseudonym(uid)
+    elif not (isinstance(pseudonym, str) and 0 < len(pseudonym) <= _MAX_USER_ID):
+        pseudonym = None
     return DeadLetter(
         reason=reason,
         detail=f"{text} - at `{path}`",
