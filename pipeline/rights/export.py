@@ -158,9 +158,14 @@ def latest_by_key(
 
 
 def _iso(ms: int | None) -> str | None:
+    """ISO time of epoch ms; None when unknown or beyond what a date can say (a producer sets it)."""
     if ms is None or ms < 0:
         return None
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    try:
+        moment = datetime.fromtimestamp(ms / 1000, UTC)
+    except (OverflowError, ValueError, OSError):
+        return None
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _consent_entry(r: LogRecord) -> dict[str, Any]:
