@@ -58,7 +58,8 @@ COMPACTION_NOTE = (
 )
 NOT_EXPORTED = [
     {
-        "what": "records in the Kafka topics playback.raw, playback.redacted and playback.dlq",
+        "what": "records in the Kafka topics playback.raw, playback.redacted, playback.dlq, trainer.dlq and "
+        "playback.quarantine (only if enabled)",
         "why": "the event log, kept until each topic's retention deletes it; never read back into state "
         "(the erasure receipt lists them under 'remains')",
     },
