@@ -38,6 +38,7 @@ class AppTopics:
     redacted: str
     interactions: str
     dlq: str
+    quarantine: str
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AppTopics:
@@ -50,6 +51,7 @@ class AppTopics:
             redacted=t("playback.redacted"),
             interactions=t("interactions"),
             dlq=t("playback.dlq"),
+            quarantine=t("playback.quarantine"),
         )
 
 

@@ -6,7 +6,9 @@ assigns partition *p* of each to the same worker: a user's consent, events and
 window state live in one place, and every state write lands in changelog
 partition *p*. The agent performs each message's effects in a fixed order:
 
-1. produce dead letters and redacted records (at-least-once);
+1. produce dead letters (and, with ``stream.dlq_include_raw``, the dead
+   messages' raw values to the quarantine topic) and redacted records
+   (at-least-once);
 2. produce closed windows to ``interactions`` and **wait for the broker's
    acknowledgement**;
 3. only then write window state and consent to the changelogged tables.
@@ -122,6 +124,7 @@ def attach_stream(
     redacted_topic = app.topic(topics.redacted, **raw_opts)
     interactions_topic = app.topic(topics.interactions, **raw_opts)
     dlq_topic = app.topic(topics.dlq, **raw_opts)
+    quarantine_topic = app.topic(topics.quarantine, **raw_opts)
     after_topics = {
         "consent": app.topic(topics.consent, **raw_opts),
         "stages": app.topic(topics.erasure_stages, **raw_opts),
@@ -141,6 +144,8 @@ def attach_stream(
 
     async def perform(fx: Effects, sources: Mapping[int, Any]) -> None:
         """Perform ``fx``; ``sources``: the latest message (event) of each partition it came from."""
+        for key, value in fx.quarantine:  # raw values (personal data), only with dlq_include_raw
+            await quarantine_topic.send(key=key, value=value)
         for key, value in fx.dlq:
             await dlq_topic.send(key=key, value=value)
         for key, value in fx.redacted:

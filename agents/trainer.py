@@ -15,6 +15,12 @@ Only users whose current consent includes personalisation are ever in the
 matrix: the stream guarantees it, and the trainer checks it again against the
 consent topic, refusing (and counting) anything else. Withdrawing
 personalisation removes the user's row, factors and cached recommendations.
+
+No record stops the trainer: one it cannot apply (invalid JSON, a value out of
+range for the model's int64/int32 columns, anything a handler raises on) is
+counted and written to ``trainer.dlq`` as a ``dlq.v2`` dead letter with its
+source coordinates, and reading goes on. Records below the group's committed
+offsets were judged by an earlier run and are not dead-lettered again.
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ from typing import Any
 
 import msgspec
 
+from pipeline.errors import ValidationFailed
+from pipeline.privacy.deadletter import dead_letter
 from pipeline.privacy.pseudonym import Pseudonymizer
 from pipeline.recs import (
     InteractionStore,
@@ -45,7 +53,8 @@ from pipeline.serving.layout import Layout
 from pipeline.serving.publish import delete_user, live_meta, publish, publish_user
 from pipeline.settings import Settings
 from pipeline.tail import TopicTail
-from pipeline.wire import decode_as, decode_consent, encode
+from pipeline.topics import TRAINER_DLQ
+from pipeline.wire import DlqSource, decode_as, decode_consent, encode, safe_detail
 from pipeline.wire.outbound import Interaction
 from pipeline.wire.rights import ErasureRequest, ErasureStage, Receipt
 
@@ -57,6 +66,34 @@ TOPICS = ("consent", "erasure", "erasure.stages", "receipts", "interactions")
 log = logging.getLogger(__name__)
 
 _interaction = msgspec.json.Decoder(Interaction)
+
+INVALID_INTERACTION = "invalid_interaction"
+UNFIT_INTERACTION = "unfit_interaction"
+INVALID_STAGE = "invalid_stage"
+INVALID_RECEIPT = "invalid_receipt"
+INTERNAL_ERROR = "internal_error"
+
+_INT64 = 2**63 - 1
+#: The store's column limits (pipeline.recs.matrix): a larger value would overflow its arrays.
+_LIMITS = (("window_start", _INT64), ("window_end", _INT64), ("watched_ms", _INT64), ("plays", 2**31 - 1))
+
+
+@dataclass(frozen=True)
+class Unapplied:
+    """Why a record was not applied, for its dead letter (``detail`` ends in a schema path)."""
+
+    reason: str
+    detail: str = ""
+    row: Any = None
+
+
+def _unfit(row: Interaction) -> str | None:
+    """The first field of ``row`` the store's columns cannot hold, or None."""
+    for name, limit in _LIMITS:
+        value = getattr(row, name)
+        if not 0 <= value <= limit:
+            return name
+    return None
 
 
 @dataclass
@@ -118,6 +155,8 @@ class Trainer:
             "receipts": settings.topic("receipts"),
         }
         self.artefacts = Path(settings.state_dir) / "models" / settings.app_id  # one folder per deployment
+        self.dlq_topic = settings.topic(TRAINER_DLQ)
+        self._judged: dict[tuple[str, int], int] | None = None  # committed offsets at start
 
     # -- input ---------------------------------------------------------------------------
 
@@ -128,6 +167,7 @@ class Trainer:
         judged against the user's whole consent and erasure history: a
         rebuild never re-admits rows that a withdrawal or erasure removed.
         """
+        self._judged = self._committed()
         first = [self.topics[t] for t in ("consent", "erasure", "stages", "receipts")]
         n = self.tail.read_to_end(self.apply_many_one, timeout_s, topics=first)
         return n + self.tail.read_to_end(self.apply_many_one, timeout_s)
@@ -142,18 +182,62 @@ class Trainer:
         for r in records:
             by_topic.setdefault(r.topic, []).append(r)
         for r in by_topic.get(t["consent"], ()):
-            self._on_consent(r.key, r.value, r.timestamp)
+            self._guarded(r, self._on_consent, r.key, r.value, r.timestamp)
         for r in by_topic.get(t["erasure"], ()):
-            self._on_erasure(r.key, r.value)
+            self._guarded(r, self._on_erasure, r.key, r.value)
         for r in by_topic.get(t["stages"], ()):
-            self._on_stage(r.value)
+            self._guarded(r, self._on_stage, r.value)
         for r in by_topic.get(t["receipts"], ()):
-            self._on_receipt(r.value)
+            self._guarded(r, self._on_receipt, r.value)
         for r in by_topic.get(t["interactions"], ()):
-            self._on_interaction(r.value, r.timestamp)
+            self._guarded(r, self._on_interaction, r.value, r.timestamp)
 
     def _count(self, name: str, n: int = 1) -> None:
         self.counters[name] = self.counters.get(name, 0) + n
+
+    def _guarded(self, record: Any, handle: Callable[..., Unapplied | None], *args: Any) -> None:
+        """Apply one record; one that is not applied is dead-lettered, and nothing it does raises."""
+        try:
+            outcome = handle(*args)
+        except Exception as exc:  # never stop on a record: count, dead-letter where it is, go on
+            log.error(
+                "trainer: unexpected %s at %s[%d]@%d; record dead-lettered",
+                type(exc).__name__,
+                record.topic,
+                record.partition,
+                record.offset,
+            )
+            self._count("internal_errors")
+            outcome = Unapplied(INTERNAL_ERROR)
+        if isinstance(outcome, Unapplied):
+            self._dead_letter(record, outcome)
+
+    def _committed(self) -> dict[tuple[str, int], int]:
+        """The group's committed offsets: records below them were judged by an earlier run."""
+        try:
+            return self.tail.committed() if self.tail is not None else {}
+        except Exception as exc:  # no group, or the broker would not say: dead-letter again
+            log.warning("trainer: committed offsets unknown (%s)", type(exc).__name__)
+            return {}
+
+    def _dead_letter(self, record: Any, outcome: Unapplied) -> None:
+        """Produce a ``dlq.v2`` record of ``outcome`` to ``trainer.dlq`` (once per record and group)."""
+        if self._judged is None:
+            self._judged = self._committed()
+        if record.offset < self._judged.get((record.topic, record.partition), 0):
+            return
+        row = outcome.row
+        letter = dead_letter(
+            reason=outcome.reason,
+            source=DlqSource(topic=record.topic, partition=record.partition, offset=record.offset),
+            at=int(self.clock() * 1000),
+            detail=outcome.detail,
+            event=row,
+            pseudonym=getattr(row, "user", None),
+            value_bytes=len(record.value or b""),
+        )
+        self._count("dead_letters")
+        self._send(self.dlq_topic, None, encode(letter))
 
     def _on_consent(self, key: bytes | None, value: bytes | None, created_at: int = 0) -> None:
         if not key:
@@ -171,25 +255,34 @@ class Trainer:
                 self.withdrawn_at[pseudonym] = max(created_at, self.withdrawn_at.get(pseudonym, 0))
                 self.forget(pseudonym)
 
-    def _on_interaction(self, value: bytes | None, created_at: int = 0) -> None:
+    def _on_interaction(self, value: bytes | None, created_at: int = 0) -> Unapplied | None:
         try:
             row = _interaction.decode(value or b"")
-        except (msgspec.ValidationError, msgspec.DecodeError):
+        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
             self._count("interactions_invalid")
-            return
+            return Unapplied(INVALID_INTERACTION, safe_detail(str(exc)))
+        field_name = _unfit(row)
+        if field_name is not None:  # checked before buffering: a flush would fail for the whole batch
+            self._count("interactions_unfit")
+            return Unapplied(UNFIT_INTERACTION, f"out of range - at `$.{field_name}`", row)
         if not self.consent.get(row.user, False):
             self._count("interactions_refused_no_personalization")
-            return
+            return None
         if self.ledger.refuses(row.user, created_at):
             self._count("interactions_refused_erased")
-            return
+            return None
         if created_at <= self.withdrawn_at.get(row.user, -1):
             self._count("interactions_refused_withdrawn")
-            return
-        self.store.add(row)
+            return None
+        try:
+            self.store.add(row)
+        except (ValueError, OverflowError, TypeError):
+            self._count("interactions_unfit")
+            return Unapplied(UNFIT_INTERACTION, "", row)
         self.dirty.add(row.user)
         self.new_since_train += 1
         self._count("interactions")
+        return None
 
     def forget(self, pseudonym: str) -> bool:
         """Remove a user's row, factors and cached recommendations (Art. 17/21)."""
@@ -221,6 +314,7 @@ class Trainer:
     # -- erasure (Art. 17): the trainer coordinates, confirms its stages, issues receipts ------
 
     def _on_erasure(self, key: bytes | None, value: bytes | None) -> None:
+        """An invalid request is only counted: the workers dead-letter it to ``playback.dlq``."""
         try:
             if not key:
                 raise ValueError("no key")
@@ -234,17 +328,23 @@ class Trainer:
         self.ledger.request(request.request_id, names, request.requested_at)
         self.forget_profile(names)  # before any later row of the batch is judged
 
-    def _on_stage(self, value: bytes | None) -> None:
+    def _on_stage(self, value: bytes | None) -> Unapplied | None:
         try:
-            self.ledger.stage(decode_as(value or b"", ErasureStage))
-        except Exception:
+            stage = decode_as(value or b"", ErasureStage)
+        except ValidationFailed as exc:
             self._count("erasure_stage_invalid")
+            return Unapplied(INVALID_STAGE, exc.detail)
+        self.ledger.stage(stage)
+        return None
 
-    def _on_receipt(self, value: bytes | None) -> None:
+    def _on_receipt(self, value: bytes | None) -> Unapplied | None:
         try:
-            self.ledger.receipt(decode_as(value or b"", Receipt))
-        except Exception:
+            receipt = decode_as(value or b"", Receipt)
+        except ValidationFailed as exc:
             self._count("receipt_invalid")
+            return Unapplied(INVALID_RECEIPT, exc.detail)
+        self.ledger.receipt(receipt)
+        return None
 
     def finish_erasures(self) -> list[Receipt]:
         """Perform the trainer's and the cache's stages of new requests; issue complete receipts."""
@@ -293,7 +393,7 @@ class Trainer:
         )
         self._send(self.topics["stages"], entry.request_id.encode(), encode(record))
 
-    def _send(self, topic: str, key: bytes, value: bytes) -> None:
+    def _send(self, topic: str, key: bytes | None, value: bytes) -> None:
         if self.producer is not None:
             self.producer.send(topic, key=key, value=value)
 

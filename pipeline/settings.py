@@ -31,6 +31,7 @@ __all__ = [
     "RedisSettings",
     "Settings",
     "StreamSettings",
+    "TopicSettings",
     "load_settings",
 ]
 
@@ -147,7 +148,45 @@ class StreamSettings(BaseModel):
     future_tolerance_ms: int = Field(default=86_400_000, ge=0)
     max_message_bytes: int = Field(default=1_048_576, gt=0)
     consent_default: Literal["deny", "analytics", "personalization"] = "deny"
-    dlq_include_raw: bool = Field(default=False, description="put raw bytes (base64) in DLQ records")
+    dlq_include_raw: bool = Field(
+        default=False,
+        description="also copy each dead message's raw bytes to playback.quarantine (personal data)",
+    )
+
+
+_DAY_MS = 86_400_000
+
+
+def _retention(default_days: int, what: str) -> Any:
+    return Field(default=default_days * _DAY_MS, ge=-1, description=f"retention.ms of {what} (-1: forever)")
+
+
+class TopicSettings(BaseModel):
+    """Retention of each topic, set as ``retention.ms`` when ``privrec topics create`` makes it.
+
+    Every topic that holds events or dead letters forgets them after a bounded
+    time, so what an erasure cannot reach in the logs has a known end. The
+    ``history`` topics (interactions and the erasure requests, stages and
+    receipts) share one setting: an erasure request must outlive the erased
+    viewer's interactions, or a trainer rebuilding from the log would re-admit
+    them. ``consent`` is compacted (its latest record per viewer stays) and has
+    no time limit. Changing a setting does not alter existing topics.
+    """
+
+    raw_retention_ms: int = _retention(7, "playback.raw")
+    redacted_retention_ms: int = _retention(30, "playback.redacted")
+    dlq_retention_ms: int = _retention(7, "the dead-letter topics (playback.dlq, trainer.dlq)")
+    quarantine_retention_ms: int = _retention(1, "playback.quarantine (raw bytes: personal data)")
+    history_retention_ms: int = _retention(
+        90, "interactions, erasure, erasure.stages and receipts (the trainer's history)"
+    )
+
+    @field_validator("*")
+    @classmethod
+    def _not_zero(cls, value: int) -> int:
+        if value == 0:
+            raise ValueError("retention must be positive, or -1 for forever")
+        return value
 
 
 class TrainerSettings(BaseModel):
@@ -221,6 +260,7 @@ class Settings(BaseSettings):
     redis: RedisSettings = RedisSettings()
     pseudonym: PseudonymSettings = PseudonymSettings()
     stream: StreamSettings = StreamSettings()
+    topics: TopicSettings = TopicSettings()
     trainer: TrainerSettings = TrainerSettings()
     serving: ServingSettings = ServingSettings()
     metrics: MetricsSettings = MetricsSettings()

@@ -91,6 +91,17 @@ class TopicTail:
             if others:
                 self.consumer.resume(*others)
 
+    def committed(self) -> dict[tuple[str, int], int]:
+        """The group's committed offset per ``(topic, partition)``; empty without a group id."""
+        if not self.consumer.config.get("group_id"):
+            return {}
+        out: dict[tuple[str, int], int] = {}
+        for tp in self.tps:
+            offset = self.consumer.committed(tp)
+            if offset is not None:
+                out[(tp.topic, tp.partition)] = int(offset)
+        return out
+
     def commit(self) -> None:
         """Commit current positions (only meaningful with a group id)."""
         if self.consumer.config.get("group_id"):

@@ -1,40 +1,85 @@
-"""The topics privrec uses, and idempotent creation on any Kafka-protocol broker."""
+"""The topics privrec uses, and idempotent creation on any Kafka-protocol broker.
+
+Each topic's retention comes from :class:`pipeline.settings.TopicSettings`
+and is set as ``retention.ms`` when the topic is created; ``consent`` is
+compacted instead. ``privrec topics list`` prints both per topic.
+"""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from pipeline.errors import ServiceUnavailable
 from pipeline.settings import Settings
 
-__all__ = ["TOPICS", "TopicSpec", "create_topics", "describe_topics", "topic_specs"]
+__all__ = [
+    "DLQ",
+    "QUARANTINE",
+    "TOPICS",
+    "TRAINER_DLQ",
+    "TopicSpec",
+    "create_topics",
+    "describe_topics",
+    "topic_specs",
+]
 
 log = logging.getLogger(__name__)
+
+DLQ = "playback.dlq"
+QUARANTINE = "playback.quarantine"
+TRAINER_DLQ = "trainer.dlq"
+
+Retention = Literal["raw", "redacted", "dlq", "quarantine", "history"]
 
 
 @dataclass(frozen=True)
 class TopicSpec:
-    """A logical topic: its name without prefix, role and configuration."""
+    """A logical topic: its name without prefix, role, and how long it keeps records.
+
+    ``retention`` names a ``topics.<retention>_retention_ms`` setting; ``None``
+    with ``cleanup="compact"`` keeps the latest record per key for ever.
+    """
 
     name: str
     purpose: str
-    config: dict[str, str] = field(default_factory=dict)
+    retention: Retention | None = None
+    cleanup: Literal["delete", "compact"] = "delete"
+
+    def retention_ms(self, settings: Settings) -> int | None:
+        """The configured ``retention.ms`` (-1: forever), or ``None`` for a compacted topic."""
+        if self.retention is None:
+            return None
+        return int(getattr(settings.topics, f"{self.retention}_retention_ms"))
+
+    def config(self, settings: Settings) -> dict[str, str]:
+        """Topic configs to create it with (Kafka spelling, string values)."""
+        out = {"cleanup.policy": self.cleanup}
+        retention = self.retention_ms(settings)
+        if retention is not None:
+            out["retention.ms"] = str(retention)
+        return out
 
 
 #: Every topic of the pipeline (names without the configured prefix). The key of
 #: ``playback.raw`` and ``consent`` is the raw user id, so the two are
 #: co-partitioned: a user's consent and events land on the same partition.
 TOPICS: tuple[TopicSpec, ...] = (
-    TopicSpec("playback.raw", "raw playback events from clients (key: user id)"),
-    TopicSpec("playback.redacted", "consent-checked, pseudonymised events (key: pseudonym)"),
-    TopicSpec("playback.dlq", "dead letters: reason, source coordinates, redacted payload"),
-    TopicSpec("consent", "consent state per user (key: user id), compacted", {"cleanup.policy": "compact"}),
-    TopicSpec("interactions", "closed watch windows per user and title (key: pseudonym)"),
-    TopicSpec("erasure", "erasure requests (key: user id)"),
-    TopicSpec("erasure.stages", "erasure stage confirmations (key: request id)"),
-    TopicSpec("receipts", "erasure receipts (key: pseudonym)"),
+    TopicSpec("playback.raw", "raw playback events from clients (key: user id)", "raw"),
+    TopicSpec("playback.redacted", "consent-checked, pseudonymised events (key: pseudonym)", "redacted"),
+    TopicSpec(DLQ, "stream dead letters: reason, field names, source coordinates; no values", "dlq"),
+    TopicSpec(
+        QUARANTINE,
+        "raw bytes of dead messages (stream.dlq_include_raw only): PERSONAL DATA; key: dlq quarantine",
+        "quarantine",
+    ),
+    TopicSpec("consent", "consent state per user (key: user id), compacted", None, "compact"),
+    TopicSpec("interactions", "closed watch windows per user and title (key: pseudonym)", "history"),
+    TopicSpec("erasure", "erasure requests (key: user id)", "history"),
+    TopicSpec("erasure.stages", "erasure stage confirmations (key: request id)", "history"),
+    TopicSpec("receipts", "erasure receipts (key: pseudonym)", "history"),
+    TopicSpec(TRAINER_DLQ, "trainer dead letters: records it could not apply; no values", "dlq"),
 )
 
 
@@ -47,6 +92,7 @@ def create_topics(admin: Any, settings: Settings) -> dict[str, str]:
     """Create missing topics; returns ``{full_name: "created" | "exists"}``.
 
     ``admin`` is a ``kafka.KafkaAdminClient``. Safe to call any number of times.
+    An existing topic keeps its configuration.
     """
     from kafka.admin import NewTopic
     from kafka.errors import KafkaError, TopicAlreadyExistsError
@@ -59,7 +105,12 @@ def create_topics(admin: Any, settings: Settings) -> dict[str, str]:
             result[name] = "exists"
             continue
         new.append(
-            NewTopic(name, settings.partitions, settings.replication_factor, topic_configs=spec.config)
+            NewTopic(
+                name,
+                settings.partitions,
+                settings.replication_factor,
+                topic_configs=spec.config(settings),
+            )
         )
     for topic in new:  # one by one: a racing creator must not fail the others
         try:

@@ -165,7 +165,9 @@ def cmd_topics_list(settings: Settings, args: argparse.Namespace) -> int:
             "topic": name,
             "partitions": parts.get(name),
             "exists": name in parts,
-            "config": spec.config,
+            "retention_ms": spec.retention_ms(settings),
+            "cleanup_policy": spec.cleanup,
+            "config": spec.config(settings),
             "purpose": spec.purpose,
         }
         for name, spec in specs
@@ -174,18 +176,31 @@ def cmd_topics_list(settings: Settings, args: argparse.Namespace) -> int:
         print_json(rows)
     else:
         print_table(
-            ["TOPIC", "PARTITIONS", "CONFIG", "PURPOSE"],
+            ["TOPIC", "PARTITIONS", "RETENTION", "CLEANUP", "PURPOSE"],
             [
                 [
                     r["topic"],
                     r["partitions"] or "missing",
-                    ",".join(f"{k}={v}" for k, v in r["config"].items()) or "-",
+                    _duration(r["retention_ms"]),
+                    r["cleanup_policy"],
                     r["purpose"],
                 ]
                 for r in rows
             ],
         )
     return 0
+
+
+def _duration(ms: int | None) -> str:
+    """``7d``, ``36h``, ``90s``, ``forever``, or ``-`` (compacted: kept per key)."""
+    if ms is None:
+        return "-"
+    if ms < 0:
+        return "forever"
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
+        if ms % size == 0:
+            return f"{ms // size}{unit}"
+    return f"{ms}ms"
 
 
 def cmd_smoke(settings: Settings, args: argparse.Namespace) -> int:

@@ -183,7 +183,9 @@ def message_timestamps(
             for tp, records in consumer.poll(timeout_ms=200).items():
                 key = (tp.topic, tp.partition)
                 if records and key not in out:
-                    out[key] = int(min(records, key=lambda r: r.offset).timestamp)
+                    stamp = min(records, key=lambda r: r.offset).timestamp
+                    if isinstance(stamp, int) and stamp >= 0:  # no (or a bogus) timestamp: leave it out
+                        out[key] = stamp
                     consumer.pause(tp)
     finally:
         consumer.unsubscribe()

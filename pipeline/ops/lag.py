@@ -237,8 +237,8 @@ def lag_seconds(
     """Seconds behind for ``sample``: (seconds or None, method); see the module docstring."""
     if sample.lag == 0:
         return 0.0, "zero"
-    if sample.message_ms is not None:
-        return max(0.0, (now_ms - sample.message_ms) / 1000), "age"
+    if sample.message_ms is not None and 0 <= sample.message_ms <= now_ms:  # else: no usable timestamp
+        return (now_ms - sample.message_ms) / 1000, "age"
     estimate = estimate_time(points, sample.committed)
     if estimate is None:
         return None, "unknown"

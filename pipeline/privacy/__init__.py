@@ -17,7 +17,6 @@ from pipeline.privacy.redact import (
     ALLOWED_FIELDS,
     REDACTED_SCHEMA,
     redact,
-    redact_for_dlq,
     redacted_field_count,
 )
 from pipeline.privacy.scrub import find_pii, scrub
@@ -37,7 +36,6 @@ __all__ = [
     "generate_key",
     "parse_keys",
     "redact",
-    "redact_for_dlq",
     "redacted_field_count",
     "scrub",
 ]

@@ -58,7 +58,8 @@ COMPACTION_NOTE = (
 )
 NOT_EXPORTED = [
     {
-        "what": "records in the Kafka topics playback.raw, playback.redacted and playback.dlq",
+        "what": "records in the Kafka topics playback.raw, playback.redacted, playback.dlq, trainer.dlq and "
+        "playback.quarantine (only if enabled)",
         "why": "the event log, kept until each topic's retention deletes it; never read back into state "
         "(the erasure receipt lists them under 'remains')",
     },
@@ -158,9 +159,14 @@ def latest_by_key(
 
 
 def _iso(ms: int | None) -> str | None:
+    """ISO time of epoch ms; None when unknown or beyond what a date can say (a producer sets it)."""
     if ms is None or ms < 0:
         return None
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    try:
+        moment = datetime.fromtimestamp(ms / 1000, UTC)
+    except (OverflowError, ValueError, OSError):
+        return None
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _consent_entry(r: LogRecord) -> dict[str, Any]:

@@ -7,7 +7,10 @@ from pipeline.wire.rights import STAGES, Receipt, Remains
 
 __all__ = ["build_receipt", "remains"]
 
-_LOG_TOPICS = "playback.raw, playback.redacted, playback.dlq, interactions"
+_LOG_TOPICS = (
+    "playback.raw, playback.redacted, interactions, the dead-letter topics playback.dlq and trainer.dlq "
+    "(pseudonyms, never values) and playback.quarantine (raw values, only if enabled)"
+)
 
 
 def remains(model_until: int) -> list[Remains]:

@@ -3,20 +3,24 @@
 A :class:`ReceiptWatcher` is positioned at the current true ends of the
 ``receipts`` and ``erasure.stages`` topics *before* requests are sent, so it
 sees every stage record and receipt written for them, and nothing older.
+A record it cannot read is counted in :attr:`ReceiptWatcher.invalid` and
+skipped: no record stops the watcher.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Collection
 from typing import Any
 
 from pipeline.end_offsets import probe_end_offsets
-from pipeline.errors import ValidationFailed
 from pipeline.wire import decode_as
 from pipeline.wire.rights import ErasureStage, Receipt
 
 __all__ = ["ReceiptWatcher"]
+
+log = logging.getLogger(__name__)
 
 
 class ReceiptWatcher:
@@ -50,6 +54,7 @@ class ReceiptWatcher:
         self.receipts: dict[str, Receipt] = {}
         self.seen_at: dict[str, float] = {}  # request id -> clock() when its receipt was read
         self.stages: dict[str, dict[str, int]] = {}
+        self.invalid = 0  # records that could not be read (skipped)
 
     def poll(self, timeout_ms: int = 200) -> int:
         """Read what arrived; returns how many receipts were new."""
@@ -66,8 +71,11 @@ class ReceiptWatcher:
                     else:
                         stage = decode_as(r.value or b"", ErasureStage)
                         self.stages.setdefault(stage.request_id, {})[stage.stage] = stage.finished_at
-                except ValidationFailed:  # not ours to judge; the producers validate what they write
-                    continue
+                except Exception:  # not ours to judge (the producers validate): count, skip, go on
+                    self.invalid += 1
+                    log.warning(
+                        "receipt watcher: unreadable record at %s[%d]@%d", r.topic, r.partition, r.offset
+                    )
         return new
 
     def wait(self, request_ids: Collection[str], timeout_s: float) -> bool:

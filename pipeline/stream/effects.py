@@ -57,6 +57,8 @@ class Effects:
 
     redacted: list[tuple[bytes, bytes]] = field(default_factory=list)
     dlq: list[tuple[bytes | None, bytes]] = field(default_factory=list)
+    #: raw values of dead messages for the quarantine topic (only with ``dlq_include_raw``): (key, raw)
+    quarantine: list[tuple[bytes, bytes]] = field(default_factory=list)
     interactions: list[tuple[bytes, bytes]] = field(default_factory=list)
     state: list[StateWrite] = field(default_factory=list)
     consent: list[tuple[str, bytes | None]] = field(default_factory=list)

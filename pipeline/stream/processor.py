@@ -19,13 +19,12 @@ import msgspec
 from pipeline.errors import ValidationFailed
 from pipeline.privacy.consent import Decision, Purposes, decide
 from pipeline.privacy.pseudonym import Pseudonymizer
-from pipeline.privacy.redact import redact_for_dlq
+from pipeline.privacy.deadletter import dead_letter, quarantine_key
 from pipeline.stream.control import decode_control
 from pipeline.stream.counters import StreamCounters
 from pipeline.stream.effects import ConsentStore, Effects, StreamConfig
 from pipeline.stream.partition import PartitionState, split_key
 from pipeline.wire import (
-    DeadLetter,
     DlqSource,
     Interaction,
     PlaybackEvent,
@@ -135,16 +134,21 @@ class StreamProcessor:
             future_tolerance_ms=self.config.future_tolerance_ms,
         )
         c = self.counters
-        for reject in decoded.rejects:
-            self._dead_letter(
-                fx,
-                source,
-                reject.reason,
-                reject.detail,
-                event=reject.event,
-                raw=value,
-                now=now,
-            )
+        if decoded.rejects:
+            parsed = len(decoded.events) + sum(r.event is not None for r in decoded.rejects)
+            quarantined = self._quarantine(fx, value)
+            for reject in decoded.rejects:
+                self._dead_letter(
+                    fx,
+                    source,
+                    reject.reason,
+                    reject.detail,
+                    event=reject.event,
+                    value=value,
+                    events=parsed,
+                    quarantined=quarantined,
+                    now=now,
+                )
         events = decoded.events
         if not events:
             return fx
@@ -153,12 +157,7 @@ class StreamProcessor:
             # The partition (and so the consent lookup) is decided by the key: refuse a mismatch.
             for ev in events:
                 self._dead_letter(
-                    fx,
-                    source,
-                    KEY_MISMATCH,
-                    "message key is not the events' user_id",
-                    event=ev,
-                    now=now,
+                    fx, source, KEY_MISMATCH, "", event=ev, value=value, events=len(events), now=now
                 )
             return fx
         c["received"] += len(events)
@@ -207,13 +206,7 @@ class StreamProcessor:
         try:
             control = decode_control(value)
         except msgspec.ValidationError:
-            self._dead_letter(
-                fx,
-                source,
-                INVALID_CONTROL,
-                "malformed control marker",
-                now=self.clock(),
-            )
+            self._dead_letter(fx, source, INVALID_CONTROL, "", value=value, now=self.clock())
             return fx
         state = self._state(partition)
         if control.command == "close_windows":
@@ -240,31 +233,23 @@ class StreamProcessor:
                 fx,
                 source,
                 INVALID_CONSENT,
-                getattr(exc, "detail", "invalid consent record"),
-                raw=value,
+                getattr(exc, "detail", ""),
+                user_id=_key_text(key),
+                value=value,
+                quarantined=self._quarantine(fx, value),
                 now=now,
             )
             return fx
         if record is None:
             if not key:
-                self._dead_letter(
-                    fx,
-                    source,
-                    INVALID_CONSENT,
-                    "tombstone without a key",
-                    now=now,
-                )
+                self._dead_letter(fx, source, INVALID_CONSENT, "", now=now)
                 return fx
             user_id = key.decode("utf-8", "replace")
         else:
             user_id = record.user_id
             if key is not None and key != user_id.encode():
                 self._dead_letter(
-                    fx,
-                    source,
-                    KEY_MISMATCH,
-                    "message key is not the record's user_id",
-                    now=now,
+                    fx, source, KEY_MISMATCH, "", user_id=user_id, value=value, events=0, now=now
                 )
                 return fx
         pseudonym = self.pz.pseudonym(user_id)
@@ -306,7 +291,16 @@ class StreamProcessor:
                 raise ValidationFailed(INVALID_ERASURE, "erasure request without a key")
             request = decode_as(value or b"", ErasureRequest)
         except ValidationFailed as exc:
-            self._dead_letter(fx, source, INVALID_ERASURE, exc.detail, raw=value, now=now)
+            self._dead_letter(
+                fx,
+                source,
+                INVALID_ERASURE,
+                exc.detail,
+                user_id=_key_text(key),
+                value=value,
+                quarantined=self._quarantine(fx, value),
+                now=now,
+            )
             return fx
         user_id = key.decode("utf-8", "replace")
         state = self._state(partition)
@@ -339,7 +333,7 @@ class StreamProcessor:
             fx,
             DlqSource(topic=topic, partition=partition, offset=offset),
             "internal_error",
-            f"processing raised {kind}",
+            "",
             now=self.clock(),
         )
         return fx
@@ -368,6 +362,14 @@ class StreamProcessor:
         if closed:
             self.counters["windows_emitted"] += len(closed)
 
+    def _quarantine(self, fx: Effects, value: bytes | None) -> str | None:
+        """With ``dlq_include_raw``: queue the raw value for the quarantine topic; its key, else None."""
+        if not self.config.dlq_include_raw or value is None:
+            return None
+        key = quarantine_key()
+        fx.quarantine.append((key.encode(), value))
+        return key
+
     def _dead_letter(
         self,
         fx: Effects,
@@ -376,21 +378,34 @@ class StreamProcessor:
         detail: str,
         *,
         event: Any = None,
-        raw: bytes | None = None,
+        user_id: str | None = None,
+        value: bytes | None = None,
+        events: int | None = None,
+        quarantined: str | None = None,
         now: int,
     ) -> None:
-        """Queue a ``dlq.v1`` record: reason, source coordinates, the payload only after redaction."""
-        payload = None
-        if event is not None:
-            obj = msgspec.to_builtins(event) if isinstance(event, msgspec.Struct) else event
-            payload = redact_for_dlq(obj, self.pz) if isinstance(obj, dict) else None
-        record = DeadLetter(
+        """Queue a ``dlq.v2`` record: an allow-list of reason, path, field names and coordinates."""
+        record = dead_letter(
             reason=reason,
-            detail=detail,
             source=source,
-            payload=payload,
             at=now,
-            raw_b64=raw if (self.config.dlq_include_raw and raw is not None) else None,
+            detail=detail,
+            event=event,
+            user_id=user_id,
+            pseudonymizer=self.pz,
+            value_bytes=len(value) if value is not None else 0,
+            events=events,
+            quarantine=quarantined,
         )
-        self.counters["dlq:" + reason] += 1
+        self.counters["dlq:" + record.reason] += 1
         fx.dlq.append((None, encode(record)))
+
+
+def _key_text(key: bytes | None) -> str | None:
+    """A record key as the raw user id it should be, or None when it is not UTF-8 text."""
+    if not key:
+        return None
+    try:
+        return key.decode("utf-8")
+    except UnicodeDecodeError:
+        return None

@@ -7,7 +7,7 @@ an allow-list, and a consumer that sees anything extra must fail loudly.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from msgspec import Meta, Struct
 
@@ -24,6 +24,7 @@ from pipeline.wire.inbound import MAX_BATCH_EVENTS
 __all__ = [
     "DLQ",
     "INTERACTION",
+    "MAX_DLQ_FIELDS",
     "REDACTED",
     "REDACTED_BATCH",
     "DeadLetter",
@@ -37,7 +38,7 @@ __all__ = [
 REDACTED = "playback.redacted.v1"
 REDACTED_BATCH = "playback.redacted.batch.v1"
 INTERACTION = "interaction.v1"
-DLQ = "dlq.v1"
+DLQ = "dlq.v2"
 
 Pseudonym = Annotated[
     str,
@@ -116,22 +117,61 @@ class DlqSource(Struct, frozen=True, kw_only=True, gc=False):
     offset: NonNegInt
 
 
-class DeadLetter(Struct, tag_field="schema", tag=DLQ, frozen=True, kw_only=True, omit_defaults=True):
-    """A record that could not be processed, with the reason why.
+FieldName = Annotated[str, Meta(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,31}(?:\.[A-Za-z_][A-Za-z0-9_]{0,31})?$")]
+QuarantineKey = Annotated[
+    str,
+    Meta(
+        pattern="^[0-9a-f]{32}$",
+        description="Key of the raw value in the quarantine topic (only with stream.dlq_include_raw).",
+    ),
+]
+MAX_DLQ_FIELDS = 64
+"""At most this many field names are listed in a dead letter."""
 
-    `payload` holds only a REDACTED form of what parsed (or null); raw bytes
-    appear in `raw_b64` only when a setting explicitly allows it.
+
+class DeadLetter(
+    Struct,
+    tag_field="schema",
+    tag=DLQ,
+    frozen=True,
+    kw_only=True,
+    omit_defaults=True,
+    forbid_unknown_fields=True,
+):
+    """A record that could not be processed: why, where, and its shape; never a value.
+
+    An allow-list: nothing the producer sent is copied but the NAMES of its
+    fields (identifier-shaped ones; any other name is listed as ``other``).
+    The user id appears only as its keyed pseudonym. The raw bytes are never
+    here: with ``stream.dlq_include_raw`` on they go to the quarantine topic,
+    keyed by ``quarantine``.
     """
 
     reason: Annotated[
         str,
         Meta(pattern="^[a-z][a-z0-9_]{0,63}$", description="Short code, e.g. 'schema_violation'."),
     ]
-    detail: Annotated[str, Meta(description="Path and expectation; never a payload value.")]
+    detail: Annotated[
+        str, Meta(max_length=256, description="A fixed text for the reason, then the schema path.")
+    ]
+    path: Annotated[
+        str,
+        Meta(
+            max_length=128,
+            pattern=r"^\$(?:\.[A-Za-z_][A-Za-z0-9_]*|\[\d+\]|\[\.\.\.\])*$",
+            description="Schema path of the failure, e.g. '$.events[3].position_ms'; '$': the whole value.",
+        ),
+    ]
     source: DlqSource
-    payload: Annotated[dict[str, Any] | None, Meta(description="Redacted record, or null.")]
     at: Annotated[int, Meta(ge=0, description="Epoch ms of dead-lettering.")]
-    raw_b64: Annotated[
-        bytes | None,
-        Meta(description="Raw value, base64; present only when explicitly allowed."),
-    ] = None
+    value_bytes: Annotated[int, Meta(ge=0, description="Size of the record value in bytes.")] = 0
+    events: Annotated[int, Meta(ge=0, description="Events the value held, as far as it parsed.")] = 0
+    fields: Annotated[
+        list[FieldName],
+        Meta(
+            max_length=MAX_DLQ_FIELDS,
+            description="Names of the fields present (top level and one level down), never values.",
+        ),
+    ] = []
+    pseudonym: Pseudonym | None = None
+    quarantine: QuarantineKey | None = None

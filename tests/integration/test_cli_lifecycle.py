@@ -50,7 +50,7 @@ def test_up_status_topics_down(tmp_path):
 
     created = privrec("topics", "create", env=env)
     assert created.returncode == 0, created.stderr
-    assert created.stdout.count(": created") == 8
+    assert created.stdout.count(": created") == 10
     listed = json.loads(privrec("topics", "list", "--json", env=env).stdout)
     assert all(t["exists"] and t["partitions"] == 8 for t in listed)
 

@@ -1,4 +1,4 @@
-"""Tests for pipeline.privacy.redact: the allow-list projection and DLQ redaction."""
+"""Tests for pipeline.privacy.redact: the allow-list projection of playback events."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import json
 import string
 from typing import Any
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -15,10 +14,8 @@ from pipeline.privacy.consent import Purposes
 from pipeline.privacy.pseudonym import Pseudonymizer, PseudonymKey
 from pipeline.privacy.redact import (
     ALLOWED_FIELDS,
-    DLQ_MAX_DEPTH,
     REDACTED_SCHEMA,
     redact,
-    redact_for_dlq,
     redacted_field_count,
 )
 from tests.unit.test_scrub import filler, pii_tokens
@@ -167,77 +164,3 @@ def test_redact_never_leaks_pii(case: tuple[dict[str, Any], list[str]], pers: bo
     assert tuple(out) == ALLOWED_FIELDS
     assert_no_token(out, tokens)
     assert event == before
-
-
-@SETTINGS
-@given(raw_events())
-def test_redact_for_dlq_never_leaks_pii(case: tuple[dict[str, Any], list[str]]) -> None:
-    event, tokens = case
-    before = copy.deepcopy(event)
-    out = redact_for_dlq(event, PSEUDO)
-    assert_no_token(out, tokens)
-    assert out["user_id"] == PSEUDO.pseudonym(event["user_id"])
-    assert out["event_id"] == event["event_id"]
-    assert event == before
-
-
-@SETTINGS
-@given(raw_events())
-def test_redact_for_dlq_handles_wrapped_and_renamed_fields(case: tuple[dict[str, Any], list[str]]) -> None:
-    event, tokens = case
-    client = event.pop("client")
-    wrapped = {
-        "reason": "schema_mismatch",
-        "payload": [{"userId": event["user_id"], "sessionId": event["session_id"], **event}],
-        "headers": {"User-Agent": client["user_agent"], "IP": client["ip"], "app": client["app_version"]},
-    }
-    assert_no_token(redact_for_dlq(wrapped, PSEUDO), tokens)
-
-
-# --- redact_for_dlq examples ----------------------------------------------------
-
-
-def test_redact_for_dlq_shape() -> None:
-    out = redact_for_dlq(make_event(), PSEUDO)
-    assert out["user_id"] == PSEUDO.pseudonym("alice@example.com")
-    for dropped in ("session_id", "device_id"):
-        assert dropped not in out
-    assert out["client"] == {"app_version": "3.2.1", "device_class": "tv", "country": "DE"}
-    assert out["search_query"] == "films like [email]"
-    assert out["error_message"] == "timeout calling [ip]"
-    assert out["position_ms"] == 61_000
-    assert out["event_id"] == "123e4567-e89b-12d3-a456-426614174000"
-
-
-@pytest.mark.parametrize(
-    ("obj", "expected"),
-    [
-        (None, None),
-        (42, 42),
-        ("mail a@b.de", "mail [email]"),
-        ([1, "10.0.0.1", {"ip": "x"}], [1, "[ip]", {}]),
-        ({"user_id": None}, {"user_id": None}),
-        ({"user_id": {"nested": "x"}}, {}),
-        ({"a@b.de": 1}, {"[email]": 1}),
-        ({"blob": b"raw"}, {"blob": "[bytes]"}),
-    ],
-)
-def test_redact_for_dlq_any_json(obj: Any, expected: Any) -> None:
-    assert redact_for_dlq(obj, PSEUDO) == expected
-
-
-def test_redact_for_dlq_numeric_user_id() -> None:
-    assert redact_for_dlq({"user_id": 12345}, PSEUDO) == {"user_id": PSEUDO.pseudonym("12345")}
-
-
-def test_redact_for_dlq_bounds_depth() -> None:
-    deep: Any = "leaf"
-    for _ in range(DLQ_MAX_DEPTH + 5):
-        deep = {"k": deep}
-    out = redact_for_dlq(deep, PSEUDO)
-    depth = 0
-    while isinstance(out, dict):
-        out = out["k"]
-        depth += 1
-    assert depth == DLQ_MAX_DEPTH
-    assert out == "[truncated]"

@@ -374,13 +374,16 @@ def test_interaction_needs_at_least_one_event() -> None:
         decode_as(encode(row), Interaction)
 
 
-def test_dead_letter_omits_raw_unless_given() -> None:
+def test_dead_letter_round_trips_and_refuses_extra_fields() -> None:
     source = DlqSource(topic="playback.raw", partition=3, offset=42)
-    plain = DeadLetter(reason=OVERSIZE, detail="d", source=source, payload=None, at=NOW_MS)
-    assert b"raw_b64" not in encode(plain)
-    raw = DeadLetter(reason=OVERSIZE, detail="d", source=source, payload=None, at=NOW_MS, raw_b64=b"\x00ab")
-    assert msgspec.json.decode(encode(raw))["raw_b64"] == base64.b64encode(b"\x00ab").decode()
-    assert decode_as(encode(raw), DeadLetter) == raw
+    letter = DeadLetter(reason=OVERSIZE, detail="d - at `$`", path="$", source=source, at=NOW_MS)
+    assert set(msgspec.json.decode(encode(letter))) == {"schema", "reason", "detail", "path", "source", "at"}
+    assert decode_as(encode(letter), DeadLetter) == letter
+    smuggled = msgspec.json.decode(encode(letter)) | {"payload": {"user_id": "alice"}}
+    with pytest.raises(ValidationFailed):
+        decode_as(msgspec.json.encode(smuggled), DeadLetter)
+    with pytest.raises(ValidationFailed):  # a field name must be identifier-shaped
+        decode_as(msgspec.json.encode(smuggled | {"fields": ["a@b.de"]}), DeadLetter)
 
 
 # --- consent -------------------------------------------------------------------------

@@ -1,0 +1,171 @@
+"""No record stops the trainer: bad ones are counted, dead-lettered with coordinates, and skipped."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+import pytest
+
+from agents.trainer import Trainer
+from pipeline.privacy.pseudonym import Pseudonymizer, PseudonymKey
+from pipeline.recs import train
+from pipeline.settings import Settings
+from pipeline.sources import consent_record
+from pipeline.wire import DeadLetter, decode_as
+
+KEY = PseudonymKey("k1", b"0123456789abcdef0123456789abcdef")
+HOUR = 3_600_000
+T0 = 1_700_000_000_000
+
+
+@dataclass
+class Rec:
+    """A ``ConsumerRecord`` as far as the trainer reads one."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+    key: bytes | None
+    value: bytes | None
+
+
+class Producer:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes | None, bytes]] = []
+
+    def send(self, topic: str, key: bytes | None = None, value: bytes = b"") -> None:
+        self.sent.append((topic, key, value))
+
+    def flush(self) -> None:
+        pass
+
+
+class Tail:
+    """What the trainer asks of its tail here: the group's committed offsets."""
+
+    def __init__(self, committed: dict[tuple[str, int], int] | None = None) -> None:
+        self._committed = committed or {}
+
+    def committed(self) -> dict[tuple[str, int], int]:
+        return self._committed
+
+
+def consent(user: str) -> bytes:
+    purposes = {"analytics": True, "personalization": True, "advertising": False}
+    return json.dumps(consent_record(user, purposes, updated_at_ms=1_000)).encode()
+
+
+def interaction(user: str, content: str, start: int, watched: Any = 60_000) -> bytes:
+    """Raw JSON text, so values no struct would accept can be sent."""
+    return (
+        f'{{"schema":"interaction.v1","user":"{user}","content_id":"{content}","window_start":{start},'
+        f'"window_end":{start + HOUR},"watched_ms":{watched},"plays":1,"completed":false,"events":2}}'
+    ).encode()
+
+
+@pytest.fixture
+def trainer(tmp_path) -> Trainer:
+    settings = Settings(state_dir=tmp_path, trainer={"factors": 4, "iterations": 2})
+    return Trainer(
+        settings, Tail(), None, Pseudonymizer([KEY]), producer=Producer(), clock=lambda: 1_800_000_000
+    )
+
+
+def _log(t: Trainer, bad: bytes) -> tuple[list[Rec], Rec]:
+    topics = t.topics
+    users = [f"user{i}" for i in range(6)]
+    recs = [Rec(topics["consent"], 0, i, 1_000, u.encode(), consent(u)) for i, u in enumerate(users)]
+    offset = 0
+    for i, u in enumerate(users):
+        p = t.pz.pseudonym(u)
+        for c in range(4):
+            recs.append(
+                Rec(
+                    topics["interactions"],
+                    2,
+                    offset,
+                    2_000,
+                    p.encode(),
+                    interaction(p, f"c{(i + c) % 7}", T0),
+                )
+            )
+            offset += 1
+    bad_rec = Rec(topics["interactions"], 2, offset, 2_000, b"k", bad)
+    recs.insert(len(users) + 5, bad_rec)  # in the middle of the interactions
+    return recs, bad_rec
+
+
+@pytest.mark.parametrize(
+    ("bad", "reason", "path"),
+    [
+        (None, "unfit_interaction", "$.watched_ms"),  # watched_ms = 2**64: OverflowError in the store
+        (b"{not json", "invalid_interaction", "$"),
+        (b'{"schema":"interaction.v1","user":"p","content_id":"c"}', "invalid_interaction", "$"),
+    ],
+)
+def test_a_bad_interaction_is_dead_lettered_and_training_goes_on(trainer, bad, reason, path):
+    t = trainer
+    p0 = t.pz.pseudonym("user0")
+    if bad is None:
+        bad = interaction(p0, "c1", T0 + HOUR, 2**64)
+    records, bad_rec = _log(t, bad)
+    t.apply(records)
+    assert t.counters["interactions"] == 24
+    assert len(t.store) == 24  # the flush into int64 columns works: the bad row never got in
+    model = train(t.store, t.cfg)
+    assert model.n_users == 6
+    ((topic, key, value),) = t.producer.sent
+    assert topic == t.settings.topic("trainer.dlq") and key is None
+    letter = decode_as(value, DeadLetter)
+    assert letter.reason == reason and letter.path == path
+    assert (letter.source.topic, letter.source.partition, letter.source.offset) == (
+        bad_rec.topic,
+        2,
+        bad_rec.offset,
+    )
+    assert letter.value_bytes == len(bad)
+    assert str(2**64) not in value.decode()
+    if reason == "unfit_interaction":
+        assert letter.pseudonym == p0 and "watched_ms" in letter.fields
+        assert t.counters["interactions_unfit"] == 1
+    else:
+        assert t.counters["interactions_invalid"] == 1
+
+
+def test_records_judged_by_an_earlier_run_are_not_dead_lettered_again(tmp_path):
+    settings = Settings(state_dir=tmp_path)
+    topic = settings.topic("interactions")
+    t = Trainer(settings, Tail({(topic, 0): 5}), None, Pseudonymizer([KEY]), producer=Producer())
+    t.catch_up = None  # type: ignore[assignment]  # apply() alone, as the tail would feed it
+    t.apply([Rec(topic, 0, 4, 1, None, b"junk"), Rec(topic, 0, 5, 1, None, b"junk")])
+    assert [decode_as(v, DeadLetter).source.offset for _, _, v in t.producer.sent] == [5]
+    assert t.counters["interactions_invalid"] == 2
+
+
+def test_a_handler_that_raises_is_counted_and_dead_lettered(trainer, monkeypatch):
+    t = trainer
+
+    def boom(*args: Any) -> None:
+        raise RuntimeError("secret alice@example.com")
+
+    monkeypatch.setattr(t.ledger, "receipt", boom)
+    monkeypatch.setattr(t.ledger, "stage", boom)
+    stage = msgspec.json.encode(
+        {
+            "schema": "erasure.stage.v1",
+            "request_id": "0" * 32,
+            "pseudonym": "k1.p",
+            "stage": "stream",
+            "requested_at": 1,
+            "finished_at": 2,
+        }
+    )
+    t.apply([Rec(t.topics["stages"], 1, 7, 1, b"r1", stage), Rec(t.topics["receipts"], 0, 3, 1, None, b"[]")])
+    reasons = sorted(decode_as(v, DeadLetter).reason for _, _, v in t.producer.sent)
+    assert reasons == ["internal_error", "invalid_receipt"]
+    assert t.counters["internal_errors"] == 1 and t.counters["receipt_invalid"] == 1
+    assert all(b"alice" not in v for _, _, v in t.producer.sent)
