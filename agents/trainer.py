@@ -270,11 +270,13 @@ class Trainer:
             self.save_artefacts()
             for entry in todo:
                 self.ledger.finished(entry.request_id, "trainer", now_ms())
-                deleted = delete_user(self.redis, self.layout, entry.pseudonyms)
-                self.ledger.finished(entry.request_id, "cache", now_ms(), {"keys_deleted": deleted})
                 self._count("erasures")
-                for stage in ("trainer", "cache"):
-                    self._send_stage(entry, stage)
+                self._send_stage(entry, "trainer")
+        # a stage of its own: when Redis fails here, the next call (the loop retries) finishes it
+        for entry in self.ledger.awaiting("cache"):
+            deleted = delete_user(self.redis, self.layout, entry.pseudonyms)
+            self.ledger.finished(entry.request_id, "cache", now_ms(), {"keys_deleted": deleted})
+            self._send_stage(entry, "cache")
         receipts = []
         for entry in self.ledger.ready():
             receipt = build_receipt(entry, now_ms(), self.model_clean_by_ms())

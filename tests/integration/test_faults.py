@@ -464,3 +464,53 @@ def _strategies() -> list[str]:
     from tests.hostile import STRATEGIES
 
     return list(STRATEGIES)
+
+
+# -- 5. Redis failing during an erasure's cache stage ---------------------------------------------
+
+
+class FailingUnlink(redis_lib.Redis):
+    """A real client whose next ``failures`` UNLINKs fail as if Redis had gone away."""
+
+    failures = 0
+
+    def unlink(self, *names: Any) -> Any:
+        if self.failures:
+            self.failures -= 1
+            raise redis_lib.ConnectionError("Redis went away (injected)")
+        return super().unlink(*names)
+
+
+def test_erasure_receipt_still_issued_after_redis_failed_in_the_cache_stage(make_settings, redis_url):
+    """The loop survives a Redis failure (see ``Trainer.run``); the erasure must then still complete."""
+    from collections import namedtuple
+
+    from agents.trainer import RETRYABLE, Trainer
+    from pipeline.wire.rights import ErasureRequest, ErasureStage
+
+    Record = namedtuple("Record", "topic key value timestamp")
+    s = make_settings()
+    client = FailingUnlink.from_url(redis_url)
+    trainer = Trainer(s, tail=None, redis=client, pseudonymizer=pseudonymizer(s))  # type: ignore[arg-type]
+    name = trainer.pz.pseudonym("gone")
+    request = ErasureRequest(request_id="0123456789abcdef0123456789abcdef", requested_at=1)
+    stream = ErasureStage(
+        request_id="0123456789abcdef0123456789abcdef",
+        pseudonym=name,
+        stage="stream",
+        requested_at=1,
+        finished_at=2,
+    )
+    trainer.apply(
+        [
+            Record(trainer.topics["erasure"], b"gone", encode(request), 1),
+            Record(trainer.topics["stages"], b"0123456789abcdef0123456789abcdef", encode(stream), 2),
+        ]
+    )
+    client.failures = 1
+    with pytest.raises(RETRYABLE):
+        trainer.finish_erasures()  # the loop catches this and calls again after a backoff
+    receipts = trainer.finish_erasures()
+    assert [r.request_id for r in receipts] == ["0123456789abcdef0123456789abcdef"]
+    assert set(receipts[0].stages) == {"stream", "trainer", "cache"}
+    client.close()
