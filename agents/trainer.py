@@ -34,8 +34,10 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from pipeline.errors import ValidationFailed
+from pipeline.errors import ServiceUnavailable, ValidationFailed
 from pipeline.privacy.deadletter import dead_letter
 from pipeline.privacy.pseudonym import Pseudonymizer
 from pipeline.recs import (
@@ -50,7 +52,14 @@ from pipeline.recs.artefact import prune_models
 from pipeline.recs.types import UserRecs
 from pipeline.rights import ErasureLedger, build_receipt
 from pipeline.serving.layout import Layout
-from pipeline.serving.publish import delete_user, live_meta, publish, publish_user
+from pipeline.serving.publish import (
+    PublishIncomplete,
+    delete_user,
+    live_meta,
+    live_version,
+    publish,
+    publish_user,
+)
 from pipeline.settings import Settings
 from pipeline.tail import TopicTail
 from pipeline.topics import TRAINER_DLQ
@@ -64,6 +73,9 @@ TOPICS = ("consent", "erasure", "erasure.stages", "receipts", "interactions")
 """What the trainer reads (names without prefix): consent and erasure topics before interactions."""
 
 log = logging.getLogger(__name__)
+
+RETRYABLE = (RedisConnectionError, RedisTimeoutError, ServiceUnavailable, PublishIncomplete)
+"""Failures of a loop step that end with a retry, never with the trainer."""
 
 _interaction = msgspec.json.Decoder(Interaction)
 
@@ -147,6 +159,7 @@ class Trainer:
         self.new_since_train = 0
         self.last_train_at = 0.0
         self.last_train_s = 0.0
+        self._publish_due = False  # a publish failed or the live model vanished: train and publish
         self.topics = {
             "consent": settings.topic("consent"),
             "interactions": settings.topic("interactions"),
@@ -356,11 +369,13 @@ class Trainer:
             self.save_artefacts()
             for entry in todo:
                 self.ledger.finished(entry.request_id, "trainer", now_ms())
-                deleted = delete_user(self.redis, self.layout, entry.pseudonyms)
-                self.ledger.finished(entry.request_id, "cache", now_ms(), {"keys_deleted": deleted})
                 self._count("erasures")
-                for stage in ("trainer", "cache"):
-                    self._send_stage(entry, stage)
+                self._send_stage(entry, "trainer")
+        # a stage of its own: when Redis fails here, the next call (the loop retries) finishes it
+        for entry in self.ledger.awaiting("cache"):
+            deleted = delete_user(self.redis, self.layout, entry.pseudonyms)
+            self.ledger.finished(entry.request_id, "cache", now_ms(), {"keys_deleted": deleted})
+            self._send_stage(entry, "cache")
         receipts = []
         for entry in self.ledger.ready():
             receipt = build_receipt(entry, now_ms(), self.model_clean_by_ms())
@@ -479,23 +494,52 @@ class Trainer:
     # -- loop ------------------------------------------------------------------------------
 
     def run(self, stop: threading.Event, *, refresh_every_s: float = 1.0) -> None:
-        """Continuous mode until ``stop`` is set."""
+        """Continuous mode until ``stop`` is set.
+
+        A step that needs Redis (publish, fold-in refresh, erasure stages)
+        and finds it gone, or finds a publish's keys lost to a Redis restart,
+        does not end the loop: the trainer keeps reading Kafka, retries after a
+        backoff (1 s doubling to 30 s), and publishes again when Redis is back
+        or has lost the live model.
+        """
         self.catch_up()
-        self.train_and_publish()
-        self.finish_erasures()
+        self._publish_due = True
         last_refresh = self.clock()
+        retry_at = backoff = 0.0
         while not stop.is_set():
             records = self.tail.poll(timeout_ms=500)
             if records:
                 self.apply(records)
             now = self.clock()
-            due = now - self.last_train_at >= self.cfg.retrain_every_s
-            self.finish_erasures()
-            if self.new_since_train >= self.cfg.retrain_after or (
-                due and (self.new_since_train or self.erased_since_train)
-            ):
-                self.train_and_publish()
-            elif now - last_refresh >= refresh_every_s:
-                self.refresh_dirty()
-                last_refresh = now
+            if now >= retry_at:
+                try:
+                    if self._step(now, now - last_refresh >= refresh_every_s):
+                        last_refresh = now
+                    backoff = 0.0
+                except RETRYABLE as exc:
+                    backoff = min(max(1.0, backoff * 2), 30.0)
+                    retry_at = now + backoff
+                    self._count("redis_step_failed")
+                    kind = exc.__class__.__name__
+                    log.warning("trainer: Redis step failed (%s); retry in %.0f s", kind, backoff)
             self.tail.commit()
+
+    def _step(self, now: float, refresh_due: bool) -> bool:
+        """One round of the loop's Redis work; True when it refreshed folded-in users."""
+        if self.model is not None and live_version(self.redis, self.layout) is None:
+            self._publish_due = True  # Redis lost the live model (restarted without persistence)
+        if self._publish_due:  # at start, and after a failed publish
+            self.train_and_publish()
+            self._publish_due = False
+        self.finish_erasures()
+        due = now - self.last_train_at >= self.cfg.retrain_every_s
+        if self.new_since_train >= self.cfg.retrain_after or (
+            due and (self.new_since_train or self.erased_since_train)
+        ):
+            self._publish_due = True  # stays set if the publish raises: the next round retries
+            self.train_and_publish()
+            self._publish_due = False
+        elif refresh_due:
+            self.refresh_dirty()
+            return True
+        return False

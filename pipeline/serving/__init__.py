@@ -9,6 +9,7 @@ imported separately because it needs aiohttp).
 from pipeline.serving.controls import Controls, Personalization, get_controls, set_controls
 from pipeline.serving.layout import Layout, check_pseudonym, check_version
 from pipeline.serving.publish import (
+    PublishIncomplete,
     PublishResult,
     VersionExists,
     delete_user,
@@ -28,6 +29,7 @@ __all__ = [
     "Controls",
     "Layout",
     "Personalization",
+    "PublishIncomplete",
     "PublishResult",
     "Reader",
     "RecsResponse",

@@ -8,7 +8,14 @@ half-written version. The previous version is kept as a grace period (for
 clients that still hold its name) until the next publish; older versions are
 deleted with SCAN + UNLINK in chunks.
 
-Versions being written are listed in ``<ns>:recs:pending``, so
+Keys are written in chunks, each one MULTI/EXEC transaction that also records
+its chunk number in ``<ns>:recs:<version>:written``; the switch refuses
+(:class:`PublishIncomplete`) unless every chunk is recorded there. A Redis
+restarted without persistence midway (the client reconnects and goes on
+writing into an empty server) therefore never makes a half-written version
+live: the trainer retries with a new version.
+
+Versions being written are listed in ``<ns>:recs:pending`` (by every chunk), so
 :func:`delete_user` (erasure) also reaches a version that is not live yet. A
 publish that crashed before its switch leaves keys that expire with their TTL.
 
@@ -27,12 +34,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
+from redis.exceptions import ResponseError
 
 from pipeline.errors import PrivrecError
 from pipeline.recs.types import PopularItem, UserRecs
 from pipeline.serving.layout import Layout, check_pseudonym, check_version
 
 __all__ = [
+    "PublishIncomplete",
     "PublishResult",
     "VersionExists",
     "delete_user",
@@ -51,8 +60,12 @@ CHUNK = 1000
 
 _ENCODER = msgspec.msgpack.Encoder()
 
-# KEYS: live, versions, pending, popular, meta. ARGV: version, switch time (ms).
+# KEYS: live, versions, pending, popular, meta, written. ARGV: version, switch time (ms), chunks.
 _SWITCH_SCRIPT = """
+if redis.call('SCARD', KEYS[6]) ~= tonumber(ARGV[3]) then
+  return redis.error_reply('PRIVREC_INCOMPLETE')
+end
+redis.call('UNLINK', KEYS[6])
 local previous = redis.call('GET', KEYS[1])
 redis.call('SET', KEYS[1], ARGV[1])
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
@@ -72,6 +85,12 @@ return 1
 
 class VersionExists(PrivrecError):
     """This version was already published; versions are immutable (pick a new name)."""
+
+
+class PublishIncomplete(PrivrecError):
+    """Keys of the version were lost before its switch (Redis restarted): nothing went live (retryable)."""
+
+    retryable = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,23 +151,36 @@ def publish(
         raise VersionExists(f"recommendations version {version!r} is already published")
 
     started = time.perf_counter()
-    redis.zadd(layout.pending, {version: _now_ms()})
-    pipe = redis.pipeline(transaction=False)
-    pipe.set(layout.popular(version), _ENCODER.encode(popular), ex=ttl_s)
-    pipe.set(layout.meta(version), meta_json, ex=ttl_s)
-    queued = 2
-    for pseudonym, user_recs in recs.items():
-        pipe.set(layout.user(version, pseudonym), _ENCODER.encode(user_recs), ex=ttl_s)
-        queued += 1
-        if queued >= CHUNK:
-            pipe.execute()
-            queued = 0
-    if queued:
+    written_key = layout.recs_prefix + version + ":written"
+    items = [
+        (layout.popular(version), _ENCODER.encode(popular)),
+        (layout.meta(version), meta_json.encode()),
+    ]
+    items += [(layout.user(version, p), _ENCODER.encode(r)) for p, r in recs.items()]
+    chunks = range(0, len(items), CHUNK)
+    for number, at in enumerate(chunks):
+        # one transaction per chunk: its keys and its number in `written` land together or not at all
+        pipe = redis.pipeline(transaction=True)
+        pipe.zadd(layout.pending, {version: _now_ms()}, nx=True)
+        for key, value in items[at : at + CHUNK]:
+            pipe.set(key, value, ex=ttl_s)
+        pipe.sadd(written_key, number)
+        pipe.expire(written_key, ttl_s)
         pipe.execute()
     written = time.perf_counter()
 
     keys = [layout.live, layout.versions, layout.pending, layout.popular(version), layout.meta(version)]
-    previous = redis.eval(_SWITCH_SCRIPT, len(keys), *keys, version, _now_ms())
+    try:
+        previous = redis.eval(
+            _SWITCH_SCRIPT, len(keys) + 1, *keys, written_key, version, _now_ms(), len(chunks)
+        )
+    except ResponseError as exc:
+        if "PRIVREC_INCOMPLETE" not in str(exc):
+            raise
+        log.warning("recommendations version %s not switched: keys lost while writing", version)
+        raise PublishIncomplete(
+            f"recommendations version {version!r} lost keys before its switch (Redis restarted?)"
+        ) from None
     previous = previous.decode() if isinstance(previous, bytes) else previous
     log.info("recommendations version %s live: %d users (previous %s)", version, len(recs), previous)
 
