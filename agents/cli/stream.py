@@ -16,7 +16,7 @@ from pipeline.errors import ConfigError, PrivrecError, ServiceUnavailable
 from pipeline.keys import pseudonymizer
 from pipeline.settings import Settings
 
-__all__ = ["register"]
+__all__ = ["key_partition", "register"]
 
 log = logging.getLogger(__name__)
 
@@ -226,14 +226,20 @@ def cmd_consent(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def key_partition(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner (murmur2) gives ``key``: where its producer wrote it."""
+    from agents.compat import KafkaPartitioner
+
+    every = list(range(partitions))
+    return KafkaPartitioner()(key, every, every)
+
+
 def _latest_consent(
     endpoints: Any, topic: str, user: str, partitions: int, consumer_cls: Any, tp_cls: Any
 ) -> bytes | None:
     """Scan the user's partition of the consent topic for their latest record."""
-    from kafka.partitioner import DefaultPartitioner
-
     key = user.encode()
-    partition = DefaultPartitioner()(key, list(range(partitions)), list(range(partitions)))
+    partition = key_partition(key, partitions)
     consumer = consumer_cls(
         bootstrap_servers=endpoints.kafka_bootstrap, enable_auto_commit=False, **endpoints.kafka_options
     )
