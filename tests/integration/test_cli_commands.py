@@ -106,25 +106,28 @@ def test_config_show_prints_effective_settings_with_secrets_masked(tmp_path):
 
 
 def test_consent_show_grant_revoke(env, worker):
-    # several users: a --show that looked in the wrong partition would miss most of them
-    users = [f"cli-consent-{uuid.uuid4().hex[:6]}" for _ in range(3)]
+    # (that --show reads the partition the producer wrote to is tests/unit/test_cli_partition.py)
+    users = [f"cli-consent-{uuid.uuid4().hex[:6]}" for _ in range(2)]
     empty = privrec("consent", users[0], "--show", env=env)
     assert empty.returncode == 0, empty.stderr
     assert _find(json.loads(empty.stdout), "consent") == [None]
 
-    for user in users:
-        granted = privrec(
-            "consent", user, "--grant", "personalization", "analytics", "--wait", "--timeout", "60", env=env
-        )
+    for user in users[:2]:
+        granted = privrec("consent", user, "--grant", "personalization", "analytics", env=env)
         assert granted.returncode == 0, granted.stderr
-        assert "consent updated" in granted.stdout and "applied by the workers" in granted.stdout
+        assert "consent updated" in granted.stdout
+    waited = privrec("consent", users[2], "--grant", "personalization", "--wait", "--timeout", "60", env=env)
+    assert waited.returncode == 0, waited.stderr
+    assert "consent updated" in waited.stdout and "applied by the workers" in waited.stdout
     for user in users:
         shown = privrec("consent", user, "--show", env=env)
         assert shown.returncode == 0, shown.stderr
         assert _find(json.loads(shown.stdout), "personalization") == [True], shown.stdout
 
-    revoked = privrec("consent", users[0], "--revoke", "personalization", env=env)
+    # a change with --show is applied, and the resulting record is printed
+    revoked = privrec("consent", users[0], "--revoke", "personalization", "--show", env=env)
     assert revoked.returncode == 0, revoked.stderr
+    assert _find(json.loads(revoked.stdout), "personalization") == [False], revoked.stdout
     shown = json.loads(privrec("consent", users[0], "--show", env=env).stdout)
     assert _find(shown, "personalization") == [False]
     assert _find(shown, "analytics") == [True]
@@ -194,6 +197,65 @@ def test_train_continuous_reports_and_stops_on_sigterm(settings, env, redis):
         _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err[-3000:]
     assert "Traceback" not in err
+
+
+def test_bench_train_smallest_run_prints_the_comparison():
+    done = privrec("bench", "train", "--interactions", "2000", "--repeats", "1", "--json", timeout=300)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["bench"] == "train" and len(out["runs"]) == 1
+    run = out["runs"][0]
+    assert run["interactions"] == 2000 and run["repeats"] == 1
+    assert {"privrec", "implicit", "ratio", "users", "items", "nnz"} <= set(run)
+
+
+def test_bench_serve_on_the_configured_redis_cleans_up(env):
+    done = privrec("bench", "serve", "--users", "50", "--reads", "200", "--n", "5", "--json", env=env)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["users"] == 50 and out["reads"] == 200 and out["n"] == 5
+    assert {"p50_ms", "p99_ms", "raw_get_p50_ms", "p50_ratio", "meets_target"} <= set(out)
+    assert out["keys_left"] == 0  # the bench's versions are removed again
+
+
+@pytest.mark.slow
+def test_bench_stream_smallest_run_on_its_own_services():
+    done = privrec("bench", "stream", "--events", "300", "--naive-events", "100", "--json", timeout=400)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout)
+    assert out["events"] == 300 and out["naive_faust_events"] == 100
+    assert {"privrec_events_per_s", "naive_faust_events_per_s", "raw_consume_events_per_s"} <= set(out)
+    assert out["privrec_counters"]["received"] == 300
+
+
+@pytest.mark.slow
+def test_bench_erase_smallest_run_completes(env):
+    done = privrec(
+        "bench", "erase", "--requests", "1", "--users", "40", "--interval", "0.1", "--load-rate", "200",
+        env=env,
+        timeout=400,
+    )  # fmt: skip
+    assert done.returncode == 0, (done.stdout[-2000:], done.stderr[-3000:])
+    out = json.loads(done.stdout)
+    assert out["complete"] is True and out["requests"] == 1
+    assert "seconds_total" in out
+
+
+@pytest.mark.slow
+def test_eval_on_a_small_csv(env, tmp_path):
+    from pipeline.sources import synthetic_ratings
+
+    ratings = synthetic_ratings(users=40, items=30, events_target=1200, seed=5)
+    path = tmp_path / "ratings.csv"
+    path.write_text(
+        "user_id,content_id,weight,timestamp\n"
+        + "".join(f"{r.user_id},{r.content_id},{r.weight},{int(r.timestamp_s)}\n" for r in ratings)
+    )
+    done = privrec("eval", "--dataset", str(path), "--format", "csv", "--json", env=env, timeout=400)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout)
+    assert {"precision_at_10", "ndcg_at_10", "baseline_ndcg_at_10", "ratio"} <= set(out)
+    assert out["users_evaluated"] > 0 and out["events"] > 0 and out["model"]["users"] > 0
 
 
 def test_worker_stops_cleanly_on_sigterm(worker):
