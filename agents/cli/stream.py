@@ -16,7 +16,7 @@ from pipeline.errors import ConfigError, PrivrecError, ServiceUnavailable
 from pipeline.keys import pseudonymizer
 from pipeline.settings import Settings
 
-__all__ = ["register"]
+__all__ = ["key_partition", "register"]
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,9 @@ def register(sub: Any) -> None:
     p.add_argument("user")
     p.add_argument("--grant", nargs="+", default=[], metavar="PURPOSE")
     p.add_argument("--revoke", nargs="+", default=[], metavar="PURPOSE")
-    p.add_argument("--show", action="store_true", help="print the current consent record")
+    p.add_argument(
+        "--show", action="store_true", help="print the consent record (after --grant/--revoke: the new one)"
+    )
     p.add_argument("--wait", action="store_true", help="return once the workers apply the update")
     p.add_argument("--timeout", type=float, default=60.0)
     p.set_defaults(handler=cmd_consent)
@@ -193,7 +195,7 @@ def cmd_consent(settings: Settings, args: argparse.Namespace) -> int:
     topic = settings.topic("consent")
     current = _latest_consent(endpoints, topic, args.user, settings.partitions, KafkaConsumer, TopicPartition)
     record = decode_consent(current) if current is not None else None
-    if args.show or not (args.grant or args.revoke):
+    if not (args.grant or args.revoke):  # --show alone (or nothing): the current record
         if record is None:
             print_json({"user_id": args.user, "consent": None, "note": "no record: denied by default"})
         else:
@@ -217,23 +219,33 @@ def cmd_consent(settings: Settings, args: argparse.Namespace) -> int:
         meta = producer.send(topic, key=args.user.encode(), value=value).get(timeout=30)
     finally:
         producer.close()
-    print(f"consent updated: {updated.as_dict()}")
+    if not args.show:
+        print(f"consent updated: {updated.as_dict()}")
     if args.wait:
         ok = consent_waiter(settings, endpoints, args.timeout)({meta.partition: meta.offset + 1})
         if not ok:
             raise ServiceUnavailable(f"workers did not apply the update within {args.timeout:g} s")
-        print("applied by the workers")
+        if not args.show:
+            print("applied by the workers")
+    if args.show:  # with a change: the resulting record, as JSON only
+        print_json(json.loads(value))
     return 0
+
+
+def key_partition(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner (murmur2) gives ``key``: where its producer wrote it."""
+    from agents.compat import KafkaPartitioner
+
+    every = list(range(partitions))
+    return KafkaPartitioner()(key, every, every)
 
 
 def _latest_consent(
     endpoints: Any, topic: str, user: str, partitions: int, consumer_cls: Any, tp_cls: Any
 ) -> bytes | None:
     """Scan the user's partition of the consent topic for their latest record."""
-    from kafka.partitioner import DefaultPartitioner
-
     key = user.encode()
-    partition = DefaultPartitioner()(key, list(range(partitions)), list(range(partitions)))
+    partition = key_partition(key, partitions)
     consumer = consumer_cls(
         bootstrap_servers=endpoints.kafka_bootstrap, enable_auto_commit=False, **endpoints.kafka_options
     )

@@ -1,0 +1,265 @@
+"""Every ``privrec`` subcommand not covered elsewhere, run as a user runs it: a subprocess.
+
+Commands already run as subprocesses by other tests: ``up``, ``down``, ``status``,
+``topics create|list``, ``smoke`` (test_cli_lifecycle), ``lag`` and ``lag --watch``
+(test_lag), ``recs``, ``controls``, ``serve`` (test_serving), ``erase`` (test_rights,
+test_export), ``export`` (test_export), ``demo`` and ``eval`` on MovieLens
+(test_recs_pipeline). The rest are here; the stream commands share one worker
+and one set of topics (module scope) to keep the added time small.
+
+Assertions are on what a user sees (exit status, key lines, JSON keys), not on
+record formats, so the tests survive internal changes.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import subprocess
+import sys
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis as redis_lib
+
+from agents.procs import ChildProcess, settings_env
+from pipeline.ops.summary import process_reports
+from pipeline.settings import Settings
+from tests.cli import REPO, privrec
+from tests.integration.harness import wait_assigned, wait_for
+
+pytestmark = pytest.mark.integration
+
+KEY = "test1:base64:" + base64.b64encode(b"k" * 32).decode()
+
+
+def _find(doc: Any, key: str) -> list[Any]:
+    """Every value of ``key`` anywhere in a JSON document (formats may nest differently)."""
+    if isinstance(doc, dict):
+        return [v for k, v in doc.items() if k == key] + [x for v in doc.values() for x in _find(v, key)]
+    if isinstance(doc, list):
+        return [x for v in doc for x in _find(v, key)]
+    return []
+
+
+def _one_line_error(done: subprocess.CompletedProcess[str]) -> None:
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert done.stderr.startswith("privrec: error:"), done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.fixture(scope="module")
+def settings(kafka_bootstrap: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return Settings(
+        kafka={"bootstrap_servers": kafka_bootstrap},
+        redis={"url": redis_url},
+        topic_prefix=f"t{uuid.uuid4().hex[:12]}.",
+        state_dir=tmp_path_factory.mktemp("cli") / "state",
+        pseudonym={"keys": KEY},
+        app_id=f"privrec-test-{uuid.uuid4().hex[:8]}",
+        stream={"idle_close_ms": 600_000},
+    )
+
+
+@pytest.fixture(scope="module")
+def env(settings: Settings) -> dict[str, str]:
+    created = privrec("topics", "create", env=settings_env(settings))
+    assert created.returncode == 0, created.stderr
+    return settings_env(settings)
+
+
+@pytest.fixture(scope="module")
+def worker(settings: Settings, env: dict[str, str]) -> Iterator[ChildProcess]:
+    """One ``privrec worker`` for the module; ``test_worker_stops_cleanly`` ends it."""
+    child = ChildProcess(settings, Path(settings.state_dir) / "logs" / "worker.log", ["worker"]).start()
+    try:
+        wait_assigned(settings, 1, timeout=120)
+        yield child
+    finally:
+        child.kill()
+
+
+@pytest.fixture(scope="module")
+def redis(settings: Settings) -> Iterator[redis_lib.Redis]:
+    client = redis_lib.Redis.from_url(settings.redis.url.get_secret_value())
+    yield client
+    client.close()
+
+
+def test_config_show_prints_effective_settings_with_secrets_masked(tmp_path):
+    done = privrec(
+        "config",
+        "show",
+        env={"PRIVREC_PSEUDONYM__KEYS": KEY, "PRIVREC_APP_ID": "cli-config-test", "PRIVREC_PARTITIONS": "3"},
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    shown = json.loads(done.stdout)
+    assert shown["app_id"] == "cli-config-test" and shown["partitions"] == 3
+    assert KEY.split(":")[-1] not in done.stdout  # the secret is masked
+
+
+def test_consent_show_grant_revoke(env, worker):
+    # (that --show reads the partition the producer wrote to is tests/unit/test_cli_partition.py)
+    users = [f"cli-consent-{uuid.uuid4().hex[:6]}" for _ in range(2)]
+    empty = privrec("consent", users[0], "--show", env=env)
+    assert empty.returncode == 0, empty.stderr
+    assert _find(json.loads(empty.stdout), "consent") == [None]
+
+    granted = privrec("consent", users[0], "--grant", "personalization", "analytics", env=env)
+    assert granted.returncode == 0, granted.stderr
+    assert "consent updated" in granted.stdout
+    waited = privrec("consent", users[1], "--grant", "personalization", "--wait", "--timeout", "60", env=env)
+    assert waited.returncode == 0, waited.stderr
+    assert "consent updated" in waited.stdout and "applied by the workers" in waited.stdout
+    for user in users:
+        shown = privrec("consent", user, "--show", env=env)
+        assert shown.returncode == 0, shown.stderr
+        assert _find(json.loads(shown.stdout), "personalization") == [True], shown.stdout
+
+    # a change with --show is applied, and the resulting record is printed
+    revoked = privrec("consent", users[0], "--revoke", "personalization", "--show", env=env)
+    assert revoked.returncode == 0, revoked.stderr
+    assert _find(json.loads(revoked.stdout), "personalization") == [False], revoked.stdout
+    shown = json.loads(privrec("consent", users[0], "--show", env=env).stdout)
+    assert _find(shown, "personalization") == [False]
+    assert _find(shown, "analytics") == [True]
+
+    _one_line_error(privrec("consent", users[1], "--grant", "telepathy", env=env))
+
+
+@pytest.mark.slow
+def test_replay_windows_close_and_train_once(settings, env, worker):
+    replayed = privrec(
+        "replay", "--format", "synthetic", "--users", "40", "--items", "30", "--events", "1500",
+        "--consent", "all", "--json",
+        env=env,
+    )  # fmt: skip
+    assert replayed.returncode == 0, replayed.stderr
+    out = json.loads(replayed.stdout)
+    assert {"users", "consent", "events", "messages", "seconds", "windows_closed"} <= set(out)
+    assert out["events"] > 0 and out["users"] > 0 and out["windows_closed"] is False
+
+    closed = privrec("windows", "close", env=env)
+    assert closed.returncode == 0, closed.stderr
+    assert f"sent to {settings.partitions} partitions" in closed.stdout
+
+    # the worker emits the closed windows as interactions; wait until some are on the topic
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka.bootstrap_servers)
+    tps = [TopicPartition(settings.topic("interactions"), p) for p in range(settings.partitions)]
+    try:
+        wait_for(lambda: sum(consumer.end_offsets(tps).values()) > 0, 120, "interactions from the worker")
+    finally:
+        consumer.close()
+
+    trained = privrec("train", "--once", "--force", "--json", env=env, timeout=300)
+    assert trained.returncode == 0, trained.stderr
+    report = json.loads(trained.stdout)
+    assert {"version", "published", "users", "items", "interactions", "metrics", "counters"} <= set(report)
+    assert report["published"] is True and report["users"] > 0 and report["interactions"] > 0
+
+    text = privrec("train", "--once", env=env, timeout=300)  # same data, text summary
+    assert text.returncode in (0, 3), text.stderr  # 3: the quality gate kept the live model
+    assert text.stdout.startswith("model ")
+
+
+@pytest.mark.slow
+def test_train_continuous_reports_and_stops_on_sigterm(settings, env, redis):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agents.cli", "train"],
+        env={**os.environ, "PYTHONPATH": str(REPO), **env},
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+
+        def reporting() -> str | None:
+            assert proc.poll() is None, proc.communicate()[1][-3000:]
+            urls = [r.to_dict().get("metrics") for r in process_reports(redis, settings.app_id, "trainer")]
+            return next((u for u in urls if u), None)
+
+        url = wait_for(reporting, 120, "the continuous trainer to report")
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            assert b"privrec_" in resp.read()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err[-3000:]
+    assert "Traceback" not in err
+
+
+def test_bench_train_smallest_run_prints_the_comparison():
+    done = privrec("bench", "train", "--interactions", "2000", "--repeats", "1", "--json", timeout=300)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["bench"] == "train" and len(out["runs"]) == 1
+    run = out["runs"][0]
+    assert run["interactions"] == 2000 and run["repeats"] == 1
+    assert {"privrec", "implicit", "ratio", "users", "items", "nnz"} <= set(run)
+
+
+def test_bench_serve_on_the_configured_redis_cleans_up(env):
+    done = privrec("bench", "serve", "--users", "50", "--reads", "200", "--n", "5", "--json", env=env)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["users"] == 50 and out["reads"] == 200 and out["n"] == 5
+    assert {"p50_ms", "p99_ms", "raw_get_p50_ms", "p50_ratio", "meets_target"} <= set(out)
+    assert out["keys_left"] == 0  # the bench's versions are removed again
+
+
+@pytest.mark.slow
+def test_bench_stream_smallest_run_on_its_own_services():
+    done = privrec("bench", "stream", "--events", "300", "--naive-events", "100", "--json", timeout=400)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout)
+    assert out["events"] == 300 and out["naive_faust_events"] == 100
+    assert {"privrec_events_per_s", "naive_faust_events_per_s", "raw_consume_events_per_s"} <= set(out)
+    assert out["privrec_counters"]["received"] == 300
+
+
+@pytest.mark.slow
+def test_bench_erase_smallest_run_completes(env):
+    done = privrec(
+        "bench", "erase", "--requests", "1", "--users", "40", "--interval", "0.1", "--load-rate", "200",
+        env=env,
+        timeout=400,
+    )  # fmt: skip
+    assert done.returncode == 0, (done.stdout[-2000:], done.stderr[-3000:])
+    out = json.loads(done.stdout)
+    assert out["complete"] is True and out["requests"] == 1
+    assert "seconds_total" in out
+
+
+@pytest.mark.slow
+def test_eval_on_a_small_csv(env, tmp_path):
+    from pipeline.sources import synthetic_ratings
+
+    ratings = synthetic_ratings(users=40, items=30, events_target=1200, seed=5)
+    path = tmp_path / "ratings.csv"
+    path.write_text(
+        "user_id,content_id,weight,timestamp\n"
+        + "".join(f"{r.user_id},{r.content_id},{r.weight},{int(r.timestamp_s)}\n" for r in ratings)
+    )
+    done = privrec("eval", "--dataset", str(path), "--format", "csv", "--json", env=env, timeout=400)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout)
+    assert {"precision_at_10", "ndcg_at_10", "baseline_ndcg_at_10", "ratio"} <= set(out)
+    assert out["users_evaluated"] > 0 and out["events"] > 0 and out["model"]["users"] > 0
+
+
+def test_worker_stops_cleanly_on_sigterm(worker):
+    """Last in the module: ends the shared worker (Faust commits and leaves the group)."""
+    assert worker.running, worker.log()[-3000:]
+    worker.stop(timeout=60)
+    assert worker.proc is not None and worker.proc.returncode == 0, worker.log()[-3000:]
+    assert "Traceback" not in worker.log()
