@@ -75,4 +75,6 @@ def ensure_dev_key(settings: Settings) -> Path | None:
 
 def pseudonymizer(settings: Settings) -> Pseudonymizer:
     """The configured :class:`Pseudonymizer` (newest key signs, all keys look up)."""
-    return Pseudonymizer(parse_keys(load_key_text(settings)))
+    return Pseudonymizer(
+        parse_keys(load_key_text(settings)), casefold_user_ids=settings.pseudonym.casefold_user_ids
+    )

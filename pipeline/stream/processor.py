@@ -18,6 +18,7 @@ import msgspec
 
 from pipeline.errors import ValidationFailed
 from pipeline.privacy.consent import Decision, Purposes, decide
+from pipeline.privacy.identity import INVALID_USER_ID
 from pipeline.privacy.pseudonym import Pseudonymizer
 from pipeline.privacy.redact import redact_for_dlq
 from pipeline.stream.control import decode_control
@@ -148,15 +149,17 @@ class StreamProcessor:
         events = decoded.events
         if not events:
             return fx
-        user_id = events[0].user_id
-        if key is not None and key != user_id.encode():
+        user_id = self.pz.canonical(events[0].user_id)
+        if not user_id or (key is not None and key != user_id.encode("utf-8", "surrogatepass")):
             # The partition (and so the consent lookup) is decided by the key: refuse a mismatch.
             for ev in events:
                 self._dead_letter(
                     fx,
                     source,
-                    KEY_MISMATCH,
-                    "message key is not the events' user_id",
+                    KEY_MISMATCH if user_id else INVALID_USER_ID,
+                    "message key is not the canonical form of the events' user_id"
+                    if user_id
+                    else "user_id is empty after canonicalisation",
                     event=ev,
                     now=now,
                 )
@@ -255,15 +258,22 @@ class StreamProcessor:
                     now=now,
                 )
                 return fx
-            user_id = key.decode("utf-8", "replace")
+            user_id = self.pz.canonical(key.decode("utf-8", "replace"))
+            if key != user_id.encode("utf-8", "surrogatepass"):
+                self._dead_letter(
+                    fx, source, KEY_MISMATCH, "tombstone key is not a canonical user id", now=now
+                )
+                return fx
         else:
-            user_id = record.user_id
-            if key is not None and key != user_id.encode():
+            user_id = self.pz.canonical(record.user_id)
+            if not user_id or (key is not None and key != user_id.encode("utf-8", "surrogatepass")):
                 self._dead_letter(
                     fx,
                     source,
-                    KEY_MISMATCH,
-                    "message key is not the record's user_id",
+                    KEY_MISMATCH if user_id else INVALID_USER_ID,
+                    "message key is not the canonical form of the record's user_id"
+                    if user_id
+                    else "user_id is empty after canonicalisation",
                     now=now,
                 )
                 return fx
@@ -308,7 +318,11 @@ class StreamProcessor:
         except ValidationFailed as exc:
             self._dead_letter(fx, source, INVALID_ERASURE, exc.detail, raw=value, now=now)
             return fx
-        user_id = key.decode("utf-8", "replace")
+        user_id = self.pz.canonical(key.decode("utf-8", "replace"))
+        if key != user_id.encode("utf-8", "surrogatepass"):
+            # Keyed elsewhere than the viewer's partition: confirming here would be a false receipt.
+            self._dead_letter(fx, source, KEY_MISMATCH, "erasure key is not a canonical user id", now=now)
+            return fx
         state = self._state(partition)
         purged = 0
         names = self.pz.candidates(user_id)
