@@ -159,7 +159,7 @@ def _find(text: str) -> list[_Span]:
     has_at = "@" in text
     has_colon = ":" in text
     has_digit = _DIGIT.search(text) is not None
-    spelled = _SPELLED_AT.search(text) is not None
+    spelled = "at" in text.lower() and _SPELLED_AT.search(text) is not None
     if not (has_at or has_colon or has_digit or spelled):
         return []
     spans: list[_Span] = list(_emails(text)) if has_at else []
