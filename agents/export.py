@@ -25,6 +25,7 @@ from agents.trainer import TOPICS as TRAINER_TOPICS
 from agents.trainer import Trainer
 from pipeline.connect import Endpoints, redis_client
 from pipeline.keys import pseudonymizer
+from pipeline.privacy.identity import canonical_user_id
 from pipeline.privacy.pseudonym import Pseudonymizer
 from pipeline.rights.export import (
     LogRecord,
@@ -216,7 +217,11 @@ def collect_export(
     timeout_s: float = 120.0,
     clock: Callable[[], float] = time.time,
 ) -> dict[str, Any]:
-    """The ``export.v1`` document of ``user_id`` (see :mod:`pipeline.rights.export`)."""
+    """The ``export.v1`` document of ``user_id`` (see :mod:`pipeline.rights.export`).
+
+    ``user_id`` is brought to its canonical form first: records are keyed by it.
+    """
+    user_id = canonical_user_id(user_id, casefold=settings.pseudonym.casefold_user_ids)
     pz = pseudonymizer(settings)
     names = pz.candidates(user_id)
     selector = Selector(user_id, names)

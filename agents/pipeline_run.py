@@ -103,6 +103,7 @@ class PipelineRun:
                 heartbeat_ms=heartbeat_ms,
                 wait_consent=self._wait_consent,
                 progress=progress,
+                casefold_user_ids=self.settings.pseudonym.casefold_user_ids,
             )
         finally:
             producer.close()

@@ -7,7 +7,9 @@
 
 Events of one user are buffered and sent as ``playback.batch.v1`` envelopes of
 at most ``max_batch`` events (a single event is sent bare). Envelopes are keyed
-by the user id, so a user's events stay in order on one partition. A buffer
+by the canonical form of the user id (:func:`pipeline.privacy.identity.user_key`;
+pass ``casefold_user_ids`` as configured in ``pseudonym.casefold_user_ids``), so
+a user's events stay in order on the partition of their consent. A buffer
 is flushed when full, when it is older than ``linger_ms``, or on ``flush()``.
 Delivery errors surface as :class:`~pipeline.errors.DeliveryError` from
 ``flush()``/``close()``; invalid events raise
@@ -24,6 +26,7 @@ from typing import Any
 import msgspec
 
 from pipeline.errors import DeliveryError, ValidationFailed
+from pipeline.privacy.identity import DEFAULT_CASEFOLD_USER_IDS, user_key
 from pipeline.wire import MAX_BATCH_EVENTS, PlaybackEvent, safe_detail
 
 __all__ = ["Emitter"]
@@ -47,6 +50,7 @@ class Emitter:
         max_batch: int = MAX_BATCH_EVENTS,
         linger_ms: int = 2_000,
         validate: bool = True,
+        casefold_user_ids: bool = DEFAULT_CASEFOLD_USER_IDS,
     ) -> None:
         if not 1 <= max_batch <= MAX_BATCH_EVENTS:
             raise ValueError(f"max_batch must be within 1..{MAX_BATCH_EVENTS}")
@@ -55,6 +59,7 @@ class Emitter:
         self._max_batch = max_batch
         self._linger_ms = linger_ms
         self._validate = validate
+        self._casefold = casefold_user_ids
         self._buffers: dict[str, list[Mapping[str, Any]]] = {}
         self._first_at: dict[str, float] = {}
         self._pending: list[Any] = []
@@ -69,6 +74,7 @@ class Emitter:
             except msgspec.ValidationError as exc:
                 raise ValidationFailed("schema_violation", safe_detail(str(exc))) from None
         user = event["user_id"]
+        user_key(user, casefold=self._casefold)  # a blank id raises ValidationFailed here
         buf = self._buffers.get(user)
         if buf is None:
             buf = self._buffers[user] = []
@@ -115,13 +121,14 @@ class Emitter:
     def _send_user(self, user: str) -> None:
         events = self._buffers.pop(user)
         self._first_at.pop(user, None)
+        key = user_key(user, casefold=self._casefold)
         for start in range(0, len(events), self._max_batch):
             chunk = events[start : start + self._max_batch]
             if len(chunk) == 1:
                 value = _json.encode(chunk[0])
             else:
                 value = _json.encode({"schema": "playback.batch.v1", "events": chunk})
-            self._pending.append(self._producer.send(self._topic, key=user.encode(), value=value))
+            self._pending.append(self._producer.send(self._topic, key=key, value=value))
             self.sent_messages += 1
             self.sent_events += len(chunk)
         if len(self._pending) > 10_000:  # bound memory: resolve what is already done

@@ -126,4 +126,4 @@ def ensure_dev_key(settings: Settings) -> Path | None:
 
 def pseudonymizer(settings: Settings) -> Pseudonymizer:
     """The configured :class:`Pseudonymizer` (newest key signs, all keys look up)."""
-    return Pseudonymizer(load_keys(settings))
+    return Pseudonymizer(load_keys(settings), casefold_user_ids=settings.pseudonym.casefold_user_ids)

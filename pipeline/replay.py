@@ -16,6 +16,7 @@ from typing import Any
 import msgspec
 
 from pipeline.offsets import send_acked
+from pipeline.privacy.identity import DEFAULT_CASEFOLD_USER_IDS, user_key
 from pipeline.sources import (
     Rating,
     batch_sessions,
@@ -88,8 +89,12 @@ def replay_ratings(
     heartbeat_ms: int | None = None,
     wait_consent: Callable[[dict[int, int]], bool] | None = None,
     progress: bool | None = None,
+    casefold_user_ids: bool = DEFAULT_CASEFOLD_USER_IDS,
 ) -> ReplayReport:
     """Send consent records, then every rating as a playback session.
+
+    Both are keyed by the canonical user id (``casefold_user_ids`` as
+    configured), the key the stream checks.
 
     ``wait_consent`` receives the consent topic's end offsets after the
     consent records were sent and returns whether the workers applied them.
@@ -112,7 +117,7 @@ def replay_ratings(
         if purposes is None:
             continue
         record = consent_record(user, purposes, updated_at_ms=now_ms)
-        consent.append((user.encode(), _json.encode(record)))
+        consent.append((user_key(user, casefold=casefold_user_ids), _json.encode(record)))
     report.consent_records = len(consent)
     ends = send_acked(producer, consent_topic, consent)
     if wait_consent is not None and ends:
@@ -128,7 +133,7 @@ def replay_ratings(
             if len(events) == 1
             else _json.encode({"schema": "playback.batch.v1", "events": events})
         )
-        producer.send(raw_topic, key=user.encode(), value=value)
+        producer.send(raw_topic, key=user_key(user, casefold=casefold_user_ids), value=value)
         report.events += len(events)
         report.messages += 1
         if rate:

@@ -131,10 +131,16 @@ class PseudonymSettings(BaseModel):
     ``keys`` holds ``key_id:secret`` items (comma or newline separated);
     ``key_file`` names a file of such lines. With neither, ``privrec up`` writes
     a development key to ``<state_dir>/pseudonym.keys`` (mode 0600).
+
+    ``casefold_user_ids``: user ids are brought to one canonical form (NFC,
+    trimmed, and case-folded when this is on) before they are pseudonymised or
+    used as Kafka keys (:mod:`pipeline.privacy.identity`). Changing it changes
+    every pseudonym of a mixed-case id: set it once, before the first event.
     """
 
     keys: SecretStr | None = None
     key_file: Path | None = None
+    casefold_user_ids: bool = True
 
 
 class StreamSettings(BaseModel):

@@ -41,11 +41,13 @@ def register(sub: Any) -> None:
 def send_erasure(producer: Any, settings: Settings, user_id: str) -> tuple[str, int]:
     """Write one ``erasure.v1`` request (acknowledged); returns ``(request_id, requested_at)``."""
     from pipeline.offsets import send_acked
+    from pipeline.privacy.identity import user_key
     from pipeline.wire import encode
     from pipeline.wire.rights import ErasureRequest
 
+    key = user_key(user_id, casefold=settings.pseudonym.casefold_user_ids)  # the partition of their data
     request = ErasureRequest(request_id=uuid.uuid4().hex, requested_at=int(time.time() * 1000))
-    send_acked(producer, settings.topic("erasure"), [(user_id.encode(), encode(request))])
+    send_acked(producer, settings.topic("erasure"), [(key, encode(request))])
     return request.request_id, request.requested_at
 
 

@@ -141,6 +141,7 @@ def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
             # holding a user's events for up to the grace keeps every event on time (see batch_sessions)
             max_hold_ms=settings.stream.window_grace_ms,
             wait_consent=None if args.no_wait_consent else consent_waiter(settings, endpoints, 60.0),
+            casefold_user_ids=settings.pseudonym.casefold_user_ids,
         )
         if args.close_windows:
             close_windows(producer, settings.topic("playback.raw"), settings.partitions)
@@ -189,8 +190,11 @@ def cmd_consent(settings: Settings, args: argparse.Namespace) -> int:
     from kafka import KafkaConsumer, TopicPartition
 
     from pipeline.privacy.consent import Purposes, apply_update
+    from pipeline.privacy.identity import canonical_user_id
     from pipeline.wire import decode_consent
 
+    # One form for the lookup, the record and its key: the one the stream checks.
+    args.user = canonical_user_id(args.user, casefold=settings.pseudonym.casefold_user_ids)
     endpoints = resolve(settings)
     topic = settings.topic("consent")
     current = _latest_consent(endpoints, topic, args.user, settings.partitions, KafkaConsumer, TopicPartition)

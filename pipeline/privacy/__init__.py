@@ -12,6 +12,7 @@ from pipeline.privacy.consent import (
     apply_update,
     decide,
 )
+from pipeline.privacy.identity import canonical_user_id, user_key
 from pipeline.privacy.pseudonym import Pseudonymizer, PseudonymKey, generate_key, parse_keys
 from pipeline.privacy.redact import (
     ALLOWED_FIELDS,
@@ -31,6 +32,7 @@ __all__ = [
     "Pseudonymizer",
     "Purposes",
     "apply_update",
+    "canonical_user_id",
     "decide",
     "find_pii",
     "generate_key",
@@ -38,4 +40,5 @@ __all__ = [
     "redact",
     "redacted_field_count",
     "scrub",
+    "user_key",
 ]

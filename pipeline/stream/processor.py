@@ -18,8 +18,9 @@ import msgspec
 
 from pipeline.errors import ValidationFailed
 from pipeline.privacy.consent import Decision, Purposes, decide
-from pipeline.privacy.pseudonym import Pseudonymizer
 from pipeline.privacy.deadletter import dead_letter, quarantine_key
+from pipeline.privacy.identity import INVALID_USER_ID
+from pipeline.privacy.pseudonym import Pseudonymizer
 from pipeline.stream.control import decode_control
 from pipeline.stream.counters import StreamCounters
 from pipeline.stream.effects import ConsentStore, Effects, StreamConfig
@@ -152,12 +153,19 @@ class StreamProcessor:
         events = decoded.events
         if not events:
             return fx
-        user_id = events[0].user_id
-        if key is not None and key != user_id.encode():
+        user_id = self.pz.canonical(events[0].user_id)
+        if not user_id or (key is not None and key != user_id.encode("utf-8", "surrogatepass")):
             # The partition (and so the consent lookup) is decided by the key: refuse a mismatch.
             for ev in events:
                 self._dead_letter(
-                    fx, source, KEY_MISMATCH, "", event=ev, value=value, events=len(events), now=now
+                    fx,
+                    source,
+                    KEY_MISMATCH if user_id else INVALID_USER_ID,
+                    "",
+                    event=ev,
+                    value=value,
+                    events=len(events),
+                    now=now,
                 )
             return fx
         c["received"] += len(events)
@@ -244,12 +252,22 @@ class StreamProcessor:
             if not key:
                 self._dead_letter(fx, source, INVALID_CONSENT, "", now=now)
                 return fx
-            user_id = key.decode("utf-8", "replace")
+            user_id = self.pz.canonical(key.decode("utf-8", "replace"))
+            if key != user_id.encode("utf-8", "surrogatepass"):
+                self._dead_letter(fx, source, KEY_MISMATCH, "", user_id=user_id or None, now=now)
+                return fx
         else:
-            user_id = record.user_id
-            if key is not None and key != user_id.encode():
+            user_id = self.pz.canonical(record.user_id)
+            if not user_id or (key is not None and key != user_id.encode("utf-8", "surrogatepass")):
                 self._dead_letter(
-                    fx, source, KEY_MISMATCH, "", user_id=user_id, value=value, events=0, now=now
+                    fx,
+                    source,
+                    KEY_MISMATCH if user_id else INVALID_USER_ID,
+                    "",
+                    user_id=user_id or None,
+                    value=value,
+                    events=0,
+                    now=now,
                 )
                 return fx
         pseudonym = self.pz.pseudonym(user_id)
@@ -302,7 +320,11 @@ class StreamProcessor:
                 now=now,
             )
             return fx
-        user_id = key.decode("utf-8", "replace")
+        user_id = self.pz.canonical(key.decode("utf-8", "replace"))
+        if key != user_id.encode("utf-8", "surrogatepass"):
+            # Keyed elsewhere than the viewer's partition: confirming here would be a false receipt.
+            self._dead_letter(fx, source, KEY_MISMATCH, "", user_id=user_id or None, value=value, now=now)
+            return fx
         state = self._state(partition)
         purged = 0
         names = self.pz.candidates(user_id)

@@ -123,6 +123,20 @@ def test_export_is_complete_then_empty_after_erasure(stack, tmp_path):
     doc = _export(s)
     text = json.dumps(doc)
     assert doc["schema"] == "export.v1" and doc["user_id"] == VIEWER and doc["pseudonyms"] == names
+    # another spelling of the id (case, surrounding whitespace) finds the same data: canonical user ids
+    done = privrec("export", f"  {VIEWER.upper()}\t", env=settings_env(s), timeout=90)
+    assert done.returncode == 0, done.stderr
+    other = json.loads(done.stdout)
+    for section in (
+        "user_id",
+        "pseudonyms",
+        "consent",
+        "erasure",
+        "interactions",
+        "open_windows",
+        "controls",
+    ):
+        assert other[section] == doc[section], section
 
     # interactions: exactly the trainer's rows; the windows before the withdrawal are on the topic, not held
     held = doc["interactions"]["held"]

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.errors import ConfigError
+from pipeline.privacy.identity import canonical_form
 from pipeline.privacy.pseudonym import Pseudonymizer, PseudonymKey, generate_key, parse_keys
 
 SECRET_OLD = b"old-secret-0123456789abcdef"
@@ -49,8 +50,54 @@ def test_matches_hmac_and_is_deterministic(user_id: str, secret: bytes) -> None:
     a = Pseudonymizer([PseudonymKey("k1", secret)])
     b = Pseudonymizer([PseudonymKey("k1", secret)], cache_size=0)
     assert a.pseudonym(user_id) == a.pseudonym(user_id) == b.pseudonym(user_id)
-    assert a.pseudonym(user_id) == expected("k1", secret, user_id)
+    assert a.pseudonym(user_id) == expected("k1", secret, canonical_form(user_id))
     assert PSEUDONYM.fullmatch(a.pseudonym(user_id))
+
+
+# --- canonical ids ---------------------------------------------------------------
+
+EQUIVALENT_FORMS = [
+    ["alice@example.com", "Alice@Example.com", "ALICE@EXAMPLE.COM", " alice@example.com\t"],
+    ["\u00a0Alice@example.com\n", "alice@EXAMPLE.com"],
+    ["josé", "jose\u0301", "José", "JOSE\u0301", "  Jos\u00e9 "],
+    ["straße", "STRASSE", "strasse", "Straße"],
+    ["ǰ", "J\u030c", "j\u030c"],
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("forms", EQUIVALENT_FORMS)
+def test_every_equivalent_form_has_one_pseudonym(forms: list[str]) -> None:
+    p = Pseudonymizer([PseudonymKey("k1", SECRET_OLD)])
+    uncached = Pseudonymizer([PseudonymKey("k1", SECRET_OLD)], cache_size=0)
+    assert len({p.pseudonym(f) for f in forms} | {uncached.pseudonym(f) for f in forms}) == 1
+
+
+@pytest.mark.parametrize("forms", EQUIVALENT_FORMS)
+def test_candidates_agree_for_every_form_under_rotation(forms: list[str], rotated: Pseudonymizer) -> None:
+    lists = {tuple(rotated.candidates(f)) for f in forms}
+    assert len(lists) == 1
+    [names] = lists
+    old_only = Pseudonymizer([PseudonymKey("k1", SECRET_OLD)])
+    assert {old_only.pseudonym(f) for f in forms} == {names[1]}  # made before rotation, found after
+    assert names[0] == rotated.pseudonym(forms[-1])
+
+
+def test_forget_drops_every_spelling_from_the_cache() -> None:
+    p = Pseudonymizer([PseudonymKey("k1", SECRET_OLD)])
+    p.pseudonym(" Alice@Example.com")
+    p.pseudonym("jose\u0301")
+    assert len(p._cache) == 2 and " Alice@Example.com" not in p._cache
+    p.forget("alice@example.com")
+    p.forget("JOSÉ ")
+    assert len(p._cache) == 0
+
+
+def test_case_is_kept_when_casefold_is_off() -> None:
+    p = Pseudonymizer([PseudonymKey("k1", SECRET_OLD)], casefold_user_ids=False)
+    assert p.pseudonym("Alice") != p.pseudonym("alice")
+    assert p.pseudonym(" Alice ") == p.pseudonym("Alice") == expected("k1", SECRET_OLD, "Alice")
+    assert p.pseudonym("Jose\u0301") == p.pseudonym("José") != p.pseudonym("josé")
+    assert "casefold_user_ids=False" in repr(p)
 
 
 def test_different_users_and_keys_differ(rotated: Pseudonymizer) -> None:

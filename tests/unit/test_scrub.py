@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import string
 import time
+import unicodedata
 
 import pytest
 from hypothesis import given, settings
@@ -87,7 +88,48 @@ ipv6s = st.one_of(
     st.integers(0, 2**64 - 1).map(lambda n: f"{ipaddress.IPv6Address((0xFE80 << 112) | n)}%eth0"),
     st.just("::1"),
 )
-pii_tokens = st.one_of(emails(), phones(), cards(), ipv4s, ipv6s)
+IBAN_EXAMPLES = ["DE89 3704 0044 0532 0130 00", "GB82WEST12345698765432", "FR1420041010050500013M02606"]
+_IBAN_SHAPES = {
+    "DE": "n" * 18,
+    "GB": "aaaa" + "n" * 14,
+    "NL": "aaaa" + "n" * 10,
+    "FR": "n" * 23,
+    "ES": "n" * 20,
+}
+
+
+def iban_check_digits(country: str, bban: str) -> str:
+    """Independent ISO 13616 check digits (not the implementation under test)."""
+    number = "".join(str(int(c, 36)) for c in bban + country + "00")
+    return f"{98 - int(number) % 97:02d}"
+
+
+@st.composite
+def ibans(draw: st.DrawFn) -> str:
+    country = draw(st.sampled_from(sorted(_IBAN_SHAPES)))
+    shape = _IBAN_SHAPES[country]
+    bban = "".join(
+        draw(st.sampled_from(string.ascii_uppercase if k == "a" else string.digits)) for k in shape
+    )
+    iban = country + iban_check_digits(country, bban) + bban
+    if draw(st.booleans()):
+        iban = " ".join(iban[i : i + 4] for i in range(0, len(iban), 4))
+    return iban.lower() if draw(st.booleans()) else iban
+
+
+@st.composite
+def macs(draw: st.DrawFn) -> str:
+    octets = draw(st.lists(st.integers(0, 255), min_size=6, max_size=6))
+    hexes = "".join(f"{o:02x}" for o in octets)
+    if draw(st.booleans()):
+        hexes = hexes.upper()
+    style = draw(st.sampled_from([":", "-", "."]))
+    if style == ".":
+        return ".".join(hexes[i : i + 4] for i in range(0, 12, 4))
+    return style.join(hexes[i : i + 2] for i in range(0, 12, 2))
+
+
+pii_tokens = st.one_of(emails(), phones(), cards(), ipv4s, ipv6s, ibans(), macs())
 filler = st.text(string.ascii_letters + "äöüßé ,;!?", max_size=20)
 
 
@@ -136,7 +178,6 @@ def test_scrubs(text: str, expected: str) -> None:
         "at 2024-05-01 12:30:45Z and 2024-05-01T12:30:45+02:00",
         "event 123e4567-e89b-12d3-a456-426614174000 and abcdef12-1234-1234-1234-123456789012",
         "ratio 3.14159265 version 1.2.3 time 12:30:45",
-        "mac 00:1a:2b:3c:4d:5e",
         "not ip 256.1.1.1 nor 1.2.3.4.5",
         "token abc5551234567 and 5551234567abc",
         "user@localhost",
@@ -148,12 +189,76 @@ def test_leaves_alone(text: str) -> None:
     assert find_pii(text) == []
 
 
+# Disguises that got through before the text was folded and these patterns existed (issue 10).
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("mail john dot doe at gmail dot com now", "mail [email] now"),
+        ("JOHN DOT DOE AT GMAIL DOT COM", "[email]"),
+        ("write j.doe(at)mail(dot)example(dot)org.", "write [email]."),
+        ("john [at] gmail [dot] com", "[email]"),
+        ("jo\u200bhn@gmail.com", "[email]"),
+        ("a\u200b\u200cb\u2060c\ufeff@exa\u00admple.com", "[email]"),
+        ("john\u202e@\u202cgmail.com", "[email]"),
+        ("john＠gmail.com", "[email]"),
+        ("ｊｏｈｎ＠ｇｍａｉｌ．ｃｏｍ x", "[email] x"),
+        ("mail j.doe @ gmail.com now", "mail [email] now"),
+        ("j.doe@ gmail.com", "[email]"),
+        ("call 555/123/4567", "call [phone]"),
+        ("call ５５５-１２３-４５６７", "call [phone]"),
+        ("call 555\u200b-123-45\u200d67", "call [phone]"),
+        ("iban DE89 3704 0044 0532 0130 00 thanks", "iban [iban] thanks"),
+        ("GB82WEST12345698765432", "[iban]"),
+        ("to gb82 west 1234 5698 7654 32.", "to [iban]."),
+        ("mac 00:1A:2B:3C:4D:5E", "mac [mac]"),
+        ("mac 00-1a-2b-3c-4d-5e.", "mac [mac]."),
+        ("router 001a.2b3c.4d5e up", "router [mac] up"),
+        ("pay 4111.1111.1111.1111", "pay [card]"),
+        ("pay ４１１１ １１１１ １１１１ １１１１", "pay [card]"),
+    ],
+)
+def test_scrubs_disguised_forms(text: str, expected: str) -> None:
+    assert scrub(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "season 2 episode 10",
+        "released in 1999",
+        "best films 1999 2024",
+        "4K HDR 2160p",
+        "blade runner 2049",
+        "ocean's 11 (2001)",
+        "top 100 movies of 2023",
+        "1920/1080 at 60 fps",
+        "on 01.05.2024 and 5/1/24 and 2024/05/01",
+        "look at netflix.com",
+        "error at line 5",
+        "amélie – le fabuleux destin d'amélie poulain",
+        "ＡＢＣ ﬁlm ½ hour",  # compatibility forms without PII stay as they were
+        "rtl\u202eing\u202c text",
+        "mp34 song list here plus more words",  # IBAN-shaped words
+        "mac 00:1a:2b:3c:4d",  # five pairs
+    ],
+)
+def test_leaves_normal_text_alone(text: str) -> None:
+    assert scrub(text) == text
+    assert find_pii(text) == []
+
+
+def test_find_pii_spans_are_in_the_input() -> None:
+    text = "x ｊｏ\u200bｈｎ＠ｇｍａｉｌ．ｃｏｍ y"
+    [(kind, (a, b))] = find_pii(text)
+    assert kind == "email" and text[a:b] == "ｊｏ\u200bｈｎ＠ｇｍａｉｌ．ｃｏｍ"
+
+
 def test_find_pii_reports_kinds_and_spans() -> None:
     text = "a@b.de 10.0.0.1 +1 555 123 4567 4111111111111111"
     found = find_pii(text)
     assert [kind for kind, _ in found] == ["email", "ip", "phone", "card"]
     assert [text[a:b] for _, (a, b) in found] == ["a@b.de", "10.0.0.1", "+1 555 123 4567", "4111111111111111"]
-    assert set(PLACEHOLDERS) == {"email", "phone", "card", "ip"}
+    assert set(PLACEHOLDERS) == {"email", "phone", "card", "ip", "iban", "mac"}
 
 
 # --- properties ----------------------------------------------------------------
@@ -166,6 +271,51 @@ def test_every_embedded_token_is_removed(case: tuple[str, list[str]]) -> None:
     out = scrub(text)
     for token in tokens:
         assert token not in out
+
+
+INVISIBLES = [
+    "\u200b", "\u200c", "\u200d", "\u200e", "\u200f", "\u202a", "\u202b", "\u202c", "\u202d",
+    "\u202e", "\u2060", "\u2061", "\u2062", "\u2063", "\u2064", "\u2066", "\u2067", "\u2068",
+    "\u2069", "\ufeff", "\u00ad",
+]  # fmt: skip
+
+
+def _fullwidth(ch: str) -> str:
+    return chr(ord(ch) + 0xFEE0) if "!" <= ch <= "~" else "\u3000" if ch == " " else ch
+
+
+@st.composite
+def disguised(draw: st.DrawFn, token: str) -> str:
+    """``token`` with invisible characters inserted and some characters made fullwidth."""
+    out = []
+    for ch in token:
+        out.append(_fullwidth(ch) if draw(st.integers(0, 3)) == 0 else ch)
+        if draw(st.integers(0, 4)) == 0:
+            out.append(draw(st.sampled_from(INVISIBLES)))
+    return "".join(out)
+
+
+def plain(text: str) -> str:
+    """What a reader sees: NFKC without the invisible characters."""
+    return unicodedata.normalize("NFKC", "".join(c for c in text if c not in INVISIBLES))
+
+
+@st.composite
+def texts_with_disguised_pii(draw: st.DrawFn) -> tuple[str, list[str]]:
+    tokens = draw(st.lists(st.one_of(emails(), phones(), cards(), ibans(), macs()), min_size=1, max_size=3))
+    parts = [draw(filler)]
+    for token in tokens:
+        parts += [draw(disguised(token)), draw(filler)]
+    return " ".join(parts), tokens
+
+
+@settings(max_examples=150, deadline=None)
+@given(texts_with_disguised_pii())
+def test_every_disguised_token_is_removed(case: tuple[str, list[str]]) -> None:
+    text, tokens = case
+    seen = plain(scrub(text))
+    for token in tokens:
+        assert token not in seen
 
 
 @SETTINGS
@@ -195,6 +345,13 @@ def test_total_and_idempotent_on_any_text(text: str) -> None:
         ":" * 40_000,
         "1.1.1." * 7_000,
         "a1@b2.c3:4 5-6(7)+8 " * 2_000,
+        "a dot " * 10_000 + "at b",
+        "x at " + "b dot " * 10_000,
+        "a at b dot c " * 5_000,
+        "\u200b１" * 20_000,
+        "00:1a:" * 10_000,
+        "DE89 " * 10_000,
+        "de12" + "3" * 40_000,
     ],
 )
 def test_no_catastrophic_backtracking(hostile: str) -> None:
