@@ -10,6 +10,7 @@ appear in ``repr`` or in :func:`Settings.masked`.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
@@ -23,6 +24,7 @@ from pydantic_settings import (
 )
 
 from pipeline.errors import ConfigError
+from pipeline.wire.fields import CONTENT_ID_PATTERN
 
 __all__ = [
     "KafkaSettings",
@@ -158,6 +160,19 @@ class StreamSettings(BaseModel):
         default=False,
         description="also copy each dead message's raw bytes to playback.quarantine (personal data)",
     )
+    content_id_pattern: str = Field(
+        default=CONTENT_ID_PATTERN,
+        description="regex a content_id must match as a whole; others are dead-lettered (invalid_content_id)",
+    )
+
+    @field_validator("content_id_pattern")
+    @classmethod
+    def _check_content_id_pattern(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from None
+        return value
 
 
 _DAY_MS = 86_400_000

@@ -45,6 +45,8 @@ _DTYPES = {
     "plays": np.int32,
     "completed": np.bool_,
 }
+_I64_MIN, _I64_MAX = -(2**63), 2**63 - 1
+_I32_MIN, _I32_MAX = -(2**31), 2**31 - 1
 _PENDING_MAX = 65_536
 """Records :meth:`InteractionStore.add` buffers before moving them into the arrays."""
 _AUTO_COMPACT_MIN = 1_000_000
@@ -56,6 +58,12 @@ def record_fields(record: Mapping[str, Any] | Any) -> tuple[str, str, int, int, 
 
     Accepts ``interaction.v1`` dicts, :class:`pipeline.wire.outbound.Interaction`
     structs and :class:`pipeline.windows.Interaction` tuples.
+
+    Raises:
+        ValueError: an id is not a non-empty string, or a number is not an
+            integer that fits its column (int64 times and watch time, int32
+            plays). Checked here, per record, so that a bad record is refused
+            alone instead of failing the numpy cast of a whole batch later.
     """
     if isinstance(record, Mapping):
         u, c, s, e, w, p, d = (record[name] for name in _FIELDS)
@@ -63,7 +71,15 @@ def record_fields(record: Mapping[str, Any] | Any) -> tuple[str, str, int, int, 
         u, c, s, e, w, p, d = (getattr(record, name) for name in _FIELDS)
     if type(u) is not str or type(c) is not str or not u or not c:
         raise ValueError("interaction user and content_id must be non-empty strings")
-    return u, c, int(s), int(e), int(w), int(p), bool(d)
+    try:
+        s, e, w, p = int(s), int(e), int(w), int(p)
+    except (OverflowError, TypeError):  # int(inf), int(None): ValueError like int("x")
+        raise ValueError("interaction numbers must be integers") from None
+    if not (_I64_MIN <= s <= _I64_MAX and _I64_MIN <= e <= _I64_MAX and _I64_MIN <= w <= _I64_MAX):
+        raise ValueError("interaction window or watched_ms does not fit int64")
+    if not _I32_MIN <= p <= _I32_MAX:
+        raise ValueError("interaction plays does not fit int32")
+    return u, c, s, e, w, p, bool(d)
 
 
 class InteractionStore:

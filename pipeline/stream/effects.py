@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import msgspec
@@ -10,6 +11,7 @@ from pipeline.privacy.consent import Purposes
 from pipeline.settings import Settings
 from pipeline.stream.partition import StateWrite
 from pipeline.windows import WindowSpec
+from pipeline.wire import DEFAULT_CONTENT_ID_PATTERN
 
 __all__ = ["ConsentStore", "Effects", "StreamConfig"]
 
@@ -29,6 +31,7 @@ class StreamConfig:
     raw_topic: str = "playback.raw"
     consent_topic: str = "consent"
     erasure_topic: str = "erasure"
+    content_id_pattern: re.Pattern[str] = DEFAULT_CONTENT_ID_PATTERN
 
     @classmethod
     def from_settings(cls, settings: Settings) -> StreamConfig:
@@ -48,6 +51,7 @@ class StreamConfig:
             raw_topic=settings.topic("playback.raw"),
             consent_topic=settings.topic("consent"),
             erasure_topic=settings.topic("erasure"),
+            content_id_pattern=re.compile(s.content_id_pattern),
         )
 
 

@@ -133,6 +133,7 @@ class StreamProcessor:
             max_bytes=self.config.max_message_bytes,
             now_ms=now,
             future_tolerance_ms=self.config.future_tolerance_ms,
+            content_id_pattern=self.config.content_id_pattern,
         )
         c = self.counters
         if decoded.rejects:

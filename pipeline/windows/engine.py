@@ -13,6 +13,9 @@ Semantics, per partition:
   returned exactly once, then forgotten;
 * an event whose window has ``end <= watermark`` on arrival is **late**:
   counted and dropped, so a closed window is never re-opened;
+* a window's ``watched_ms`` sum and its ``plays``/``events`` counts
+  **saturate** at the spec's caps (by default the bounds of
+  ``interaction.v1``), so no stream of events can overflow a consumer's column;
 * :meth:`PartitionWindows.close_all` (a control marker) and
   :meth:`PartitionWindows.on_idle` (no events for ``idle_close_ms`` of wall
   clock) flush every open window. They lift the watermark to the end of the
@@ -192,6 +195,8 @@ class PartitionWindows:
         """
         size = self._spec.size_ms
         grace = self._spec.grace_ms
+        wcap = self._spec.watched_cap_ms
+        ccap = self._spec.count_cap
         by_end = self._by_end
         ends = self._ends
         wm = self._wm
@@ -241,10 +246,13 @@ class PartitionWindows:
                 agg = bucket.get(key)
                 if agg is None:
                     agg = bucket[key] = [0, 0, False, 0]
-                agg[0] += watched
-                agg[3] += 1
+                watched += agg[0]
+                agg[0] = watched if watched < wcap else wcap
+                if agg[3] < ccap:
+                    agg[3] += 1
                 if event_type == "play":
-                    agg[1] += 1
+                    if agg[1] < ccap:
+                        agg[1] += 1
                 elif event_type == "complete":
                     agg[2] = True
                 dirty[key] = None
@@ -384,6 +392,8 @@ class PartitionWindows:
         window twice, or was written under a different spec. Windows already
         past the watermark (closed but not yet deleted when the process died)
         are kept and emitted by the next call, favouring a duplicate over loss.
+        Counters above the spec's caps (state written before the caps existed)
+        are saturated on the way in.
         """
         engine = cls(spec, clock=clock)
         if meta is not None:
@@ -407,7 +417,8 @@ class PartitionWindows:
             key = (w.user, w.content_id, w.window_start)
             if key in bucket:
                 raise WindowStateError("persisted window state holds a window twice")
-            bucket[key] = [w.watched_ms, w.plays, w.completed, w.events]
+            wcap, ccap = spec.watched_cap_ms, spec.count_cap
+            bucket[key] = [min(w.watched_ms, wcap), min(w.plays, ccap), w.completed, min(w.events, ccap)]
         return engine
 
     @classmethod

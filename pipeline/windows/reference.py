@@ -5,7 +5,9 @@ Given one partition's events in arrival order (optionally interleaved with
 in total once a final ``close_all()`` follows, and how many events are late.
 It shares no code with the engine: the watermark is recomputed from scratch
 for every event (quadratic, fine for test-sized streams), windows come from
-floor division, and aggregates are computed after grouping.
+floor division, and aggregates are computed after grouping, then capped at the
+spec's saturation caps (saturating addition of non-negative terms equals the
+capped plain sum).
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ def _parse(event: Any) -> tuple[str, str, str, int, int] | None:
 def reference_run(items: Iterable[Any], spec: WindowSpec) -> ReferenceResult:
     """Emitted interactions (ordered by window_end, user, content_id) and counters."""
     size, grace = spec.size_ms, spec.grace_ms
+    wcap, ccap = spec.watched_cap_ms, spec.count_cap
     valid_times: list[int] = []
     flush_floors: list[int] = []
     accepted: list[tuple[str, str, str, int, int]] = []
@@ -110,10 +113,10 @@ def reference_run(items: Iterable[Any], spec: WindowSpec) -> ReferenceResult:
             "content_id": content_id,
             "window_start": start,
             "window_end": start + size,
-            "watched_ms": sum(e[3] for e in evs),
-            "plays": len([e for e in evs if e[2] == "play"]),
+            "watched_ms": min(sum(e[3] for e in evs), wcap),
+            "plays": min(len([e for e in evs if e[2] == "play"]), ccap),
             "completed": any(e[2] == "complete" for e in evs),
-            "events": len(evs),
+            "events": min(len(evs), ccap),
         }
         for (user, content_id, start), evs in groups.items()
     ]

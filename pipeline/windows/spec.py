@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from pipeline.errors import ConfigError
+from pipeline.wire.fields import MAX_COUNT, MAX_WINDOW_WATCHED_MS
 
 __all__ = [
     "DEFAULT_GRACE_MS",
@@ -49,16 +50,28 @@ class WindowSpec:
     grace_ms:
         The watermark trails the newest event time by this much, so an event
         up to ``grace_ms`` older than the newest one still lands in its window.
+    watched_cap_ms:
+        A window's summed ``watched_ms`` saturates here instead of growing
+        without bound (default and maximum: the ``interaction.v1`` bound).
+    count_cap:
+        ``plays`` and ``events`` of a window saturate here (default and
+        maximum: 2^31-1, a signed 32-bit column). Smaller caps exist for tests.
     """
 
     size_ms: int = DEFAULT_SIZE_MS
     grace_ms: int = DEFAULT_GRACE_MS
+    watched_cap_ms: int = MAX_WINDOW_WATCHED_MS
+    count_cap: int = MAX_COUNT
 
     def __post_init__(self) -> None:
         if type(self.size_ms) is not int or self.size_ms <= 0:
             raise ConfigError("windows.size_ms", "must be a positive integer (ms)")
         if type(self.grace_ms) is not int or self.grace_ms < 0:
             raise ConfigError("windows.grace_ms", "must be a non-negative integer (ms)")
+        if type(self.watched_cap_ms) is not int or not 0 < self.watched_cap_ms <= MAX_WINDOW_WATCHED_MS:
+            raise ConfigError("windows.watched_cap_ms", f"must be in 1..{MAX_WINDOW_WATCHED_MS}")
+        if type(self.count_cap) is not int or not 0 < self.count_cap <= MAX_COUNT:
+            raise ConfigError("windows.count_cap", f"must be in 1..{MAX_COUNT}")
 
     def window_start(self, event_time_ms: int) -> int:
         """Start of the window holding ``event_time_ms`` (floor, also below 0)."""

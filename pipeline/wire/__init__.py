@@ -6,11 +6,15 @@ Structs in :mod:`~pipeline.wire.inbound` (what producers send) and
 """
 
 from pipeline.wire.decode import (
+    DEFAULT_CONTENT_ID_PATTERN,
     ENVELOPE_MIXED_USERS,
     FUTURE_EVENT_TIME,
+    INVALID_CONTENT_ID,
     INVALID_JSON,
+    OUT_OF_RANGE,
     OVERSIZE,
     SCHEMA_VIOLATION,
+    TOO_DEEP,
     UNKNOWN_SCHEMA,
     Decoded,
     Reject,
@@ -18,6 +22,7 @@ from pipeline.wire.decode import (
     decode_consent,
     decode_raw,
 )
+from pipeline.wire.depth import MAX_JSON_DEPTH
 from pipeline.wire.detail import safe_detail
 from pipeline.wire.encode import encode
 from pipeline.wire.fields import to_epoch_ms
@@ -39,12 +44,17 @@ from pipeline.wire.outbound import (
 )
 
 __all__ = [
+    "DEFAULT_CONTENT_ID_PATTERN",
     "ENVELOPE_MIXED_USERS",
     "FUTURE_EVENT_TIME",
+    "INVALID_CONTENT_ID",
     "INVALID_JSON",
     "MAX_BATCH_EVENTS",
+    "MAX_JSON_DEPTH",
+    "OUT_OF_RANGE",
     "OVERSIZE",
     "SCHEMA_VIOLATION",
+    "TOO_DEEP",
     "UNKNOWN_SCHEMA",
     "Client",
     "ConsentPurposes",

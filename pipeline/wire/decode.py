@@ -7,17 +7,29 @@ whole value (a 500-event envelope included); only when that call fails do we
 re-read the value generically and validate event by event, so one bad event
 costs only itself. Reject details never carry payload values (see
 :mod:`pipeline.wire.detail`).
+
+Hostile input never raises: a value is parsed generically only after
+:func:`~pipeline.wire.depth.too_deep` has bounded its nesting, and the typed
+fast path, which builds nothing deeper than the schema, turns the parser's own
+recursion guard into the same ``too_deep`` reject. Numbers are bounded by the
+field types; what one field's bound cannot express (``position_ms`` and
+``watched_ms`` against ``duration_ms``, ``content_id`` against the configured
+pattern, ``event_time`` against the clock) is checked per event in
+:func:`_finish`.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, TypeVar
 
 import msgspec
 from msgspec import Meta, Struct
 
 from pipeline.errors import ValidationFailed
+from pipeline.wire.depth import MAX_JSON_DEPTH, too_deep
 from pipeline.wire.detail import safe_detail
+from pipeline.wire.fields import CONTENT_ID_PATTERN, PLAYHEAD_TOLERANCE_MS
 from pipeline.wire.inbound import (
     CONSENT,
     MAX_BATCH_EVENTS,
@@ -29,11 +41,15 @@ from pipeline.wire.inbound import (
 )
 
 __all__ = [
+    "DEFAULT_CONTENT_ID_PATTERN",
     "ENVELOPE_MIXED_USERS",
     "FUTURE_EVENT_TIME",
+    "INVALID_CONTENT_ID",
     "INVALID_JSON",
+    "OUT_OF_RANGE",
     "OVERSIZE",
     "SCHEMA_VIOLATION",
+    "TOO_DEEP",
     "UNKNOWN_SCHEMA",
     "Decoded",
     "Reject",
@@ -48,6 +64,15 @@ UNKNOWN_SCHEMA = "unknown_schema"
 SCHEMA_VIOLATION = "schema_violation"
 ENVELOPE_MIXED_USERS = "envelope_mixed_users"
 FUTURE_EVENT_TIME = "future_event_time"
+TOO_DEEP = "too_deep"
+"""Arrays/objects nest deeper than :data:`~pipeline.wire.depth.MAX_JSON_DEPTH` (whole value)."""
+OUT_OF_RANGE = "out_of_range"
+"""``position_ms`` or ``watched_ms`` exceeds ``duration_ms`` + ``PLAYHEAD_TOLERANCE_MS`` (60 s)."""
+INVALID_CONTENT_ID = "invalid_content_id"
+"""``content_id`` does not match ``stream.content_id_pattern`` (it may be free text: personal data)."""
+
+DEFAULT_CONTENT_ID_PATTERN = re.compile(CONTENT_ID_PATTERN)
+"""The compiled default of setting ``stream.content_id_pattern`` (applied with ``fullmatch``)."""
 
 
 class Reject(Struct, frozen=True):
@@ -94,7 +119,14 @@ _decoders: dict[Any, msgspec.json.Decoder[Any]] = {}
 _JSON_TYPES = {list: "array", str: "str", int: "int", float: "float", bool: "bool"}
 
 
-def decode_raw(value: bytes | None, *, max_bytes: int, now_ms: int, future_tolerance_ms: int) -> Decoded:
+def decode_raw(
+    value: bytes | None,
+    *,
+    max_bytes: int,
+    now_ms: int,
+    future_tolerance_ms: int,
+    content_id_pattern: re.Pattern[str] = DEFAULT_CONTENT_ID_PATTERN,
+) -> Decoded:
     """Decode one ``playback.raw`` value: a ``playback.v1`` event or an envelope.
 
     Args:
@@ -103,6 +135,8 @@ def decode_raw(value: bytes | None, *, max_bytes: int, now_ms: int, future_toler
         now_ms: the current time in epoch ms (passed in to keep this pure).
         future_tolerance_ms: clock skew allowed before an event counts as
             from the future.
+        content_id_pattern: setting ``stream.content_id_pattern``, compiled;
+            a ``content_id`` must match it as a whole (``fullmatch``).
 
     Returns:
         The valid events and the rejects. Nothing is raised for bad input.
@@ -111,16 +145,20 @@ def decode_raw(value: bytes | None, *, max_bytes: int, now_ms: int, future_toler
         return _whole(INVALID_JSON, "null value")
     if len(value) > max_bytes:
         return _whole(OVERSIZE, f"value of {len(value)} bytes exceeds {max_bytes}")
+    limit_ms = now_ms + future_tolerance_ms
     try:
         record = _fast.decode(value)
     except _ValidationError:
-        return _slow(value, now_ms + future_tolerance_ms)
+        return _slow(value, limit_ms, content_id_pattern)
     except _DecodeError as exc:
         return _whole(INVALID_JSON, safe_detail(str(exc)))
     except UnicodeDecodeError:
         return _whole(INVALID_JSON, "value is not valid UTF-8")
-    events = record.events if record.__class__ is PlaybackBatch else [record]
-    return _finish(events, [], now_ms + future_tolerance_ms)
+    except RecursionError:
+        return _whole(TOO_DEEP, _DEEP)
+    if record.__class__ is PlaybackBatch:
+        return _finish(record.events, [], limit_ms, content_id_pattern, None)
+    return _finish([record], [], limit_ms, content_id_pattern, [""])
 
 
 def decode_consent(value: bytes | None) -> ConsentRecord | None:
@@ -131,7 +169,8 @@ def decode_consent(value: bytes | None) -> ConsentRecord | None:
 
     Raises:
         ValidationFailed: with ``reason`` one of ``invalid_json``,
-            ``unknown_schema`` or ``schema_violation`` and a value-free detail.
+            ``too_deep``, ``unknown_schema`` or ``schema_violation`` and a
+            value-free detail.
     """
     if value is None:
         return None
@@ -154,9 +193,13 @@ def decode_as(value: bytes, kind: type[_T]) -> _T:
     Our own topics should never hold bad records, so here a bad one is an
     exception rather than an outcome.
 
+    Nesting is bounded by the parser's recursion guard rather than a
+    pre-scan: these are hot paths (redacted batches, interactions) and every
+    type decoded here is shallow, so only a hostile value reaches the guard.
+
     Raises:
-        ValidationFailed: ``invalid_json`` or ``schema_violation``; the
-            detail is value-free.
+        ValidationFailed: ``invalid_json``, ``too_deep`` or
+            ``schema_violation``; the detail is value-free.
     """
     decoder = _decoders.get(kind)
     if decoder is None:
@@ -169,6 +212,8 @@ def decode_as(value: bytes, kind: type[_T]) -> _T:
         raise ValidationFailed(INVALID_JSON, safe_detail(str(exc))) from None
     except UnicodeDecodeError:
         raise ValidationFailed(INVALID_JSON, "value is not valid UTF-8") from None
+    except RecursionError:
+        raise ValidationFailed(TOO_DEEP, _DEEP) from None
     return record
 
 
@@ -176,14 +221,21 @@ def _whole(reason: str, detail: str) -> Decoded:
     return Decoded([], [Reject(reason, detail)])
 
 
+_DEEP = f"arrays/objects nest deeper than {MAX_JSON_DEPTH} levels - at `$`"
+
+
 def _parse(value: bytes) -> Any:
-    """Parse JSON generically; a :class:`Reject` stands for failure."""
+    """Parse JSON generically, depth first bounded; a :class:`Reject` stands for failure."""
+    if too_deep(value):
+        return Reject(TOO_DEEP, _DEEP)
     try:
         raw = _generic.decode(value)
     except _DecodeError as exc:
         return Reject(INVALID_JSON, safe_detail(str(exc)))
     except UnicodeDecodeError:
         return Reject(INVALID_JSON, "value is not valid UTF-8")
+    except RecursionError:  # unreachable after too_deep(); kept so nothing can raise
+        return Reject(TOO_DEEP, _DEEP)
     if raw is None:
         return Reject(INVALID_JSON, "value is JSON null")
     return raw
@@ -200,7 +252,7 @@ def _tag_problem(raw: dict[str, Any], expected: str) -> str:
     return f"unsupported `schema`, expected {expected} - at `$.schema`"
 
 
-def _slow(value: bytes, limit_ms: int) -> Decoded:
+def _slow(value: bytes, limit_ms: int, content_id_pattern: re.Pattern[str]) -> Decoded:
     """Validate event by event after the one-shot decode failed."""
     raw = _parse(value)
     if isinstance(raw, Reject):
@@ -219,6 +271,7 @@ def _slow(value: bytes, limit_ms: int) -> Decoded:
     else:
         return _whole(UNKNOWN_SCHEMA, _tag_problem(raw, f"{PLAYBACK} or {PLAYBACK_BATCH}"))
     events: list[PlaybackEvent] = []
+    where: list[str] = []
     rejects: list[Reject] = []
     for i, item in enumerate(items):
         at = f"{prefix}[{i}]" if prefix else ""
@@ -232,11 +285,24 @@ def _slow(value: bytes, limit_ms: int) -> Decoded:
             events.append(_convert(item, PlaybackEvent))
         except _ValidationError as exc:
             rejects.append(Reject(SCHEMA_VIOLATION, safe_detail(str(exc), at), item))
-    return _finish(events, rejects, limit_ms)
+            continue
+        where.append(at)
+    return _finish(events, rejects, limit_ms, content_id_pattern, where)
 
 
-def _finish(events: list[PlaybackEvent], rejects: list[Reject], limit_ms: int) -> Decoded:
-    """Apply the checks that span events or need the clock."""
+def _finish(
+    events: list[PlaybackEvent],
+    rejects: list[Reject],
+    limit_ms: int,
+    content_id_pattern: re.Pattern[str],
+    where: list[str] | None,
+) -> Decoded:
+    """Apply the checks that span events, span fields or need the clock or settings.
+
+    ``where`` holds each event's path (``""`` for a lone event, ``.events[i]``
+    inside an envelope); ``None`` means the events are a whole envelope in order.
+    The common case is one pass with no allocation per event.
+    """
     if len(events) > 1:
         user = events[0].user_id
         for event in events:
@@ -245,15 +311,34 @@ def _finish(events: list[PlaybackEvent], rejects: list[Reject], limit_ms: int) -
                 detail = f"envelope holds {n} distinct user ids - at `$.events`"
                 rejects.extend(Reject(ENVELOPE_MIXED_USERS, detail, e) for e in events)
                 return Decoded([], rejects)
-    for event in events:
-        if event.event_time > limit_ms:  # type: ignore[operator]
-            break
-    else:
-        return Decoded(events, rejects)
-    kept = [e for e in events if e.event_time <= limit_ms]  # type: ignore[operator]
-    rejects.extend(
-        Reject(FUTURE_EVENT_TIME, "event_time is later than now + tolerance", e)
-        for e in events
-        if e.event_time > limit_ms  # type: ignore[operator]
-    )
+    match = content_id_pattern.fullmatch
+    bad_ids = {c for c in {e.content_id for e in events} if match(c) is None}
+    if not bad_ids:
+        for event in events:
+            slack = event.duration_ms + PLAYHEAD_TOLERANCE_MS
+            if event.watched_ms > slack or event.position_ms > slack:
+                break
+            if event.event_time > limit_ms:  # type: ignore[operator]
+                break
+        else:
+            return Decoded(events, rejects)
+    kept: list[PlaybackEvent] = []
+    for i, event in enumerate(events):
+        at = f".events[{i}]" if where is None else where[i]
+        slack = event.duration_ms + PLAYHEAD_TOLERANCE_MS
+        if event.content_id in bad_ids:
+            detail = f"content_id does not match stream.content_id_pattern - at `${at}.content_id`"
+            rejects.append(Reject(INVALID_CONTENT_ID, detail, event))
+        elif event.position_ms > slack:
+            rejects.append(Reject(OUT_OF_RANGE, _beyond("position_ms", at), event))
+        elif event.watched_ms > slack:
+            rejects.append(Reject(OUT_OF_RANGE, _beyond("watched_ms", at), event))
+        elif event.event_time > limit_ms:  # type: ignore[operator]
+            rejects.append(Reject(FUTURE_EVENT_TIME, "event_time is later than now + tolerance", event))
+        else:
+            kept.append(event)
     return Decoded(kept, rejects)
+
+
+def _beyond(field: str, at: str) -> str:
+    return f"Expected `int` <= duration_ms + {PLAYHEAD_TOLERANCE_MS} - at `${at}.{field}`"

@@ -30,7 +30,7 @@ def playback_event(i: int = 0, **overrides: Any) -> dict[str, Any]:
         "content_id": f"content-{i % 50:04d}",
         "event_type": "heartbeat",
         "position_ms": i * 10_000,
-        "duration_ms": 3_600_000,
+        "duration_ms": 7_200_000,  # the playhead of event 499 is at 4,990,000
         "watched_ms": 10_000,
         "event_time": NOW_MS - 600_000 + i,
         "client": {

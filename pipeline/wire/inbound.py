@@ -20,10 +20,12 @@ import msgspec
 from msgspec import Meta, Struct
 
 from pipeline.wire.fields import (
+    ContentId,
     Country,
     DeviceClass,
+    DurationMs,
     EventType,
-    NonNegInt,
+    PlayheadMs,
     Str128,
     Timestamp,
     to_epoch_ms,
@@ -63,18 +65,21 @@ class PlaybackEvent(Struct, tag_field="schema", tag=PLAYBACK, frozen=True, kw_on
     """One playback event. Topic `playback.raw`, Kafka key = `user_id`.
 
     Extra properties are tolerated (and never forwarded), so fields can be
-    added within v1; none may be removed or renamed.
+    added within v1; none may be removed or renamed. Every number has a
+    physical bound; the decoder also checks what one field's bound cannot
+    say: `position_ms` and `watched_ms` at most `duration_ms` + 60 s, and
+    `content_id` matching the configured pattern.
     """
 
     event_id: uuid.UUID
     user_id: Str128
     session_id: Str128
     device_id: Str128
-    content_id: Str128
+    content_id: ContentId
     event_type: EventType
-    position_ms: NonNegInt
-    duration_ms: NonNegInt
-    watched_ms: NonNegInt
+    position_ms: PlayheadMs
+    duration_ms: DurationMs
+    watched_ms: PlayheadMs
     event_time: Timestamp
     client: Client
     gpc: Annotated[bool, Meta(description="Global Privacy Control signal.")]

@@ -14,6 +14,12 @@ affects events *inside* a ``playback.batch.v1`` envelope and records read with
 :func:`pipeline.wire.decode.decode_as`; ``decode_raw`` and ``decode_consent``
 require the top-level tag. The files require it everywhere, as the contract
 does, and producers must send it.
+
+Two checks live in the decoder rather than in the structs: the ``content_id``
+pattern (the files carry the default of setting ``stream.content_id_pattern``;
+a deployment may configure another) and the cross-field bounds
+``position_ms``/``watched_ms`` <= ``duration_ms`` + 60 s, which JSON Schema
+cannot express (the files carry the static bound of each field).
 """
 
 from __future__ import annotations

@@ -12,12 +12,17 @@ from typing import Annotated
 from msgspec import Meta, Struct
 
 from pipeline.wire.fields import (
+    MAX_COUNT,
+    ContentId,
+    Count,
     Country,
     DeviceClass,
+    DurationMs,
     EpochMs,
     EventType,
     NonNegInt,
-    Str128,
+    PlayheadMs,
+    WindowWatchedMs,
 )
 from pipeline.wire.inbound import MAX_BATCH_EVENTS
 
@@ -73,11 +78,11 @@ class RedactedEvent(
     """
 
     user: Pseudonym
-    content_id: Str128
+    content_id: ContentId
     event_type: EventType
-    position_ms: NonNegInt
-    duration_ms: NonNegInt
-    watched_ms: NonNegInt
+    position_ms: PlayheadMs
+    duration_ms: DurationMs
+    watched_ms: PlayheadMs
     event_time: EpochMs
     device_class: DeviceClass
     country: Country
@@ -97,16 +102,20 @@ class RedactedBatch(
 
 
 class Interaction(Struct, tag_field="schema", tag=INTERACTION, frozen=True, kw_only=True, gc=False):
-    """One user x content aggregate over a window: the input of the ALS model."""
+    """One user x content aggregate over a window: the input of the ALS model.
+
+    Every number is bounded so that a consumer's int32/int64 columns hold it;
+    the window engine saturates its sums at these bounds.
+    """
 
     user: Pseudonym
-    content_id: Str128
+    content_id: ContentId
     window_start: EpochMs
     window_end: EpochMs
-    watched_ms: Annotated[int, Meta(ge=0, description="Sum of watched_ms.")]
-    plays: NonNegInt
+    watched_ms: WindowWatchedMs
+    plays: Count
     completed: bool
-    events: Annotated[int, Meta(ge=1, description="Events folded into this row.")]
+    events: Annotated[int, Meta(ge=1, le=MAX_COUNT, description="Events folded into this row.")]
 
 
 class DlqSource(Struct, frozen=True, kw_only=True, gc=False):

@@ -217,6 +217,38 @@ def test_rejects_empty_ids(rec: MakeRecord) -> None:
         InteractionStore().add(rec(user=""))
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("watched_ms", 2**63),
+        ("watched_ms", 2**64),
+        ("window_start", -(2**63) - 1),
+        ("window_end", 10**30),
+        ("plays", 2**31),
+        ("plays", -(2**31) - 1),
+        ("watched_ms", float("inf")),
+        ("plays", None),
+    ],
+)
+def test_numbers_that_do_not_fit_their_column_are_a_value_error(
+    rec: MakeRecord, field: str, value: Any
+) -> None:
+    """Issue 10: ``watched_ms = 2**64`` raised OverflowError later, in the batch's numpy cast."""
+    store = InteractionStore()
+    store.add(rec("p1", "c1"))
+    with pytest.raises(ValueError, match="interaction"):
+        store.add(dict(rec("p2", "c2"), **{field: value}))
+    assert store.users() == ["p1"]  # the good record is still buffered and usable
+    assert len(store) == 1
+
+
+def test_column_limits_themselves_fit(rec: MakeRecord) -> None:
+    store = InteractionStore()
+    store.add(dict(rec(), watched_ms=2**63 - 1, plays=2**31 - 1))
+    pairs = store.pairs()
+    assert int(pairs.watched_ms[0]) == 2**63 - 1
+
+
 def test_single_adds_are_visible_before_any_flush(rec: MakeRecord) -> None:
     store = InteractionStore()
     store.add(rec("p1", "c1"))

@@ -1,7 +1,8 @@
 """Property tests: the engine agrees with the naive reference on random streams.
 
 Streams mix in-order, slightly late (within grace) and very late events,
-negative times, malformed events, control markers and purges; batches are cut
+negative times, malformed events, huge watch times, control markers and
+purges; specs sometimes have tiny saturation caps; batches are cut
 at random, and between batches the engine is rebuilt from the state an agent
 would have persisted (meta + dirty windows, minus closed and purged ones).
 """
@@ -26,7 +27,8 @@ _EVENT = {"user": "u0", "content_id": "c0", "event_type": "play", "watched_ms": 
 @st.composite
 def specs(draw: st.DrawFn) -> WindowSpec:
     size = draw(st.sampled_from([7, 10, 100]))
-    return WindowSpec(size_ms=size, grace_ms=draw(st.integers(0, 3 * size)))
+    caps = draw(st.sampled_from([{}, {"watched_cap_ms": 1500, "count_cap": 3}, {"count_cap": 1}]))
+    return WindowSpec(size_ms=size, grace_ms=draw(st.integers(0, 3 * size)), **caps)
 
 
 @st.composite
@@ -51,7 +53,9 @@ def streams(draw: st.DrawFn, spec: WindowSpec) -> list[Any]:
                     "user": draw(st.sampled_from(USERS)),
                     "content_id": draw(st.sampled_from(CONTENT)),
                     "event_type": draw(st.sampled_from(KINDS)),
-                    "watched_ms": draw(st.one_of(st.none(), st.integers(0, 1000))),
+                    "watched_ms": draw(
+                        st.one_of(st.none(), st.integers(0, 1000), st.sampled_from([2**31, 2**63, 2**64]))
+                    ),
                     "event_time": clock - lag,
                 }
             )
