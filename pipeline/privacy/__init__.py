@@ -12,6 +12,16 @@ from pipeline.privacy.consent import (
     apply_update,
     decide,
 )
+from pipeline.privacy.consent_history import (
+    Change,
+    ConsentHistory,
+    decide_at,
+    decode_history,
+    encode_history,
+    granted_during,
+    purposes_at,
+    record_change,
+)
 from pipeline.privacy.pseudonym import Pseudonymizer, PseudonymKey, generate_key, parse_keys
 from pipeline.privacy.redact import (
     ALLOWED_FIELDS,
@@ -26,6 +36,8 @@ __all__ = [
     "ALLOWED_FIELDS",
     "PURPOSE_NAMES",
     "REDACTED_SCHEMA",
+    "Change",
+    "ConsentHistory",
     "ConsentState",
     "Decision",
     "PseudonymKey",
@@ -33,9 +45,15 @@ __all__ = [
     "Purposes",
     "apply_update",
     "decide",
+    "decide_at",
+    "decode_history",
+    "encode_history",
     "find_pii",
     "generate_key",
+    "granted_during",
     "parse_keys",
+    "purposes_at",
+    "record_change",
     "redact",
     "redact_for_dlq",
     "redacted_field_count",
