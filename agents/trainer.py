@@ -13,7 +13,9 @@ source of truth; a re-emitted window replaces its earlier copy). Then:
 
 Only users whose current consent includes personalisation are ever in the
 matrix: the stream guarantees it, and the trainer checks it again against the
-consent topic, refusing (and counting) anything else. Withdrawing
+consent topic (ordered by ``updated_at``, as the stream orders it), refusing
+(and counting) a row unless personalisation is granted now and was granted
+at some time in the row's window. Withdrawing
 personalisation removes the user's row, factors and cached recommendations.
 """
 
@@ -29,6 +31,8 @@ from typing import Any
 
 import msgspec
 
+from pipeline.privacy.consent import Purposes
+from pipeline.privacy.consent_history import Change, ConsentHistory, granted_during, record_change
 from pipeline.privacy.pseudonym import Pseudonymizer
 from pipeline.recs import (
     InteractionStore,
@@ -99,7 +103,7 @@ class Trainer:
         self.clock = clock
         self.layout = Layout.from_settings(settings)
         self.store = InteractionStore()
-        self.consent: dict[str, bool] = {}  # pseudonym -> personalisation allowed
+        self.consent: dict[str, ConsentHistory] = {}  # pseudonym -> consent history (ordered by time)
         self.withdrawn_at: dict[str, int] = {}  # pseudonym -> last withdrawal (record time, ms)
         self.ledger = ErasureLedger()
         self.erased_since_train = False  # the live model's item factors still hold erased data
@@ -142,7 +146,7 @@ class Trainer:
         for r in records:
             by_topic.setdefault(r.topic, []).append(r)
         for r in by_topic.get(t["consent"], ()):
-            self._on_consent(r.key, r.value, r.timestamp)
+            self._on_consent(r.key, r.value, r.timestamp, r.offset)
         for r in by_topic.get(t["erasure"], ()):
             self._on_erasure(r.key, r.value)
         for r in by_topic.get(t["stages"], ()):
@@ -155,7 +159,17 @@ class Trainer:
     def _count(self, name: str, n: int = 1) -> None:
         self.counters[name] = self.counters.get(name, 0) + n
 
-    def _on_consent(self, key: bytes | None, value: bytes | None, created_at: int = 0) -> None:
+    def _on_consent(
+        self, key: bytes | None, value: bytes | None, created_at: int = 0, offset: int = -1
+    ) -> None:
+        """A consent record joins the user's history; only one newer than the held latest is in force.
+
+        The order is the stream's (``updated_at``, ties by offset; see
+        :mod:`pipeline.privacy.consent_history`), so a stale grant read after a
+        newer revoke changes nothing now. A record that puts a refusal in force
+        (or a tombstone, which deletes the history) removes the user's profile
+        and sets the withdrawal cutoff to the record's time on the topic.
+        """
         if not key:
             return
         try:
@@ -163,13 +177,33 @@ class Trainer:
         except Exception:  # an invalid record changes nothing here; the workers dead-letter it
             self._count("consent_invalid")
             return
-        allowed = bool(record is not None and record.purposes.analytics and record.purposes.personalization)
         user_id = key.decode("utf-8", "replace")
         for pseudonym in self.pz.candidates(user_id):
-            self.consent[pseudonym] = allowed
-            if not allowed:
+            if record is None:
+                self.consent.pop(pseudonym, None)
+                withdrawn = True
+            else:
+                p = record.purposes
+                change = Change(
+                    record.updated_at_ms, offset, Purposes(p.analytics, p.personalization, p.advertising)
+                )
+                history, in_force = record_change(self.consent.get(pseudonym), change)
+                self.consent[pseudonym] = history
+                if not in_force:
+                    self._count("consent_stale")
+                withdrawn = in_force and not (p.analytics and p.personalization)
+            if withdrawn:
                 self.withdrawn_at[pseudonym] = max(created_at, self.withdrawn_at.get(pseudonym, 0))
                 self.forget(pseudonym)
+
+    def _consent_refusal(self, row: Interaction) -> str | None:
+        """Why ``row`` may not be used (``None``: it may): no personalisation now, or in its window."""
+        history = self.consent.get(row.user)
+        if history is None or not (history.current.analytics and history.current.personalization):
+            return "no_personalization"
+        if not granted_during(history, row.window_start, row.window_end):
+            return "not_granted_in_window"
+        return None
 
     def _on_interaction(self, value: bytes | None, created_at: int = 0) -> None:
         try:
@@ -177,8 +211,9 @@ class Trainer:
         except (msgspec.ValidationError, msgspec.DecodeError):
             self._count("interactions_invalid")
             return
-        if not self.consent.get(row.user, False):
-            self._count("interactions_refused_no_personalization")
+        refusal = self._consent_refusal(row)
+        if refusal is not None:
+            self._count("interactions_refused_" + refusal)
             return
         if self.ledger.refuses(row.user, created_at):
             self._count("interactions_refused_erased")
