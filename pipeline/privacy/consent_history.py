@@ -35,7 +35,8 @@ one decoder: the stream, the trainer and the export all use it.
 from __future__ import annotations
 
 from bisect import bisect_right
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import lru_cache
 from itertools import pairwise
 
 import msgspec
@@ -86,6 +87,10 @@ class ConsentHistory:
 
     changes: tuple[Change, ...]
     complete: bool = True
+    times: tuple[int, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "times", tuple(c.at_ms for c in self.changes))
 
     @property
     def current(self) -> Purposes:
@@ -98,7 +103,7 @@ class ConsentHistory:
 
     def epoch(self, t: int) -> int:
         """How many changes took effect at or before ``t`` (equal epochs: equal purposes at ``t``)."""
-        return bisect_right([c.at_ms for c in self.changes], t)
+        return bisect_right(self.times, t)
 
 
 def record_change(
@@ -157,8 +162,8 @@ def decide_at(
     ``not_granted_at_event_time``.
     """
     now = decide(history.current if history is not None else None, gpc=gpc, default=default)
-    if history is None or now.action == "drop":
-        return now
+    if history is None or now.action == "drop" or event_time >= history.times[-1]:
+        return now  # nothing changed since the event (the common case)
     then = purposes_at(history, event_time)
     if then is None:
         then = default if default is not None else _DENY
@@ -208,11 +213,19 @@ def encode_history(history: ConsentHistory) -> bytes:
 def decode_history(raw: bytes | None) -> ConsentHistory | None:
     """Decode a consent table value (either encoding); ``None`` for a deleted entry.
 
+    Values are cached (a user's events read the same value until it changes;
+    histories are immutable, so sharing one is safe).
+
     Raises:
         ValueError: not a consent table value.
     """
     if raw is None:
         return None
+    return _decode(raw)
+
+
+@lru_cache(maxsize=4096)
+def _decode(raw: bytes) -> ConsentHistory:
     try:
         value = msgspec.json.decode(raw)
     except msgspec.DecodeError:
