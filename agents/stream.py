@@ -231,7 +231,7 @@ def attach_stream(
                             batch.playback = True
                             stats.setdefault("first_at", time.time_ns() // 1_000_000)
                     elif msg.topic == topics.consent:
-                        fx = processor.on_consent(p, msg.offset, msg.key, msg.value)
+                        fx = processor.on_consent(p, msg.offset, msg.key, msg.value, consent_of)
                     else:
                         fx = processor.on_erasure(p, msg.offset, msg.key, msg.value)
                 except Exception as exc:  # never crash on input: log where and what kind, never the payload

@@ -13,7 +13,9 @@ source of truth; a re-emitted window replaces its earlier copy). Then:
 
 Only users whose current consent includes personalisation are ever in the
 matrix: the stream guarantees it, and the trainer checks it again against the
-consent topic, refusing (and counting) anything else. Withdrawing
+consent topic (ordered by ``updated_at``, as the stream orders it), refusing
+(and counting) a row unless personalisation is granted now and was granted
+at some time in the row's window. Withdrawing
 personalisation removes the user's row, factors and cached recommendations.
 
 No record stops the trainer: one it cannot apply (invalid JSON, a value out of
@@ -38,6 +40,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from pipeline.errors import ServiceUnavailable, ValidationFailed
+from pipeline.privacy.consent import Purposes
+from pipeline.privacy.consent_history import Change, ConsentHistory, granted_during, record_change
 from pipeline.privacy.deadletter import dead_letter
 from pipeline.privacy.pseudonym import Pseudonymizer
 from pipeline.recs import (
@@ -148,7 +152,7 @@ class Trainer:
         self.clock = clock
         self.layout = Layout.from_settings(settings)
         self.store = InteractionStore()
-        self.consent: dict[str, bool] = {}  # pseudonym -> personalisation allowed
+        self.consent: dict[str, ConsentHistory] = {}  # pseudonym -> consent history (ordered by time)
         self.withdrawn_at: dict[str, int] = {}  # pseudonym -> last withdrawal (record time, ms)
         self.ledger = ErasureLedger()
         self.erased_since_train = False  # the live model's item factors still hold erased data
@@ -195,7 +199,7 @@ class Trainer:
         for r in records:
             by_topic.setdefault(r.topic, []).append(r)
         for r in by_topic.get(t["consent"], ()):
-            self._guarded(r, self._on_consent, r.key, r.value, r.timestamp)
+            self._guarded(r, self._on_consent, r.key, r.value, r.timestamp, r.offset)
         for r in by_topic.get(t["erasure"], ()):
             self._guarded(r, self._on_erasure, r.key, r.value)
         for r in by_topic.get(t["stages"], ()):
@@ -252,7 +256,17 @@ class Trainer:
         self._count("dead_letters")
         self._send(self.dlq_topic, None, encode(letter))
 
-    def _on_consent(self, key: bytes | None, value: bytes | None, created_at: int = 0) -> None:
+    def _on_consent(
+        self, key: bytes | None, value: bytes | None, created_at: int = 0, offset: int = -1
+    ) -> None:
+        """A consent record joins the user's history; only one newer than the held latest is in force.
+
+        The order is the stream's (``updated_at``, ties by offset; see
+        :mod:`pipeline.privacy.consent_history`), so a stale grant read after a
+        newer revoke changes nothing now. A record that puts a refusal in force
+        (or a tombstone, which deletes the history) removes the user's profile
+        and sets the withdrawal cutoff to the record's time on the topic.
+        """
         if not key:
             return
         try:
@@ -260,13 +274,33 @@ class Trainer:
         except Exception:  # an invalid record changes nothing here; the workers dead-letter it
             self._count("consent_invalid")
             return
-        allowed = bool(record is not None and record.purposes.analytics and record.purposes.personalization)
         user_id = key.decode("utf-8", "replace")
         for pseudonym in self.pz.candidates(user_id):
-            self.consent[pseudonym] = allowed
-            if not allowed:
+            if record is None:
+                self.consent.pop(pseudonym, None)
+                withdrawn = True
+            else:
+                p = record.purposes
+                change = Change(
+                    record.updated_at_ms, offset, Purposes(p.analytics, p.personalization, p.advertising)
+                )
+                history, in_force = record_change(self.consent.get(pseudonym), change)
+                self.consent[pseudonym] = history
+                if not in_force:
+                    self._count("consent_stale")
+                withdrawn = in_force and not (p.analytics and p.personalization)
+            if withdrawn:
                 self.withdrawn_at[pseudonym] = max(created_at, self.withdrawn_at.get(pseudonym, 0))
                 self.forget(pseudonym)
+
+    def _consent_refusal(self, row: Interaction) -> str | None:
+        """Why ``row`` may not be used (``None``: it may): no personalisation now, or in its window."""
+        history = self.consent.get(row.user)
+        if history is None or not (history.current.analytics and history.current.personalization):
+            return "no_personalization"
+        if not granted_during(history, row.window_start, row.window_end):
+            return "not_granted_in_window"
+        return None
 
     def _on_interaction(self, value: bytes | None, created_at: int = 0) -> Unapplied | None:
         try:
@@ -278,8 +312,9 @@ class Trainer:
         if field_name is not None:  # checked before buffering: a flush would fail for the whole batch
             self._count("interactions_unfit")
             return Unapplied(UNFIT_INTERACTION, f"out of range - at `$.{field_name}`", row)
-        if not self.consent.get(row.user, False):
-            self._count("interactions_refused_no_personalization")
+        refusal = self._consent_refusal(row)
+        if refusal is not None:
+            self._count("interactions_refused_" + refusal)
             return None
         if self.ledger.refuses(row.user, created_at):
             self._count("interactions_refused_erased")

@@ -3,6 +3,12 @@
 Consent records go first and, when a worker group is named, the replay waits
 until the workers have applied them, so no event is judged before its user's
 consent is known. Events go out in event-time order as one-user envelopes.
+
+Consent is judged at each event's time as well as now (see
+:mod:`pipeline.privacy.consent_history`), so a replay of historical data dates
+each viewer's consent :data:`CONSENT_LEAD_MS` before their first event
+(:func:`consent_times`): the replayed history starts before it is needed, and
+a newer choice already held by the workers stays in force.
 """
 
 from __future__ import annotations
@@ -26,9 +32,12 @@ from pipeline.sources import (
 )
 from pipeline.stream.control import CONTROL_KEY, Control, encode_control
 
-__all__ = ["ReplayReport", "close_windows", "replay_ratings"]
+__all__ = ["CONSENT_LEAD_MS", "ReplayReport", "close_windows", "consent_times", "replay_ratings"]
 
 _json = msgspec.json.Encoder()
+
+CONSENT_LEAD_MS = 60_000
+"""How long before a viewer's first replayed event their replayed consent is dated."""
 
 
 @dataclass
@@ -104,7 +113,7 @@ def replay_ratings(
     users = sorted({r.user_id for r in ratings})
     report.users = len(users)
     mix = consent_mix(users, spec=consent_spec, seed=seed)
-    now_ms = int(time.time() * 1000)
+    dated = consent_times(ratings)
     consent: list[tuple[bytes | None, bytes | None]] = []
     for user in users:
         purposes = mix[user]
@@ -116,7 +125,7 @@ def replay_ratings(
         report.consent[kind] = report.consent.get(kind, 0) + 1
         if purposes is None:
             continue
-        record = consent_record(user, purposes, updated_at_ms=now_ms)
+        record = consent_record(user, purposes, updated_at_ms=dated[user])
         consent.append((user_key(user, casefold=casefold_user_ids), _json.encode(record)))
     report.consent_records = len(consent)
     ends = send_acked(producer, consent_topic, consent)
@@ -147,6 +156,20 @@ def replay_ratings(
     bar.update(report.events)
     report.seconds = time.monotonic() - started
     return report
+
+
+def consent_times(ratings: Iterable[Rating], lead_ms: int = CONSENT_LEAD_MS) -> dict[str, int]:
+    """``user_id -> updated_at`` for replayed consent: ``lead_ms`` before the user's first event.
+
+    A session's first event is at its rating's timestamp and the rest are later
+    (:mod:`pipeline.sources.sessions`), so the earliest rating bounds them all.
+    """
+    first: dict[str, int] = {}
+    for r in ratings:
+        t = r.timestamp_s * 1000
+        if r.user_id not in first or t < first[r.user_id]:
+            first[r.user_id] = t
+    return {user: t - lead_ms for user, t in first.items()}
 
 
 def _estimate_events(ratings: Iterable[Rating]) -> int:

@@ -115,7 +115,7 @@ def _run_privrec(
     procs = start("consent")
     try:
         wait_assigned(r, settings, workers)
-        now = int(time.time() * 1000)
+        at = 1  # before every replayed event: consent is judged at event time too
         consent = [
             (
                 u.encode(),
@@ -123,7 +123,7 @@ def _run_privrec(
                     consent_record(
                         u,
                         {"analytics": True, "personalization": True, "advertising": False},
-                        updated_at_ms=now,
+                        updated_at_ms=at,
                     )
                 ),
             )

@@ -12,6 +12,16 @@ from pipeline.privacy.consent import (
     apply_update,
     decide,
 )
+from pipeline.privacy.consent_history import (
+    Change,
+    ConsentHistory,
+    decide_at,
+    decode_history,
+    encode_history,
+    granted_during,
+    purposes_at,
+    record_change,
+)
 from pipeline.privacy.identity import canonical_user_id, user_key
 from pipeline.privacy.pseudonym import Pseudonymizer, PseudonymKey, generate_key, parse_keys
 from pipeline.privacy.redact import (
@@ -26,6 +36,8 @@ __all__ = [
     "ALLOWED_FIELDS",
     "PURPOSE_NAMES",
     "REDACTED_SCHEMA",
+    "Change",
+    "ConsentHistory",
     "ConsentState",
     "Decision",
     "PseudonymKey",
@@ -34,9 +46,15 @@ __all__ = [
     "apply_update",
     "canonical_user_id",
     "decide",
+    "decide_at",
+    "decode_history",
+    "encode_history",
     "find_pii",
     "generate_key",
+    "granted_during",
     "parse_keys",
+    "purposes_at",
+    "record_change",
     "redact",
     "redacted_field_count",
     "scrub",

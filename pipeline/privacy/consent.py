@@ -15,6 +15,9 @@ Rules, in order:
 Global Privacy Control (``gpc``) is an opt-out of sale/sharing for targeted
 advertising: it forces ``advertising`` off in the purposes in force and
 changes nothing else (first-party personalization is not sale or sharing).
+
+:mod:`pipeline.privacy.consent_history` applies these rules at an event's
+time as well as now (``not_granted_at_event_time``).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ Reason = Literal[
     "no_consent_record",
     "no_analytics_consent",
     "no_personalization_consent",
+    "not_granted_at_event_time",
     "consented",
 ]
 

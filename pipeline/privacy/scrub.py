@@ -160,13 +160,15 @@ def _find(text: str) -> list[_Span]:
     has_colon = ":" in text
     has_digit = _DIGIT.search(text) is not None
     spelled = "at" in text.lower() and _SPELLED_AT.search(text) is not None
-    if not (has_at or has_colon or has_digit or spelled):
+    maybe_mac = has_digit or has_colon or "-" in text or "." in text  # all-letter hex pairs: ba:ca:..
+    if not (has_at or has_colon or has_digit or spelled or maybe_mac):
         return []
     spans: list[_Span] = list(_emails(text)) if has_at else []
     if spelled:
         spans = _merge(spans, [s for a, b in _gaps(spans, len(text)) for s in _spelled_emails(text, a, b)])
-    if has_digit:
+    if maybe_mac:
         spans = _merge(spans, [s for a, b in _gaps(spans, len(text)) for s in _macs(text, a, b)])
+    if has_digit:
         spans = _merge(spans, [s for a, b in _gaps(spans, len(text)) for s in _ibans(text, a, b)])
     if has_colon:
         spans = _merge(spans, [s for a, b in _gaps(spans, len(text)) for s in _ipv6(text, a, b)])

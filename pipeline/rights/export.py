@@ -27,6 +27,7 @@ from typing import Any, Protocol
 
 import msgspec
 
+from pipeline.privacy.consent_history import decode_history
 from pipeline.stream.partition import META_KEY, UserEntry, split_key
 from pipeline.wire import decode_as, decode_consent
 from pipeline.wire.rights import STAGES, ErasureRequest, ErasureStage, Receipt
@@ -70,7 +71,6 @@ NOT_EXPORTED = [
 ]
 
 _entry = msgspec.json.Decoder(UserEntry)
-_stream_consent = msgspec.json.Decoder(tuple[bool, bool, bool, int])
 
 
 class LogRecord(Protocol):
@@ -202,17 +202,33 @@ def consent_section(records: Iterable[LogRecord]) -> dict[str, Any]:
 
 
 def stream_consent(latest: Mapping[bytes, bytes | None]) -> list[dict[str, Any]]:
-    """The workers' consent table entries (key: pseudonym; value: ``[a, p, d, updated_at]``)."""
+    """The workers' consent table entries (key: pseudonym; value: a consent history).
+
+    Decoded by :func:`pipeline.privacy.consent_history.decode_history`, the
+    stream's own decoder: ``purposes``/``updated_at`` are the consent in force,
+    ``history`` every change kept, ``complete`` whether older ones were dropped.
+    """
     out = []
     for key, value in latest.items():
-        if value is None:
-            continue
         try:
-            analytics, personalization, advertising, updated_at = _stream_consent.decode(value)
-        except (msgspec.DecodeError, msgspec.ValidationError):
+            history = decode_history(value)
+        except ValueError:
             continue
-        purposes = {"analytics": analytics, "personalization": personalization, "advertising": advertising}
-        out.append({"pseudonym": key.decode(), "purposes": purposes, "updated_at": updated_at})
+        if history is None:
+            continue
+        changes = [
+            {"updated_at": c.at_ms, "time": _iso(c.at_ms), "purposes": c.purposes.as_dict()}
+            for c in history.changes
+        ]
+        out.append(
+            {
+                "pseudonym": key.decode(),
+                "purposes": history.current.as_dict(),
+                "updated_at": history.latest.at_ms,
+                "history": changes,
+                "complete": history.complete,
+            }
+        )
     return sorted(out, key=lambda e: e["pseudonym"])
 
 

@@ -5,17 +5,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-import msgspec
-
 from pipeline.privacy.consent import Purposes
+from pipeline.privacy.consent_history import ConsentHistory, decode_history, encode_history
 from pipeline.settings import Settings
 from pipeline.stream.partition import StateWrite
 from pipeline.windows import WindowSpec
 from pipeline.wire import DEFAULT_CONTENT_ID_PATTERN
 
 __all__ = ["ConsentStore", "Effects", "StreamConfig"]
-
-_consent_encoder = msgspec.json.Encoder()
 
 
 @dataclass(frozen=True)
@@ -71,21 +68,17 @@ class Effects:
 
 
 class ConsentStore:
-    """Encoding of the consent table's values (key: pseudonym)."""
+    """The consent table's values (key: pseudonym): a user's consent history, versioned.
+
+    See :mod:`pipeline.privacy.consent_history` for the encoding and the rules;
+    this class only names the two directions for the stream.
+    """
 
     @staticmethod
-    def encode(purposes: Purposes, updated_at_ms: int) -> bytes:
-        return _consent_encoder.encode(
-            [purposes.analytics, purposes.personalization, purposes.advertising, updated_at_ms]
-        )
+    def encode(history: ConsentHistory) -> bytes:
+        return encode_history(history)
 
     @staticmethod
-    def decode(raw: bytes | None) -> Purposes | None:
-        if raw is None:
-            return None
-        a, p, d, _ = msgspec.json.decode(raw)
-        return Purposes(a, p, d)
-
-    @staticmethod
-    def updated_at(raw: bytes) -> int:
-        return int(msgspec.json.decode(raw)[3])
+    def decode(raw: bytes | None) -> ConsentHistory | None:
+        """The history held, ``None`` for none. Raises ``ValueError`` for a value it cannot read."""
+        return decode_history(raw)

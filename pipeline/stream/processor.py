@@ -17,7 +17,8 @@ from typing import Any
 import msgspec
 
 from pipeline.errors import ValidationFailed
-from pipeline.privacy.consent import Decision, Purposes, decide
+from pipeline.privacy.consent import Decision, Purposes
+from pipeline.privacy.consent_history import Change, decide_at, record_change
 from pipeline.privacy.deadletter import dead_letter, quarantine_key
 from pipeline.privacy.identity import INVALID_USER_ID
 from pipeline.privacy.pseudonym import Pseudonymizer
@@ -171,14 +172,17 @@ class StreamProcessor:
             return fx
         c["received"] += len(events)
         pseudonym = self.pz.pseudonym(user_id)
-        consent = ConsentStore.decode(consent_of(pseudonym))
-        decisions: dict[bool, tuple[Decision, WirePurposes]] = {}  # per gpc value: decided once
+        history = ConsentStore.decode(consent_of(pseudonym))
+        # decided once per (gpc, consent epoch of the event time): equal epochs, equal purposes
+        decisions: dict[tuple[bool, int], tuple[Decision, WirePurposes]] = {}
         redacted: list[RedactedEvent] = []
         for ev in events:
-            decided = decisions.get(ev.gpc)
+            t: int = ev.event_time  # type: ignore[assignment]  # epoch ms once decoded
+            epoch = history.epoch(t) if history is not None else 0
+            decided = decisions.get((ev.gpc, epoch))
             if decided is None:
-                d = decide(consent, gpc=ev.gpc, default=self.config.consent_default)
-                decided = decisions[ev.gpc] = (d, _wire(d.purposes))
+                d = decide_at(history, t, gpc=ev.gpc, default=self.config.consent_default)
+                decided = decisions[ev.gpc, epoch] = (d, _wire(d.purposes))
             if decided[0].action == "drop":
                 c["dropped:" + decided[0].reason] += 1
                 continue
@@ -230,8 +234,22 @@ class StreamProcessor:
 
     # -- consent ---------------------------------------------------------------------
 
-    def on_consent(self, partition: int, offset: int, key: bytes | None, value: bytes | None) -> Effects:
-        """A consent update (or tombstone) keyed by raw user id."""
+    def on_consent(
+        self,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        consent_of: Callable[[str], bytes | None] = lambda _: None,
+    ) -> Effects:
+        """A consent update (or tombstone) keyed by raw user id.
+
+        A record joins the user's consent history (``consent_of`` gives the
+        table's value) ordered by ``updated_at``, ties by ``offset``: only one
+        ordered after the held latest is in force now, so a stale grant never
+        undoes a newer revoke. A tombstone withdraws everything and deletes the
+        history (see :mod:`pipeline.privacy.consent_history`).
+        """
         fx = Effects()
         source = DlqSource(topic=self.config.consent_topic, partition=partition, offset=offset)
         now = self.clock()
@@ -278,10 +296,17 @@ class StreamProcessor:
             personalize = False
         else:
             p = record.purposes
-            purposes = Purposes(p.analytics, p.personalization, p.advertising)
-            fx.consent.append((pseudonym, ConsentStore.encode(purposes, record.updated_at_ms)))
-            self.counters["consent:updated"] += 1
-            personalize = p.analytics and p.personalization
+            change = Change(
+                record.updated_at_ms, offset, Purposes(p.analytics, p.personalization, p.advertising)
+            )
+            held = ConsentStore.decode(consent_of(pseudonym))
+            history, in_force = record_change(held, change)
+            if history is held:  # a redelivery, or older than a history's known past
+                self.counters["consent:ignored"] += 1
+            else:
+                fx.consent.append((pseudonym, ConsentStore.encode(history)))
+                self.counters["consent:updated" if in_force else "consent:stale"] += 1
+            personalize = history.current.analytics and history.current.personalization
         if not personalize:
             # Art. 21: without personalisation consent, nothing of the user's profile stays open.
             dropped, writes = self._state(partition).purge_user(pseudonym)

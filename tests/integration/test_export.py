@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import stat
-import time
 
 import msgspec
 import pytest
@@ -52,7 +51,7 @@ def _plays(user: str, titles: list[str], start: int) -> list[tuple[bytes, bytes]
 
 
 def _consent(user: str, purposes: dict[str, bool]) -> tuple[bytes, bytes]:
-    record = consent_record(user, purposes, updated_at_ms=int(time.time() * 1000))
+    record = consent_record(user, purposes, updated_at_ms=T0 - HOUR)  # before every event; ties: later wins
     return user.encode(), json.dumps(record).encode()
 
 

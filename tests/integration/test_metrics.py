@@ -74,7 +74,7 @@ def send_input(s) -> dict[int, int]:
 
     Returns the end offset of each partition of ``playback.raw`` written to.
     """
-    consent = json.dumps(consent_record("carol", FULL, updated_at_ms=int(time.time() * 1000))).encode()
+    consent = json.dumps(consent_record("carol", FULL, updated_at_ms=T0 - 60_000)).encode()
     wait_processed(s, s.topic("consent"), produce(s, s.topic("consent"), [(b"carol", consent)]))
     good = [
         (b"carol", json.dumps(event(user="carol", t=T0 + i * 1000, content=f"c{i}")).encode())

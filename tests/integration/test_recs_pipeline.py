@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections import namedtuple
 
@@ -17,7 +18,8 @@ from tests.cli import privrec
 
 pytestmark = pytest.mark.integration
 
-Record = namedtuple("Record", "topic key value timestamp", defaults=(1,))
+Record = namedtuple("Record", "topic key value timestamp offset", defaults=(1, 0))
+_consent_offsets = itertools.count()  # the trainer orders equal consent times by offset
 
 
 def _interactions(users: int = 300, items: int = 120, seed: int = 3) -> list[dict]:
@@ -39,7 +41,8 @@ def _interactions(users: int = 300, items: int = 120, seed: int = 3) -> list[dic
 
 def _consent(topic: str, user: str, *, personalization: bool) -> Record:
     purposes = {"analytics": True, "personalization": personalization, "advertising": False}
-    return Record(topic, user.encode(), json.dumps(consent_record(user, purposes, updated_at_ms=1)).encode())
+    value = json.dumps(consent_record(user, purposes, updated_at_ms=1)).encode()
+    return Record(topic, user.encode(), value, offset=next(_consent_offsets))
 
 
 @pytest.fixture

@@ -76,8 +76,8 @@ def _history(users: list[str], titles: int = 12) -> list[tuple[bytes, bytes]]:
 
 def _consents(users: list[str], personalization: bool = True) -> list[tuple[bytes, bytes]]:
     purposes = {"analytics": True, "personalization": personalization, "advertising": False}
-    now = int(time.time() * 1000)
-    return [(u.encode(), json.dumps(consent_record(u, purposes, updated_at_ms=now)).encode()) for u in users]
+    at = T0 - HOUR  # before every event: consent is judged at event time too
+    return [(u.encode(), json.dumps(consent_record(u, purposes, updated_at_ms=at)).encode()) for u in users]
 
 
 def _close_windows(settings) -> dict[int, int]:

@@ -111,9 +111,13 @@ def interactions(settings):
     return got, dupes
 
 
-def send_consents(settings, mix):
+CONSENT_AT = 1_600_000_000_000
+"""When test consent was given: before every test event (consent is judged at event time too)."""
+
+
+def send_consents(settings, mix, at: int = CONSENT_AT):
     records = [
-        (u.encode(), json.dumps(consent_record(u, p, updated_at_ms=int(time.time() * 1000))).encode())
+        (u.encode(), json.dumps(consent_record(u, p, updated_at_ms=at)).encode())
         for u, p in mix.items()
         if p is not None
     ]
@@ -201,7 +205,8 @@ def test_revoked_user_later_events_excluded(stream_settings, workers):
     # the watermark is per partition: vic's own later event closes vic's first window under consent
     first = produce(s, s.topic("playback.raw"), [ev("vic", t0 + 2 * HOUR, "tick")])
     wait_processed(s, s.topic("playback.raw"), first)
-    send_consents(s, {"vic": {"analytics": True, "personalization": False, "advertising": False}})
+    revoke = {"vic": {"analytics": True, "personalization": False, "advertising": False}}
+    send_consents(s, revoke, at=int(time.time() * 1000))
     produce(
         s, s.topic("playback.raw"), [ev("vic", t0 + 2 * HOUR + 5000, "later"), ev("bob", t0 + 5000, "bob2")]
     )

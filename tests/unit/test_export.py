@@ -139,14 +139,33 @@ def test_an_invalid_consent_record_is_listed_but_changes_nothing():
 
 
 def test_stream_consent_table_entries_are_decoded():
+    """The first encoding ``[a, p, d, updated_at]`` still reads, as a history of unknown past."""
     latest = {ALICE[0].encode(): b"[true,true,false,123]", ALICE[1].encode(): None, b"x": b"garbage"}
+    purposes = {"analytics": True, "personalization": True, "advertising": False}
     assert stream_consent(latest) == [
         {
             "pseudonym": ALICE[0],
-            "purposes": {"analytics": True, "personalization": True, "advertising": False},
+            "purposes": purposes,
             "updated_at": 123,
+            "history": [{"updated_at": 123, "time": "1970-01-01T00:00:00.123Z", "purposes": purposes}],
+            "complete": False,
         }
     ]
+
+
+def test_stream_consent_reads_the_history_the_stream_writes():
+    """Export decodes what the processor writes (one decoder): a grant, then a revoke."""
+    proc = make()
+    table: dict[str, bytes | None] = {}
+    for offset, (personalization, at) in enumerate([(True, T0), (False, T0 + HOUR)]):
+        fx = proc.on_consent(0, offset, b"alice", consent("alice", personalization, at=at), table.get)
+        table.update(fx.consent)
+    (entry,) = stream_consent({k.encode(): v for k, v in table.items()})
+    assert entry["pseudonym"] == proc.pz.pseudonym("alice")
+    assert entry["purposes"]["personalization"] is False and entry["updated_at"] == T0 + HOUR
+    assert [h["purposes"]["personalization"] for h in entry["history"]] == [True, False]
+    assert [h["updated_at"] for h in entry["history"]] == [T0, T0 + HOUR]
+    assert entry["complete"] is True
 
 
 # -- window state --------------------------------------------------------------------------------

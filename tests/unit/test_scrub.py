@@ -358,3 +358,9 @@ def test_no_catastrophic_backtracking(hostile: str) -> None:
     start = time.perf_counter()
     scrub(hostile)
     assert time.perf_counter() - start < 5.0  # linear: well under a second normally
+
+
+@pytest.mark.parametrize("mac", ["ba:ca:ca:ca:da:fa", "BA-CA-CA-CA-DA-FA"])
+def test_a_mac_address_of_letters_only_is_scrubbed(mac: str) -> None:
+    """Regression (found by the property above): the MAC search ran only on text with a digit."""
+    assert mac not in scrub(f"device {mac} failed")

@@ -1,0 +1,157 @@
+"""The trainer's consent rules without Kafka or Redis: the stream's order, the window's time, now."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pytest
+
+from agents.trainer import Trainer
+from pipeline.privacy.pseudonym import Pseudonymizer, PseudonymKey
+from pipeline.settings import Settings
+from pipeline.sources import consent_record
+from pipeline.wire import encode
+from pipeline.wire.outbound import Interaction
+
+HOUR = 3_600_000
+T0 = 1_700_000_000_000 - 1_700_000_000_000 % HOUR
+FULL = {"analytics": True, "personalization": True, "advertising": False}
+ANALYTICS = {"analytics": True, "personalization": False, "advertising": False}
+
+
+@dataclass
+class Rec:
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+    key: bytes | None
+    value: bytes | None
+
+
+class _Trainer(Trainer):
+    def forget(self, pseudonym: str) -> bool:  # no Redis here: the in-memory part of a withdrawal
+        return bool(self.forget_profile([pseudonym]))
+
+
+@pytest.fixture
+def trainer(tmp_path) -> _Trainer:
+    settings = Settings(state_dir=tmp_path, pseudonym={"keys": "k1:base64:" + "A" * 43 + "="})
+    pz = Pseudonymizer([PseudonymKey("k1", b"0123456789abcdef0123")])
+    return _Trainer(settings, None, None, pz)  # type: ignore[arg-type]
+
+
+class Log:
+    """Feeds records to the trainer with increasing offsets and topic timestamps."""
+
+    def __init__(self, t: Trainer) -> None:
+        self.t, self.offsets, self.clock = t, {}, 1_000
+
+    def send(self, topic: str, key: bytes, value: bytes | None) -> None:
+        name = self.t.topics[topic]
+        offset = self.offsets.get(name, 0)
+        self.offsets[name] = offset + 1
+        self.clock += 1_000
+        self.t.apply([Rec(name, 0, offset, self.clock, key, value)])
+
+    def consent(self, purposes, at: int) -> None:
+        self.send(
+            "consent", b"alice", json.dumps(consent_record("alice", purposes, updated_at_ms=at)).encode()
+        )
+
+    def window(self, start: int, content: str = "c1") -> None:
+        user = self.t.pz.pseudonym("alice")
+        row = Interaction(
+            user=user,
+            content_id=content,
+            window_start=start,
+            window_end=start + HOUR,
+            watched_ms=60_000,
+            plays=1,
+            completed=False,
+            events=2,
+        )
+        self.send("interactions", user.encode(), encode(row))
+
+
+def held(t: Trainer) -> list[str]:
+    return sorted(r["content_id"] for r in t.store.records(t.pz.pseudonym("alice")))
+
+
+def test_a_stale_grant_read_after_a_newer_revoke_keeps_interactions_out(trainer):
+    log = Log(trainer)
+    log.consent(FULL, at=T0)
+    log.consent(ANALYTICS, at=T0 + 2 * HOUR)
+    log.consent(FULL, at=T0 + HOUR)  # older than the revoke: never in force
+    log.window(T0 + 3 * HOUR)
+    assert held(trainer) == []
+    assert trainer.counters["interactions_refused_no_personalization"] == 1
+    assert trainer.counters["consent_stale"] == 1
+
+
+def test_a_stale_revoke_neither_forgets_nor_moves_the_withdrawal_cutoff(trainer):
+    log = Log(trainer)
+    log.consent(FULL, at=T0 + HOUR)
+    log.window(T0 + 2 * HOUR)
+    log.consent(ANALYTICS, at=T0)  # older than the grant in force
+    assert held(trainer) == ["c1"] and not trainer.withdrawn_at
+
+
+def test_a_window_from_before_the_grant_is_refused(trainer):
+    log = Log(trainer)
+    log.consent(FULL, at=T0 + 5 * HOUR)
+    log.window(T0, "before")
+    log.window(T0 + 5 * HOUR, "after")
+    assert held(trainer) == ["after"]
+    assert trainer.counters["interactions_refused_not_granted_in_window"] == 1
+
+
+def test_a_window_from_a_revoked_period_is_refused_after_a_regrant(trainer):
+    log = Log(trainer)
+    log.consent(FULL, at=T0)
+    log.consent(ANALYTICS, at=T0 + HOUR)
+    log.consent(FULL, at=T0 + 3 * HOUR)
+    log.window(T0 + HOUR, "revoked")  # [T0+1h, T0+2h): personalisation off throughout
+    log.window(T0 + 3 * HOUR, "regranted")
+    assert held(trainer) == ["regranted"]
+
+
+def test_a_window_straddling_the_grant_is_admitted(trainer):
+    """Its events after the grant are legitimate; the stream judged each at its own time."""
+    log = Log(trainer)
+    log.consent(FULL, at=T0 + HOUR // 2)
+    log.window(T0)
+    assert held(trainer) == ["c1"]
+
+
+def test_a_revoke_in_force_forgets_and_refuses_rows_created_before_it(trainer):
+    log = Log(trainer)
+    log.consent(FULL, at=T0)
+    log.window(T0)
+    log.consent(ANALYTICS, at=T0 + HOUR)
+    assert held(trainer) == [] and trainer.withdrawn_at
+    log.consent(FULL, at=T0 + 2 * HOUR)
+    # a re-read copy of the old row, created before the withdrawal was read: refused
+    user = trainer.pz.pseudonym("alice")
+    row = Interaction(
+        user=user,
+        content_id="c1",
+        window_start=T0,
+        window_end=T0 + HOUR,
+        watched_ms=60_000,
+        plays=1,
+        completed=False,
+        events=2,
+    )
+    trainer.apply([Rec(trainer.topics["interactions"], 0, 0, 1_500, user.encode(), encode(row))])
+    assert held(trainer) == []
+    assert trainer.counters["interactions_refused_withdrawn"] == 1
+
+
+def test_a_tombstone_withdraws_everything(trainer):
+    log = Log(trainer)
+    log.consent(FULL, at=T0)
+    log.window(T0)
+    log.send("consent", b"alice", None)
+    assert held(trainer) == [] and trainer.pz.pseudonym("alice") not in trainer.consent
