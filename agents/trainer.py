@@ -89,11 +89,6 @@ INVALID_STAGE = "invalid_stage"
 INVALID_RECEIPT = "invalid_receipt"
 INTERNAL_ERROR = "internal_error"
 
-_INT64 = 2**63 - 1
-#: The store's column limits (pipeline.recs.matrix): a larger value would overflow its arrays.
-_LIMITS = (("window_start", _INT64), ("window_end", _INT64), ("watched_ms", _INT64), ("plays", 2**31 - 1))
-
-
 @dataclass(frozen=True)
 class Unapplied:
     """Why a record was not applied, for its dead letter (``detail`` ends in a schema path)."""
@@ -102,14 +97,6 @@ class Unapplied:
     detail: str = ""
     row: Any = None
 
-
-def _unfit(row: Interaction) -> str | None:
-    """The first field of ``row`` the store's columns cannot hold, or None."""
-    for name, limit in _LIMITS:
-        value = getattr(row, name)
-        if not 0 <= value <= limit:
-            return name
-    return None
 
 
 @dataclass
@@ -308,10 +295,6 @@ class Trainer:
         except (msgspec.ValidationError, msgspec.DecodeError) as exc:
             self._count("interactions_invalid")
             return Unapplied(INVALID_INTERACTION, safe_detail(str(exc)))
-        field_name = _unfit(row)
-        if field_name is not None:  # checked before buffering: a flush would fail for the whole batch
-            self._count("interactions_unfit")
-            return Unapplied(UNFIT_INTERACTION, f"out of range - at `$.{field_name}`", row)
         refusal = self._consent_refusal(row)
         if refusal is not None:
             self._count("interactions_refused_" + refusal)

@@ -54,7 +54,7 @@ def test_overflowing_interaction_is_dead_lettered_once_and_the_trainer_trains(ma
         trainer = make_trainer(s)
         try:
             trainer.catch_up(timeout_s=60)
-            assert trainer.counters["interactions"] == 40 and trainer.counters["interactions_unfit"] == 1
+            assert trainer.counters["interactions"] == 40 and trainer.counters["interactions_invalid"] == 1
             report = trainer.train_and_publish(force=True)
             assert report.published, report.reason
             trainer.tail.commit()
@@ -63,5 +63,5 @@ def test_overflowing_interaction_is_dead_lettered_once_and_the_trainer_trains(ma
         assert trainer.counters.get("dead_letters", 0) == (1 if run == 0 else 0)
 
     (letter,) = [decode_as(v, DeadLetter) for _, v in read_all(s, s.topic("trainer.dlq"))]
-    assert letter.reason == "unfit_interaction" and letter.path == "$.watched_ms"
-    assert letter.source.topic == s.topic("interactions") and letter.pseudonym == bad_user
+    assert letter.reason == "invalid_interaction" and letter.path == "$.watched_ms"
+    assert letter.source.topic == s.topic("interactions")

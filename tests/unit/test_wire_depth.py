@@ -132,12 +132,15 @@ def test_decode_as_deep_unknown_field() -> None:
     assert caught.value.reason == TOO_DEEP
 
 
-def test_decode_as_deep_dead_letter_payload() -> None:
-    record = {"schema": "dlq.v1", "reason": "x", "detail": "d", "at": 0, "payload": {}}
-    record["source"] = {"topic": "t", "partition": 0, "offset": 0}
-    value = msgspec.json.encode(record).replace(b'"payload":{}', b'"payload":' + objects(2_000))
+def test_decode_as_deep_unknown_field_of_an_interaction() -> None:
+    record = {
+        "schema": "interaction.v1", "user": "p", "content_id": "c", "window_start": 0,
+        "window_end": 3_600_000, "watched_ms": 1, "plays": 1, "completed": False, "events": 1,
+        "extra": {},
+    }  # fmt: skip
+    value = msgspec.json.encode(record).replace(b'"extra":{}', b'"extra":' + objects(2_000))
     with pytest.raises(ValidationFailed) as caught:
-        decode_as(value, DeadLetter)
+        decode_as(value, Interaction)
     assert caught.value.reason == TOO_DEEP
 
 
