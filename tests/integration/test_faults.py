@@ -156,9 +156,9 @@ def _users(n: int) -> list[str]:
 
 
 def _send_consents(settings, users: list[str]) -> None:
-    now = int(time.time() * 1000)
+    granted = T0 - HOUR  # before every window: consent must be in force at the windows' time too
     records = [
-        (u.encode(), json.dumps(consent_record(u, PERSONAL, updated_at_ms=now)).encode()) for u in users
+        (u.encode(), json.dumps(consent_record(u, PERSONAL, updated_at_ms=granted)).encode()) for u in users
     ]
     produce(settings, settings.topic("consent"), records)
 
