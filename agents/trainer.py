@@ -151,6 +151,7 @@ class Trainer:
         self.last_train_at = 0.0
         self.last_train_s = 0.0
         self._publish_due = False  # a publish failed or the live model vanished: train and publish
+        self._uncached: set[str] = set()  # forgotten users whose cached recommendations await deletion
         self.topics = {
             "consent": settings.topic("consent"),
             "interactions": settings.topic("interactions"),
@@ -316,12 +317,37 @@ class Trainer:
         return None
 
     def forget(self, pseudonym: str) -> bool:
-        """Remove a user's row, factors and cached recommendations (Art. 17/21)."""
+        """Remove a user's row, factors and cached recommendations (Art. 17/21).
+
+        The profile goes at once. The cache deletion is queued first, so that
+        a Redis outage only delays it: the loop's next step retries
+        (:meth:`flush_forgotten`), and the consent record is never lost to it.
+        """
         removed = self.forget_profile([pseudonym])
-        deleted = delete_user(self.redis, self.layout, [pseudonym])
+        self._uncached.add(pseudonym)
+        try:
+            deleted = self.flush_forgotten()
+        except RETRYABLE as exc:
+            self._count("cache_deletes_deferred")
+            log.warning("trainer: cache deletion deferred (%s); retried next step", type(exc).__name__)
+            deleted = 0
         if removed or deleted:
             self._count("users_forgotten")
         return bool(removed or deleted)
+
+    def flush_forgotten(self) -> int:
+        """Delete the cached recommendations of forgotten users; on a Redis failure they stay queued.
+
+        Raises:
+            redis.exceptions.ConnectionError, redis.exceptions.TimeoutError:
+                Redis failed; the queue is kept for the next call.
+        """
+        if not self._uncached:
+            return 0
+        users = sorted(self._uncached)
+        deleted = delete_user(self.redis, self.layout, users)
+        self._uncached.difference_update(users)
+        return deleted
 
     def forget_profile(self, pseudonyms: list[str]) -> int:
         """Matrix rows, id-map entries and user factors of these users, in memory and on disk."""
@@ -378,7 +404,11 @@ class Trainer:
         return None
 
     def finish_erasures(self) -> list[Receipt]:
-        """Perform the trainer's and the cache's stages of new requests; issue complete receipts."""
+        """Perform the trainer's and the cache's stages of new requests; issue complete receipts.
+
+        Withdrawals whose cache deletion failed earlier are retried first.
+        """
+        self.flush_forgotten()
         now_ms = lambda: int(self.clock() * 1000)  # noqa: E731
         todo = self.ledger.awaiting("trainer")
         if todo:

@@ -32,6 +32,9 @@ __all__ = [
     "NonNegInt",
     "PlayheadMs",
     "Str128",
+    "Text1k",
+    "Text4k",
+    "Text64",
     "Timestamp",
     "WindowWatchedMs",
     "to_epoch_ms",
@@ -76,6 +79,15 @@ one. The decoder applies the configured pattern (this one by default).
 
 Str128 = Annotated[str, Meta(min_length=1, max_length=128)]
 """An identifier: 1 to 128 characters."""
+
+Text64 = Annotated[str, Meta(max_length=64)]
+"""A short label (IP address, app version, consent source)."""
+
+Text1k = Annotated[str, Meta(max_length=1024)]
+"""A user agent or similar header-sized text."""
+
+Text4k = Annotated[str, Meta(max_length=4096)]
+"""Free text a client may send (search query, error message); it never leaves ``playback.raw``."""
 
 NonNegInt = Annotated[int, Meta(ge=0)]
 """A non-negative integer without a physical bound of its own (offsets, partitions)."""

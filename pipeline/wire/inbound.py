@@ -27,6 +27,9 @@ from pipeline.wire.fields import (
     EventType,
     PlayheadMs,
     Str128,
+    Text1k,
+    Text4k,
+    Text64,
     Timestamp,
     to_epoch_ms,
 )
@@ -54,9 +57,9 @@ _force_setattr = msgspec.structs.force_setattr
 class Client(Struct, frozen=True, kw_only=True, gc=False):
     """The client that emitted the event. `ip` and `user_agent` are personal data."""
 
-    ip: str
-    user_agent: str
-    app_version: str
+    ip: Text64
+    user_agent: Text1k
+    app_version: Text64
     device_class: DeviceClass
     country: Country
 
@@ -83,8 +86,8 @@ class PlaybackEvent(Struct, tag_field="schema", tag=PLAYBACK, frozen=True, kw_on
     event_time: Timestamp
     client: Client
     gpc: Annotated[bool, Meta(description="Global Privacy Control signal.")]
-    search_query: str | None = None
-    error_message: str | None = None
+    search_query: Text4k | None = None
+    error_message: Text4k | None = None
 
     def __post_init__(self) -> None:
         if self.event_time.__class__ is not int:
@@ -124,7 +127,7 @@ class ConsentRecord(Struct, tag_field="schema", tag=CONSENT, frozen=True, kw_onl
     user_id: Str128
     purposes: ConsentPurposes
     updated_at: Timestamp
-    source: Annotated[str, Meta(description="Where the choice was made, e.g. 'cmp'.")]
+    source: Annotated[str, Meta(max_length=64, description="Where the choice was made, e.g. 'cmp'.")]
 
     def __post_init__(self) -> None:
         if self.updated_at.__class__ is not int:

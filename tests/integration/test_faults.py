@@ -156,9 +156,9 @@ def _users(n: int) -> list[str]:
 
 
 def _send_consents(settings, users: list[str]) -> None:
-    now = int(time.time() * 1000)
+    granted = T0 - HOUR  # before every window: consent must be in force at the windows' time too
     records = [
-        (u.encode(), json.dumps(consent_record(u, PERSONAL, updated_at_ms=now)).encode()) for u in users
+        (u.encode(), json.dumps(consent_record(u, PERSONAL, updated_at_ms=granted)).encode()) for u in users
     ]
     produce(settings, settings.topic("consent"), records)
 
@@ -513,4 +513,42 @@ def test_erasure_receipt_still_issued_after_redis_failed_in_the_cache_stage(make
     receipts = trainer.finish_erasures()
     assert [r.request_id for r in receipts] == ["0123456789abcdef0123456789abcdef"]
     assert set(receipts[0].stages) == {"stream", "trainer", "cache"}
+    client.close()
+
+
+# -- 6. Redis failing while a withdrawal is applied -----------------------------------------------
+
+
+def test_withdrawal_during_a_redis_failure_deletes_the_cache_on_the_next_step(make_settings, redis_url):
+    """A revoke read while Redis is away still removes the cached entries, one step later.
+
+    Before: the handler's Redis error was caught by the record guard, the consent record was
+    dead-lettered as ``internal_error`` and the viewer's cached recommendations stayed served.
+    """
+    from collections import namedtuple
+
+    from agents.trainer import RETRYABLE, Trainer
+
+    Record = namedtuple("Record", "topic partition offset key value timestamp")
+    s = make_settings()
+    client = FailingUnlink.from_url(redis_url)
+    trainer = Trainer(s, tail=None, redis=client, pseudonymizer=pseudonymizer(s))  # type: ignore[arg-type]
+    name = trainer.pz.pseudonym("leaving")
+    controls = trainer.layout.controls(name)
+    client.set(controls, b"{}")
+    revoked = dict(PERSONAL, personalization=False)
+    grant = json.dumps(consent_record("leaving", PERSONAL, updated_at_ms=1_000)).encode()
+    revoke = json.dumps(consent_record("leaving", revoked, updated_at_ms=2_000)).encode()
+    topic = trainer.topics["consent"]
+    trainer.apply([Record(topic, 0, 0, b"leaving", grant, 1_000)])
+    client.failures = 1
+    trainer.apply([Record(topic, 0, 1, b"leaving", revoke, 2_000)])
+    assert trainer.counters.get("cache_deletes_deferred") == 1
+    assert "internal_errors" not in trainer.counters and "dead_letters" not in trainer.counters
+    assert client.exists(controls) == 1  # Redis was away: still there, and queued
+    client.failures = 1
+    with pytest.raises(RETRYABLE):
+        trainer.finish_erasures()  # the loop backs off and calls again
+    trainer.finish_erasures()
+    assert client.exists(controls) == 0
     client.close()

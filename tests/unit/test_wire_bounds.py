@@ -264,3 +264,24 @@ def test_boundary_numbers_never_raise_and_out_of_range_is_always_rejected(
     for reject in result.rejects:
         assert reject.reason in {SCHEMA_VIOLATION, OUT_OF_RANGE, FUTURE_EVENT_TIME}
         assert "9999999999" not in reject.detail and "xxxxxxxx" not in reject.detail
+
+
+@pytest.mark.parametrize(
+    ("field", "size"),
+    [("search_query", 4097), ("error_message", 4097)],
+)
+def test_free_text_fields_are_bounded(field: str, size: int) -> None:
+    """Every string a client sends has a bound (a 900 kB value used to pass to redaction)."""
+    value = msgspec.json.encode(playback_event(**{field: "x" * size}))
+    result = decode_raw(value, max_bytes=1 << 20, now_ms=NOW_MS, future_tolerance_ms=0)
+    assert result.events == [] and result.rejects[0].reason == "schema_violation"
+    assert result.rejects[0].detail.endswith(f"`$.{field}`")
+
+
+@pytest.mark.parametrize(("field", "size"), [("ip", 65), ("user_agent", 1025), ("app_version", 65)])
+def test_client_fields_are_bounded(field: str, size: int) -> None:
+    event = msgspec.json.decode(msgspec.json.encode(playback_event()))
+    event["client"][field] = "x" * size
+    result = decode_raw(msgspec.json.encode(event), max_bytes=1 << 20, now_ms=NOW_MS, future_tolerance_ms=0)
+    assert result.events == [] and result.rejects[0].reason == "schema_violation"
+    assert result.rejects[0].detail.endswith(f"`$.client.{field}`")

@@ -92,7 +92,7 @@ def test_depth_limit_applies_before_the_generic_parse() -> None:
 
 
 def test_brackets_in_strings_are_not_nesting() -> None:
-    hostile_text = "[{" * 5_000 + '\\"]}' * 10
+    hostile_text = "[{" * 1_000 + '\\"]}' * 10
     result = dec(msgspec.json.encode(playback_event(search_query=hostile_text)))
     assert result.rejects == [] and result.events[0].search_query == hostile_text
 
