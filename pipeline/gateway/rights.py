@@ -231,4 +231,3 @@ def erasure_view(
         "receipt": shown,
         "complete": shown is not None,
     }
-
