@@ -200,6 +200,7 @@
         const status = await json("GET", "/v1/me/erasure/" + accepted.request_id);
         showErasure(status);
         if (status.complete) {
+          await refresh();  // show what is left: no choices recorded, no personal recommendations
           say("Your data is deleted. Your receipt is below.");
           return;
         }
@@ -224,6 +225,13 @@
     $("erase-confirm").addEventListener("click", erase);
   }
 
+  async function refresh() {
+    const [consent, controls] = await Promise.all([json("GET", "/v1/me/consent"), json("GET", "/v1/me/controls")]);
+    showConsent(consent);
+    showControls(controls);
+    await loadRecs();
+  }
+
   async function start() {
     wire();
     if (!token) {
@@ -232,10 +240,7 @@
       return;
     }
     try {
-      const [consent, controls] = await Promise.all([json("GET", "/v1/me/consent"), json("GET", "/v1/me/controls")]);
-      showConsent(consent);
-      showControls(controls);
-      await loadRecs();
+      await refresh();
       document.body.dataset.ready = "true";
     } catch (e) {
       say(e.message);
