@@ -28,14 +28,14 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import msgspec
 from aiohttp import web
 
+from agents.gateway.deps import DEPS, PRINCIPAL, json_response, public, requires
 from agents.gateway.rights_openapi import RIGHTS_OPENAPI
 from agents.gateway.rights_store import RightsStore
-from pipeline.errors import PrivrecError, ServiceUnavailable, ValidationFailed
+from pipeline.errors import ServiceUnavailable, ValidationFailed
 from pipeline.gateway import rights as rules
-from pipeline.settings import Settings
+from pipeline.gateway.principal import PRIVACY_SELF
 
 __all__ = ["EXPORT_TIMEOUT_S", "PAGE_HEADERS", "RIGHTS_OPENAPI", "RIGHTS_STORE", "add_rights_routes"]
 
@@ -66,40 +66,34 @@ PAGE_HEADERS = {
     "Cache-Control": "no-store",
 }
 _API_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
-_encode = msgspec.json.Encoder().encode
 
 
-def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(
-        body=_encode(data),
-        status=status,
-        content_type="application/json",
-        headers=_API_HEADERS | (headers or {}),
-    )
+def _json(data: Any, status: int = 200) -> web.Response:
+    return json_response(data, status, _API_HEADERS)
 
 
 Handler = Callable[[web.Request, RightsStore, str], Awaitable[web.StreamResponse]]
 
 
 def _route(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    """Check the principal, run ``handler(request, store, viewer_id)``, turn refusals into JSON."""
+    """Declare ``privacy:self`` (the gateway verifies the token and the rate limit first), check
+    it is a viewer's, run ``handler(request, store, viewer_id)``; a timeout is a 503.
 
+    Refusals (:class:`~pipeline.gateway.rights.Refused`) propagate to the gateway's error
+    middleware, which renders ``{"error": reason}`` and counts the reason.
+    """
+
+    @requires(PRIVACY_SELF, limit="privacy")
     @functools.wraps(handler)
     async def wrapped(request: web.Request) -> web.StreamResponse:
+        viewer = rules.check_viewer(request.get(PRINCIPAL))
         try:
-            viewer = rules.check_viewer(request.get("principal"))
             return await handler(request, request.app[RIGHTS_STORE], viewer)
-        except rules.Refused as exc:
-            headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-            return _json({"error": exc.reason}, exc.status, headers)
-        except ValidationFailed as exc:  # e.g. a subject that is blank once canonical
-            return _json({"error": exc.reason}, 422)
-        except (ServiceUnavailable, TimeoutError):
+        except TimeoutError:
             log.warning("rights route %s: a backend did not answer in time", request.path)
-            return _json({"error": "unavailable"}, 503, {"Retry-After": "5"})
-        except PrivrecError:
-            log.exception("rights route %s failed", request.path)
-            return _json({"error": "unavailable"}, 503, {"Retry-After": "5"})
+            raise ServiceUnavailable("rights: timed out") from None
+        except ValidationFailed as exc:  # e.g. a subject that is blank once canonical
+            raise rules.Refused(422, exc.reason) from None
 
     return wrapped
 
@@ -161,7 +155,7 @@ async def post_export(request: web.Request, store: RightsStore, viewer: str) -> 
 
     exports = request.app[_EXPORTS]
     if exports.locked():
-        return _json({"error": "busy"}, 503, {"Retry-After": "10"})
+        raise rules.Refused(503, "busy")
     async with exports:
         document = await _call(store.export, viewer, EXPORT_TIMEOUT_S, timeout=EXPORT_TIMEOUT_S + 10)
     headers = _API_HEADERS | {"Content-Disposition": 'attachment; filename="privrec-export.json"'}
@@ -196,31 +190,30 @@ _ASSETS = {
 }
 
 
+@public
 async def page(request: web.Request) -> web.StreamResponse:
     name, content_type = _ASSETS[request.path]
     body = (STATIC / name).read_bytes()
     return web.Response(body=body, content_type=content_type, charset="utf-8", headers=PAGE_HEADERS)
 
 
-def add_rights_routes(
-    app: web.Application, settings: Settings | None = None, store: RightsStore | None = None
-) -> None:
-    """Add the rights routes and the privacy centre to ``app``.
+def add_rights_routes(app: web.Application) -> None:
+    """Add the rights routes and the privacy centre to the gateway ``app``.
 
-    ``store`` (tests) or ``settings`` (the gateway: a store over the resolved
-    endpoints, made at startup and closed at cleanup) must be given.
+    The store is made at startup from ``app[DEPS].settings`` (over the resolved
+    endpoints) and closed at cleanup, unless ``app[RIGHTS_STORE]`` was set
+    before startup (tests put a fake there).
     """
-    if store is None and settings is None:
-        raise ValueError("add_rights_routes needs settings or a store")
-    pattern = (store.settings if store is not None else settings).stream.content_id_pattern  # type: ignore[union-attr]
-    app[_PATTERN] = re.compile(pattern)
+    settings = app[DEPS].settings
+    app[_PATTERN] = re.compile(settings.stream.content_id_pattern)
 
     async def lifecycle(app: web.Application) -> Any:
         from pipeline.connect import resolve
 
         app[_EXPORTS] = asyncio.Semaphore(MAX_CONCURRENT_EXPORTS)
-        made = store is None
-        app[RIGHTS_STORE] = store if store is not None else RightsStore(settings, resolve(settings))  # type: ignore[arg-type]
+        made = RIGHTS_STORE not in app
+        if made:
+            app[RIGHTS_STORE] = RightsStore(settings, resolve(settings))
         yield
         if made:
             app[RIGHTS_STORE].close()

@@ -16,7 +16,7 @@ from pipeline.wire.rights import STAGES
 
 __all__ = ["RIGHTS_OPENAPI", "SECURITY"]
 
-SECURITY = [{"bearerAuth": ["privacy:self"]}]
+SECURITY: list[dict[str, list[str]]] = [{"bearer": []}]  # the scope: privacy:self (see summaries)
 
 _ERROR = {
     "type": "object",

@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.errors import ValidationFailed
+from pipeline.errors import RequestRefused
 from pipeline.gateway.principal import PRIVACY_SELF, Principal
 from pipeline.privacy.consent import PURPOSE_NAMES, Purposes
 from pipeline.serving.controls import MODES, Controls
@@ -73,12 +73,12 @@ PURPOSE_DESCRIPTIONS: dict[str, str] = {
 }
 
 
-class Refused(ValidationFailed):
-    """A request the gateway refuses; ``status`` is the HTTP status, ``reason`` the JSON error."""
+class Refused(RequestRefused):
+    """A rights request the gateway refuses: ``status``, the JSON ``reason``, and a ``detail`` for docs."""
 
     def __init__(self, status: int, reason: str, detail: str = "") -> None:
-        self.status = status
-        super().__init__(reason, detail or reason)
+        super().__init__(status, reason)
+        self.detail = detail or reason
 
 
 def check_viewer(principal: Principal | None) -> str:

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-import warnings
+import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from agents.gateway.rights import PAGE_HEADERS, RIGHTS_OPENAPI, add_rights_routes
-from pipeline.gateway.principal import EVENTS_WRITE, PRIVACY_SELF, Principal
+from agents.gateway import GatewayDeps, make_app
+from agents.gateway.rights import PAGE_HEADERS, RIGHTS_OPENAPI, RIGHTS_STORE
+from pipeline.gateway.auth import TokenVerifier, issue_token
+from pipeline.gateway.principal import EVENTS_WRITE, PRIVACY_SELF
 from pipeline.gateway.rights import MAX_BODY_BYTES, MAX_HIDDEN
 from pipeline.privacy.consent import Purposes
 from pipeline.serving.controls import Controls
@@ -68,29 +71,45 @@ class FakeStore:
         pass
 
 
-@web.middleware
-async def fake_auth(request: web.Request, handler: Callable[[web.Request], Awaitable[Any]]) -> Any:
-    """`X-Test: kind subject scope,scope` stands in for the verified bearer token."""
-    raw = request.headers.get("X-Test")
-    if raw:
-        kind, subject, scopes = raw.split(" ")
-        with warnings.catch_warnings():  # the gateway keys its principal by the string "principal"
-            warnings.simplefilter("ignore", web.NotAppKeyWarning)
-            request["principal"] = Principal(kind, subject, frozenset(scopes.split(",")))  # type: ignore[arg-type]
-    return await handler(request)
+class _Sink:
+    ready = True
+
+    async def send(self, topic: str, key: bytes, value: bytes | None) -> None:
+        raise AssertionError("the rights routes write through their store")
 
 
-ALICE = {"X-Test": f"viewer alice {PRIVACY_SELF}"}
+def _gateway(store: FakeStore, tmp_path: Path) -> tuple[web.Application, Any]:
+    """The real gateway app (token verification, scopes, error rendering) over a fake store."""
+    settings = Settings(pseudonym={"keys": "test1:base64:" + "A" * 43 + "="}, state_dir=tmp_path / "state")
+    store.settings = settings
+    deps = GatewayDeps(
+        settings=settings,
+        verifier=TokenVerifier(settings, key=KEY),
+        sink=_Sink(),
+        redis=None,
+        reader=None,
+        pseudonymizer=None,
+    )
+    app = make_app(deps)
+    app[RIGHTS_STORE] = store  # type: ignore[assignment]
+    return app, settings
 
 
-def run(check: Callable[[TestClient, FakeStore], Awaitable[None]]) -> FakeStore:
+KEY = b"k" * 32
+
+
+def token(settings: Settings, **kw: Any) -> dict[str, str]:
+    kw.setdefault("scopes", [PRIVACY_SELF])
+    return {"Authorization": "Bearer " + issue_token(settings, private_key=KEY, **kw)}
+
+
+def run(check: Callable[[TestClient, FakeStore, Settings], Awaitable[None]], tmp_path: Path) -> FakeStore:
     store = FakeStore()
 
     async def main() -> None:
-        app = web.Application(middlewares=[fake_auth])
-        add_rights_routes(app, store=store)  # type: ignore[arg-type]
+        app, settings = _gateway(store, tmp_path)
         async with TestClient(TestServer(app)) as client:
-            await check(client, store)
+            await check(client, store, settings)
 
     asyncio.run(main())
     return store
@@ -107,22 +126,27 @@ ROUTES = [
 ]
 
 
-def test_every_route_refuses_no_token_wrong_scope_and_services():
-    async def check(client: TestClient, store: FakeStore) -> None:
+def test_every_route_refuses_no_token_bad_tokens_wrong_scope_and_services(tmp_path):
+    async def check(client: TestClient, store: FakeStore, settings: Settings) -> None:
+        wrong_scope = token(settings, user="alice", scopes=[EVENTS_WRITE, "recs:read:self"])
+        service = token(settings, service="shop", scopes=["recs:read:any"])
+        expired = token(settings, user="alice", ttl_s=1, now=time.time() - 3600)
         for method, path in ROUTES:
             r = await client.request(method, path, json={"analytics": True})
-            assert r.status == 401 and (await r.json()) == {"error": "unauthenticated"}, path
-            assert r.headers["WWW-Authenticate"] == "Bearer"
-            for who in (f"viewer alice {EVENTS_WRITE}", f"service shop {PRIVACY_SELF}"):
-                r = await client.request(method, path, json={"analytics": True}, headers={"X-Test": who})
+            assert r.status == 401 and r.headers["WWW-Authenticate"].startswith("Bearer"), path
+            r = await client.request(method, path, json={"analytics": True}, headers=expired)
+            assert r.status == 401, path
+            for who in (wrong_scope, service):
+                r = await client.request(method, path, json={"analytics": True}, headers=who)
                 assert r.status == 403 and (await r.json()) == {"error": "insufficient_scope"}, path
         assert store.calls == []  # nothing read or written for a refused caller
 
-    run(check)
+    run(check, tmp_path)
 
 
-def test_consent_round_trip_uses_only_the_principal():
-    async def check(client: TestClient, store: FakeStore) -> None:
+def test_consent_round_trip_uses_only_the_principal(tmp_path):
+    async def check(client: TestClient, store: FakeStore, settings: Settings) -> None:
+        ALICE = token(settings, user="Alice")
         r = await client.get("/v1/me/consent?user_id=bob", headers=ALICE)
         body = await r.json()
         assert r.status == 200 and body["recorded"] is False and r.headers["Cache-Control"] == "no-store"
@@ -134,11 +158,12 @@ def test_consent_round_trip_uses_only_the_principal():
         assert body["purposes"]["personalization"]["granted"] is False
         assert {user for _, user in store.calls} == {"alice"}
 
-    run(check)
+    run(check, tmp_path)
 
 
-def test_bodies_are_bounded_and_typed():
-    async def check(client: TestClient, store: FakeStore) -> None:
+def test_bodies_are_bounded_and_typed(tmp_path):
+    async def check(client: TestClient, store: FakeStore, settings: Settings) -> None:
+        ALICE = token(settings, user="Alice")
         for path in ("/v1/me/consent", "/v1/me/controls"):
             big = b'{"hide": ["' + b"x" * MAX_BODY_BYTES + b'"]}'
             r = await client.put(path, data=big, headers=ALICE | {"Content-Type": "application/json"})
@@ -155,11 +180,12 @@ def test_bodies_are_bounded_and_typed():
         assert r.status == 422
         assert not [c for c in store.calls if c[0].startswith("set_")]
 
-    run(check)
+    run(check, tmp_path)
 
 
-def test_controls_and_the_hidden_title_bound():
-    async def check(client: TestClient, store: FakeStore) -> None:
+def test_controls_and_the_hidden_title_bound(tmp_path):
+    async def check(client: TestClient, store: FakeStore, settings: Settings) -> None:
+        ALICE = token(settings, user="Alice")
         r = await client.put(
             "/v1/me/controls", json={"personalization": "off", "hide": ["t1"]}, headers=ALICE
         )
@@ -170,11 +196,12 @@ def test_controls_and_the_hidden_title_bound():
         r = await client.put("/v1/me/controls", json={"unhide": ["t1"]}, headers=ALICE)
         assert r.status == 200 and len((await r.json())["hidden"]) == MAX_HIDDEN - 1
 
-    run(check)
+    run(check, tmp_path)
 
 
-def test_erasure_of_another_viewer_is_not_found_like_an_unknown_one():
-    async def check(client: TestClient, store: FakeStore) -> None:
+def test_erasure_of_another_viewer_is_not_found_like_an_unknown_one(tmp_path):
+    async def check(client: TestClient, store: FakeStore, settings: Settings) -> None:
+        ALICE = token(settings, user="Alice")
         r = await client.post("/v1/me/erasure", headers=ALICE)
         assert r.status == 202 and (await r.json()) == {"request_id": "c" * 32, "requested_at": 5}
         r = await client.get(f"/v1/me/erasure/{ALICE_RID}", headers=ALICE)
@@ -186,22 +213,23 @@ def test_erasure_of_another_viewer_is_not_found_like_an_unknown_one():
         for r in (bob, unknown, malformed):
             assert r.status == 404 and (await r.json()) == {"error": "not_found"}
 
-    run(check)
+    run(check, tmp_path)
 
 
-def test_export_is_a_download_that_is_never_cached():
-    async def check(client: TestClient, store: FakeStore) -> None:
+def test_export_is_a_download_that_is_never_cached(tmp_path):
+    async def check(client: TestClient, store: FakeStore, settings: Settings) -> None:
+        ALICE = token(settings, user="Alice")
         r = await client.post("/v1/me/export", headers=ALICE)
         assert r.status == 200
         assert r.headers["Content-Disposition"] == 'attachment; filename="privrec-export.json"'
         assert r.headers["Cache-Control"] == "no-store"
         assert json.loads(await r.text()) == {"schema": "export.v1", "user_id": "alice"}
 
-    run(check)
+    run(check, tmp_path)
 
 
-def test_the_page_needs_no_token_and_has_strict_headers():
-    async def check(client: TestClient, store: FakeStore) -> None:
+def test_the_page_needs_no_token_and_has_strict_headers(tmp_path):
+    async def check(client: TestClient, store: FakeStore, settings: Settings) -> None:
         for path in ("/privacy", "/privacy/privacy.js", "/privacy/privacy.css"):
             r = await client.get(path)
             assert r.status == 200, path
@@ -214,10 +242,10 @@ def test_the_page_needs_no_token_and_has_strict_headers():
         html = await (await client.get("/privacy")).text()
         assert "<script>" not in html and "<style" not in html and " style=" not in html  # no inline code
 
-    run(check)
+    run(check, tmp_path)
 
 
-def test_openapi_paths_cover_every_route():
+def test_openapi_paths_cover_every_route(tmp_path):
     for method, path in ROUTES:
         templ = "/v1/me/erasure/{request_id}" if path.startswith("/v1/me/erasure/") else path
         op = RIGHTS_OPENAPI[templ][method.lower()]

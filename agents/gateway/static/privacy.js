@@ -196,7 +196,7 @@
       const accepted = await json("POST", "/v1/me/erasure");
       say("Deletion requested. This page shows each part as it is done.");
       showErasure({ stages: {}, receipt: null });
-      for (let i = 0; i < 600; i++) {
+      for (let i = 0; i < 300; i++) {
         const status = await json("GET", "/v1/me/erasure/" + accepted.request_id);
         showErasure(status);
         if (status.complete) {
@@ -204,7 +204,7 @@
           say("Your data is deleted. Your receipt is below.");
           return;
         }
-        await new Promise((resolve) => setTimeout(resolve, 1000));
+        await new Promise((resolve) => setTimeout(resolve, 2000))  // half the privacy rate limit per minute;
       }
       say("Deletion is taking longer than usual. Come back later to see your receipt.");
     } catch (e) {
