@@ -115,8 +115,8 @@ def deployment(make_settings, kafka_bootstrap, tmp_path):
         children.append(ChildProcess(settings, logs / "train.log", ["train"]).start())
         gateway = ChildProcess(settings, logs / "gateway.log", ["gateway", "--port", str(port)]).start()
         children.append(gateway)
-        wait_for(lambda: _up(port) or not gateway.running(), 60, "the gateway to listen")
-        assert gateway.running(), gateway.log()[-2000:]
+        wait_for(lambda: _up(port) or not gateway.running, 60, "the gateway to listen")
+        assert gateway.running, gateway.log[-2000:]
         yield settings
     finally:
         for child in reversed(children):

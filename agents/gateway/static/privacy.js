@@ -204,7 +204,7 @@
           say("Your data is deleted. Your receipt is below.");
           return;
         }
-        await new Promise((resolve) => setTimeout(resolve, 2000))  // half the privacy rate limit per minute;
+        await new Promise((resolve) => setTimeout(resolve, 2000)); // 30 polls a minute: half the privacy rate limit
       }
       say("Deletion is taking longer than usual. Come back later to see your receipt.");
     } catch (e) {
