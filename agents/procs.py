@@ -39,6 +39,10 @@ def settings_env(settings: Settings) -> dict[str, str]:
             value = str(value).lower()
         elif isinstance(value, Path):
             value = value.resolve()
+        elif isinstance(value, BaseModel):  # a nested section (gateway.limits): JSON for pydantic-settings
+            value = json.dumps(value.model_dump(mode="json"))
+        elif isinstance(value, (list, tuple, set, frozenset, dict)):
+            value = json.dumps(value if isinstance(value, dict) else list(value), default=str)
         env[name] = str(value)
 
     for name, field_value in settings:

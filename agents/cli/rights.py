@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ from agents.cli._output import print_json
 from agents.cli.recs import n_items
 from pipeline.connect import kafka_producer, resolve
 from pipeline.errors import ConfigError, ServiceUnavailable
+from pipeline.rights.requests import send_erasure
 from pipeline.settings import Settings
 
 __all__ = ["register", "send_erasure"]
@@ -36,19 +36,6 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--timeout", type=float, default=120.0, help="seconds to read the topics (default 120)")
     p.set_defaults(handler=cmd_export)
-
-
-def send_erasure(producer: Any, settings: Settings, user_id: str) -> tuple[str, int]:
-    """Write one ``erasure.v1`` request (acknowledged); returns ``(request_id, requested_at)``."""
-    from pipeline.offsets import send_acked
-    from pipeline.privacy.identity import user_key
-    from pipeline.wire import encode
-    from pipeline.wire.rights import ErasureRequest
-
-    key = user_key(user_id, casefold=settings.pseudonym.casefold_user_ids)  # the partition of their data
-    request = ErasureRequest(request_id=uuid.uuid4().hex, requested_at=int(time.time() * 1000))
-    send_acked(producer, settings.topic("erasure"), [(key, encode(request))])
-    return request.request_id, request.requested_at
 
 
 def receipt_watcher(settings: Settings, endpoints: Any) -> Any:
