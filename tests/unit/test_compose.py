@@ -27,7 +27,9 @@ PRIVREC_SERVICES = ("gateway", "worker", "trainer", "topics")
 
 
 def test_services_present(compose):
-    assert {"kafka", "kafka-init", "redis", "gateway", "worker", "trainer", "topics"} <= set(compose["services"])
+    assert {"kafka", "kafka-init", "redis", "gateway", "worker", "trainer", "topics"} <= set(
+        compose["services"]
+    )
 
 
 def test_kafka_is_kraft_apache_image(compose):
