@@ -8,10 +8,12 @@ a reason (see :mod:`pipeline.wire`). Exceptions are for callers who can act.
 from __future__ import annotations
 
 __all__ = [
+    "AuthError",
     "ConfigError",
     "DeliveryError",
     "EmbeddedServiceError",
     "PrivrecError",
+    "RequestRefused",
     "ServiceUnavailable",
     "ValidationFailed",
 ]
@@ -55,3 +57,44 @@ class DeliveryError(PrivrecError):
     """The broker did not acknowledge records the emitter sent (retryable)."""
 
     retryable = True
+
+
+class AuthError(PrivrecError):
+    """A request's bearer token was refused; ``reason`` says why (never the token).
+
+    Reasons: ``missing``, ``malformed``, ``expired``, ``bad_signature``,
+    ``wrong_issuer``, ``wrong_audience`` (HTTP 401) and ``insufficient_scope`` (403).
+    """
+
+    REASONS = frozenset(
+        {
+            "missing",
+            "malformed",
+            "expired",
+            "bad_signature",
+            "wrong_issuer",
+            "wrong_audience",
+            "insufficient_scope",
+        }
+    )
+
+    def __init__(self, reason: str) -> None:
+        if reason not in self.REASONS:
+            raise ValueError(f"unknown auth reason {reason!r}")
+        self.reason = reason
+        super().__init__(reason)
+
+    @property
+    def status(self) -> int:
+        """The HTTP status: 403 when the token is valid but lacks the scope, else 401."""
+        return 403 if self.reason == "insufficient_scope" else 401
+
+
+class RequestRefused(PrivrecError):
+    """An HTTP request the gateway refuses: ``status`` and a value-free ``reason``."""
+
+    def __init__(self, status: int, reason: str, retry_after: int | None = None) -> None:
+        self.status = status
+        self.reason = reason
+        self.retry_after = retry_after
+        super().__init__(f"{status} {reason}")

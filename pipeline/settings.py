@@ -27,6 +27,7 @@ from pipeline.errors import ConfigError
 from pipeline.wire.fields import CONTENT_ID_PATTERN
 
 __all__ = [
+    "GatewaySettings",
     "KafkaSettings",
     "MetricsSettings",
     "PseudonymSettings",
@@ -266,6 +267,79 @@ class MetricsSettings(BaseModel):
     )
 
 
+_RATE = re.compile(r"^\s*\d+\s*(/|per)\s*(\d+\s*)?(second|minute|hour|day)s?\s*$")
+
+
+class GatewayLimits(BaseModel):
+    """Rate limits of the gateway per route class, in the ``limits`` library's notation.
+
+    Each applies twice, per token subject and per client address, so one viewer cannot
+    exhaust a shared address and one address cannot rotate through many tokens.
+    """
+
+    events: str = Field(default="600/minute", description="POST /v1/events")
+    recs: str = Field(default="300/minute", description="GET recommendations routes")
+    privacy: str = Field(default="60/minute", description="/v1/me/consent, controls, export, erasure")
+
+    @field_validator("*")
+    @classmethod
+    def _check_rate(cls, value: str) -> str:
+        if not _RATE.match(value):
+            raise ValueError("expected e.g. '600/minute' or '10 per second'")
+        return value.strip()
+
+
+class GatewaySettings(BaseModel):
+    """``privrec gateway``: the authenticated HTTP edge (see README: Gateway).
+
+    Production verifies tokens from an identity provider: set ``algorithms`` to
+    e.g. ``["EdDSA"]`` and ``jwks_file`` or ``jwks_url``. The embedded default is
+    HS256 with a key generated in ``<state_dir>/gateway/hs256.key`` (mode 0600),
+    which ``privrec token issue`` also uses to mint development tokens.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535, description="0 = a free port")
+    issuer: str = Field(default="privrec", min_length=1)
+    audience: str = Field(default="privrec-gateway", min_length=1)
+    algorithms: list[Literal["HS256", "EdDSA", "ES256", "RS256"]] = Field(
+        default_factory=lambda: ["HS256"], min_length=1
+    )
+    jwks_file: Path | None = Field(default=None, description="JWKS of the token issuer's public keys")
+    jwks_url: str | None = Field(default=None, description="JWKS URL (fetched and cached)")
+    hs256_key_file: Path | None = Field(
+        default=None, description="HS256 secret; unset = <state_dir>/gateway/hs256.key"
+    )
+    leeway_s: float = Field(default=30.0, ge=0, le=300, description="clock skew allowed on exp/nbf")
+    max_body_bytes: int = Field(default=1_048_576, gt=0, description="request body cap (after gunzip too)")
+    max_events: int = Field(default=500, ge=1, le=500, description="events per POST /v1/events")
+    cors_origins: list[str] = Field(default_factory=list, description="browser origins allowed (exact)")
+    limits: GatewayLimits = GatewayLimits()
+    public_url: str = Field(
+        default="http://127.0.0.1:8080", description="where viewers reach the gateway (privacy-centre links)"
+    )
+
+    @field_validator("algorithms")
+    @classmethod
+    def _one_family(cls, value: list[str]) -> list[str]:
+        if "HS256" in value and len(value) > 1:
+            raise ValueError("HS256 cannot be mixed with public-key algorithms (key confusion)")
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _no_wildcard(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            if origin == "*" or not origin.startswith(("http://", "https://")):
+                raise ValueError("origins must be exact http(s)://host[:port] values, no '*'")
+        return [o.rstrip("/") for o in value]
+
+    @property
+    def symmetric(self) -> bool:
+        """Whether tokens are HS256 (the embedded development default)."""
+        return self.algorithms == ["HS256"]
+
+
 class Settings(BaseSettings):
     """Everything privrec can be told. Build with :func:`load_settings`."""
 
@@ -285,6 +359,7 @@ class Settings(BaseSettings):
     trainer: TrainerSettings = TrainerSettings()
     serving: ServingSettings = ServingSettings()
     metrics: MetricsSettings = MetricsSettings()
+    gateway: GatewaySettings = GatewaySettings()
     topic_prefix: str = Field(default="privrec.", pattern=r"^[A-Za-z0-9._-]*$")
     partitions: int = Field(default=8, ge=1, le=1024)
     replication_factor: int = Field(default=1, ge=1)
