@@ -247,8 +247,6 @@ class ServingSettings(BaseModel):
     limited_recent_days: int = Field(
         default=30, ge=1, description="personalization=limited: only titles related to this recent history"
     )
-    http_host: str = "127.0.0.1"
-    http_port: int = Field(default=8080, ge=0, le=65535)
 
 
 class MetricsSettings(BaseModel):

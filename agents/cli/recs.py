@@ -1,4 +1,4 @@
-"""``privrec recs|controls|serve``: read recommendations, set viewer controls, run the HTTP endpoint."""
+"""``privrec recs|controls``: read recommendations and set viewer controls (HTTP: ``privrec gateway``)."""
 
 from __future__ import annotations
 
@@ -51,10 +51,6 @@ def register(sub: Any) -> None:
     p.add_argument("--show", action="store_true", help="print the resulting controls as JSON")
     p.set_defaults(handler=cmd_controls)
 
-    p = sub.add_parser("serve", help="run the HTTP endpoint GET /recommendations/{user_id}?n=10")
-    p.add_argument("--host", default=None, help="default: serving.http_host")
-    p.add_argument("--port", type=int, default=None, help="default: serving.http_port")
-    p.set_defaults(handler=cmd_serve)
 
 
 def redis_url(settings: Settings) -> str:
@@ -140,31 +136,4 @@ def cmd_controls(settings: Settings, args: argparse.Namespace) -> int:
         print_json({"personalization": controls.personalization, "hidden": sorted(controls.hidden)})
     else:
         print(f"controls: personalization={controls.personalization}, {len(controls.hidden)} hidden title(s)")
-    return 0
-
-
-def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
-    import redis.asyncio as aredis
-    from aiohttp import web
-
-    from pipeline.serving import AsyncReader, Layout
-    from pipeline.serving.http import make_app, serve
-
-    url = redis_url(settings)
-    pz = pseudonymizer(settings)
-    layout = Layout.from_settings(settings)
-    host = args.host or settings.serving.http_host
-    port = settings.serving.http_port if args.port is None else args.port
-
-    async def build() -> web.Application:
-        client = aredis.Redis.from_url(url)
-        app = make_app(AsyncReader(client, pz, layout))
-
-        async def close(_: web.Application) -> None:
-            await client.aclose()
-
-        app.on_cleanup.append(close)
-        return app
-
-    serve(build(), host, port)
     return 0

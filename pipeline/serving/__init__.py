@@ -2,8 +2,8 @@
 
 The trainer calls :func:`publish` (and :func:`publish_user` for fold-in
 refreshes); erasure calls :func:`delete_user`; services read through
-:class:`Reader` / :class:`AsyncReader`, or over HTTP (``pipeline.serving.http``,
-imported separately because it needs aiohttp).
+:class:`Reader` / :class:`AsyncReader`; over HTTP only through the
+authenticated gateway (``privrec gateway``, :mod:`agents.gateway`).
 """
 
 from pipeline.serving.controls import Controls, Personalization, get_controls, set_controls

@@ -299,3 +299,74 @@ def test_redacted_by_a_real_worker(make_settings, tmp_path):
         events = [e for _, v in records for e in decode_as(v, RedactedBatch).events]
         assert len(events) == 5
         assert b"carol" not in b"".join(v for _, v in records).lower()
+
+
+def test_unknown_route_is_json_404(gw):
+    resp = requests.get(gw.url + "/recommendations/alice", timeout=30)
+    assert (resp.status_code, resp.json()) == (404, {"error": "not_found"})
+
+
+def _cli_env(settings, tmp_path) -> dict[str, str]:
+    return {
+        "PRIVREC_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
+        "PRIVREC_REDIS__URL": settings.redis.url.get_secret_value(),
+        "PRIVREC_PSEUDONYM__KEYS": settings.pseudonym.keys.get_secret_value(),
+        "PRIVREC_APP_ID": settings.app_id,
+        "PRIVREC_TOPIC_PREFIX": settings.topic_prefix,
+        "PRIVREC_STATE_DIR": str(settings.state_dir),
+        "PRIVREC_GATEWAY__PUBLIC_URL": "https://privacy.example",
+    }
+
+
+def test_cli_token_issue_and_gateway(make_settings, tmp_path):
+    """`privrec token issue` and `privrec gateway` as subprocesses; `privrec serve` is gone."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.cli import REPO, privrec
+    from tests.integration.gateway_harness import ensure_topics
+
+    settings = make_settings(partitions=2)
+    ensure_topics(settings)
+    env = _cli_env(settings, tmp_path)
+    out = privrec(
+        "token", "issue", "--user", "Dora", "--scope", "events:write", "recs:read:self", "--json", env=env
+    )
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert set(doc) == {"token", "url"}
+    assert doc["url"] == "https://privacy.example/privacy#token=" + doc["token"]
+    key = settings.state_dir / "gateway" / "hs256.key"
+    assert key.stat().st_mode & 0o777 == 0o600
+    svc = privrec("token", "issue", "--service", "ui", "--scope", "recs:read:any", "--ttl", "15m", env=env)
+    assert svc.returncode == 0 and svc.stdout.count(".") == 2 and "url" not in svc.stdout
+    wrong = privrec("token", "issue", "--user", "Dora", "--scope", "recs:read:any", env=env)
+    assert wrong.returncode == 2 and "scope" in wrong.stderr and "Traceback" not in wrong.stderr
+    assert privrec("serve", env=env).returncode == 2
+
+    base = {k: v for k, v in os.environ.items() if not k.startswith("PRIVREC_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agents.cli", "gateway", "--port", "0"],
+        env={**base, **env, "PYTHONPATH": str(REPO)},
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("gateway: listening on http://127.0.0.1:"), (
+            proc.stderr.read() if not line else line
+        )
+        assert doc["token"] not in line and "redis" not in line
+        url = line.split()[-1]
+        headers = {"Authorization": "Bearer " + doc["token"]}
+        resp = requests.get(url + "/v1/me/recommendations", headers=headers, timeout=30)
+        assert resp.status_code == 200 and resp.json()["source"] == "none"
+        assert requests.get(url + "/v1/me/recommendations", timeout=30).status_code == 401
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=30) == 0
+    stderr = proc.stderr.read()
+    assert "dora" not in stderr.lower() and doc["token"] not in stderr
