@@ -39,6 +39,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
             value = str(value).lower()
         elif isinstance(value, Path):
             value = value.resolve()
+        elif isinstance(value, (list, dict, BaseModel)):  # complex values travel as JSON
+            value = json.dumps(value.model_dump(mode="json") if isinstance(value, BaseModel) else value)
         env[name] = str(value)
 
     def walk(prefix: str, model: BaseModel) -> None:  # nested models at any depth (gateway.limits)

@@ -279,7 +279,7 @@ def test_health_metrics_openapi(gw):
 
 def test_redacted_by_a_real_worker(make_settings, tmp_path):
     """Events sent through the gateway come out of a real worker as redacted records."""
-    from tests.integration.harness import Worker, wait_assigned, wait_for
+    from tests.integration.harness import Worker, wait_for
 
     settings = make_settings(partitions=2, stream={"consent_default": "analytics"})
     with running_gateway(settings) as gw:
@@ -287,13 +287,12 @@ def test_redacted_by_a_real_worker(make_settings, tmp_path):
         assert _post(gw, token, {"events": [_event(i) for i in range(5)]}).status_code == 202
         worker = Worker(settings, tmp_path).start()
         try:
-            wait_assigned(settings, 1)
 
             def redacted():
                 got = read_all(settings, settings.topic("playback.redacted"), quiet_s=0.5)
                 return got or None
 
-            records = wait_for(redacted, 120, "redacted records")
+            records = wait_for(redacted, 150, "redacted records", interval=1.0)
         finally:
             worker.stop()
         events = [e for _, v in records for e in decode_as(v, RedactedBatch).events]

@@ -128,3 +128,14 @@ def test_settings_refuse_mixed_algorithms_and_wildcard_origins():
         load_settings(gateway={"cors_origins": ["*"]})
     with pytest.raises(CE):
         load_settings(gateway={"limits": {"events": "lots"}})
+
+
+def test_child_processes_see_the_gateway_settings(monkeypatch):
+    """Lists and nested models travel to `privrec worker` children as JSON (they crashed before)."""
+    from agents.procs import settings_env
+
+    s = Settings(gateway={"cors_origins": ["https://a.example"], "limits": {"events": "3/minute"}})
+    for name, value in settings_env(s).items():
+        monkeypatch.setenv(name, value)
+    child = Settings()
+    assert child.gateway.cors_origins == ["https://a.example"] and child.gateway.limits.events == "3/minute"
