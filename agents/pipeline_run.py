@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +88,7 @@ class PipelineRun:
         titles: dict[str, str] | None = None,
         progress: bool | None = None,
         heartbeat_ms: int | None = None,
+        divert: Callable[[str, list[dict[str, Any]]], bool] | None = None,
     ) -> ReplayReport:
         producer = kafka_producer(self.endpoints)
         try:
@@ -104,6 +105,7 @@ class PipelineRun:
                 wait_consent=self._wait_consent,
                 progress=progress,
                 casefold_user_ids=self.settings.pseudonym.casefold_user_ids,
+                divert=divert,
             )
         finally:
             producer.close()

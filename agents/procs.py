@@ -45,12 +45,16 @@ def settings_env(settings: Settings) -> dict[str, str]:
             value = json.dumps(value if isinstance(value, dict) else list(value), default=str)
         env[name] = str(value)
 
-    for name, field_value in settings:
-        if isinstance(field_value, BaseModel):
-            for sub, sub_value in field_value:
-                put(f"PRIVREC_{name.upper()}__{sub.upper()}", sub_value)
-        else:
-            put(f"PRIVREC_{name.upper()}", field_value)
+    def walk(prefix: str, model: BaseModel) -> None:  # nested models at any depth (gateway.limits)
+        for name, value in model:
+            if isinstance(value, BaseModel):
+                walk(f"{prefix}{name.upper()}__", value)
+            elif isinstance(value, list | dict):  # pydantic-settings reads complex values as JSON
+                put(f"{prefix}{name.upper()}", json.dumps(value, default=str))
+            else:
+                put(f"{prefix}{name.upper()}", value)
+
+    walk("PRIVREC_", settings)
     return env
 
 

@@ -51,6 +51,9 @@ class ReplayReport:
     messages: int = 0
     seconds: float = 0.0
     consent: dict[str, int] = field(default_factory=dict)
+    #: of ``events``/``messages``: the batches ``divert`` took instead of Kafka
+    diverted_events: int = 0
+    diverted_messages: int = 0
 
 
 class Progress:
@@ -99,6 +102,7 @@ def replay_ratings(
     wait_consent: Callable[[dict[int, int]], bool] | None = None,
     progress: bool | None = None,
     casefold_user_ids: bool = DEFAULT_CASEFOLD_USER_IDS,
+    divert: Callable[[str, list[dict[str, Any]]], bool] | None = None,
 ) -> ReplayReport:
     """Send consent records, then every rating as a playback session.
 
@@ -107,6 +111,9 @@ def replay_ratings(
 
     ``wait_consent`` receives the consent topic's end offsets after the
     consent records were sent and returns whether the workers applied them.
+    ``divert(user_id, events)`` sees each event batch first; a batch it takes
+    (returns True) is not sent here (the demo hands some viewers' batches to
+    the HTTP gateway, as their clients would). Consent is sent for everyone.
     """
     report = ReplayReport()
     started = time.monotonic()
@@ -137,6 +144,12 @@ def replay_ratings(
     total = _estimate_events(ratings)
     bar = Progress(total, "replay", progress)
     for user, events in batch_sessions(sessions, max_hold_ms=max_hold_ms):
+        if divert is not None and divert(user, events):
+            report.events += len(events)
+            report.messages += 1
+            report.diverted_events += len(events)
+            report.diverted_messages += 1
+            continue
         value = (
             _json.encode(events[0])
             if len(events) == 1

@@ -65,6 +65,17 @@ def register(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="JSON output (the default; kept for symmetry)")
     p.set_defaults(handler=cmd_bench_serve)
 
+    p = bench.add_parser(
+        "gateway", help="POST /v1/events vs the Kafka SDK; GET /v1/me/recommendations vs the reader"
+    )
+    p.add_argument("--events", type=int, default=50_000, help="events sent each way (100 a request)")
+    p.add_argument("--clients", type=int, default=8, help="concurrent HTTP connections (default 8)")
+    p.add_argument("--users", type=int, default=1000, help="viewers (tokens, published recommendations)")
+    p.add_argument("--reads", type=int, default=5000, help="recommendation reads timed each way")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--json", action="store_true", help="JSON output (the default; kept for symmetry)")
+    p.set_defaults(handler=cmd_bench_gateway)
+
 
 def cmd_bench_train(settings: Settings, args: argparse.Namespace) -> int:
     from agents.bench.train import bench_train
@@ -105,4 +116,21 @@ def cmd_bench_serve(settings: Settings, args: argparse.Namespace) -> int:
     from agents.bench.serve import bench_serve
 
     print_json(bench_serve(settings, users=args.users, reads=args.reads, n=args.n))
+    return 0
+
+
+def cmd_bench_gateway(settings: Settings, args: argparse.Namespace) -> int:
+    from agents.bench.gateway import bench_gateway
+    from agents.cli.evaluate import embedded_services
+
+    with embedded_services(settings, args):
+        result = bench_gateway(
+            settings,
+            events=args.events,
+            clients=args.clients,
+            users=args.users,
+            reads=args.reads,
+            seed=args.seed,
+        )
+    print_json(result)
     return 0

@@ -16,6 +16,7 @@ from typing import Any
 
 from agents.cli import services
 from agents.cli._output import print_json
+from agents.gateway_client import GatewayProcess, PartitionLanes, events_limit_raised
 from pipeline.embedded import EmbeddedServices
 from pipeline.settings import Settings
 
@@ -40,6 +41,12 @@ def register(sub: Any) -> None:
     p.add_argument("--events", type=int, default=50_000)
     p.add_argument(
         "--consent", default="0.8,0.1,0.1", help="shares with personalisation, analytics only, none"
+    )
+    p.add_argument(
+        "--gateway-share",
+        type=float,
+        default=0.2,
+        help="share of partitions whose viewers' events go through the HTTP gateway (default 0.2; 0: none)",
     )
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--seed", type=int, default=7)
@@ -97,7 +104,13 @@ def run_demo(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
         )
         titles = synthetic_titles(args.items, args.seed)
     log_dir = Path(settings.state_dir) / "logs" / "demo"
-    with PipelineRun(settings, log_dir, workers=args.workers) as run:
+    lanes = PartitionLanes(
+        settings.partitions, args.gateway_share, casefold_user_ids=settings.pseudonym.casefold_user_ids
+    )
+    with (
+        PipelineRun(settings, log_dir, workers=args.workers) as run,
+        GatewayProcess(events_limit_raised(settings), log_dir / "gateway.log") as gateway,
+    ):
         t0 = time.monotonic()
         replay = run.replay(
             ratings,
@@ -105,7 +118,11 @@ def run_demo(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
             seed=args.seed,
             titles=titles,
             progress=False if args.json else None,
+            divert=_start_gateway_lanes(settings, gateway.url, lanes) if lanes.queues else None,
         )
+        via_gateway = _gateway_summary(lanes, lanes.finish())
+        if args.keep:
+            via_gateway["privacy_url"], via_gateway["pid"] = _privacy_url(settings, gateway, ratings)
         run.send_raw(BROKEN_MESSAGES)
         run.close_and_wait()
         stream_s = time.monotonic() - t0
@@ -148,6 +165,7 @@ def run_demo(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
             }
         )
     return {
+        "gateway": via_gateway,
         "events_in": replay.events,
         "messages": replay.messages,
         "users": replay.users,
@@ -168,6 +186,42 @@ def run_demo(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
         "lag": _lag(settings),
         "seconds": round(time.monotonic() - started, 1),
     }
+
+
+def _start_gateway_lanes(settings: Settings, url: str, lanes: PartitionLanes) -> PartitionLanes:
+    """Post the diverted viewers' batches as their clients would (own tokens), during the replay."""
+    from agents.gateway_client import EventPoster, viewer_token
+    from pipeline.gateway import EVENTS_WRITE
+
+    def mint(user: str) -> str:
+        return viewer_token(settings, user, [EVENTS_WRITE])
+
+    return lanes.start(EventPoster(url, mint, clients=max(1, len(lanes.queues))))
+
+
+def _gateway_summary(lanes: PartitionLanes, report: Any) -> dict[str, Any]:
+    return {
+        "partitions": lanes.partitions,
+        "viewers": lanes.poster.viewers if lanes.poster else 0,
+        "events_sent": lanes.events,
+        "requests": report.requests,
+        "accepted": report.accepted,
+        "rejected": report.rejected,
+        "statuses": {str(k): v for k, v in sorted(report.statuses.items())},
+        "seconds": round(report.seconds, 1),
+    }
+
+
+def _privacy_url(settings: Settings, gateway: GatewayProcess, ratings: Any) -> tuple[str, int]:
+    """A sample viewer's privacy-centre link (token in the fragment); the gateway keeps running."""
+    from urllib.parse import quote
+
+    from agents.gateway_client import viewer_token
+    from pipeline.gateway import VIEWER_SCOPES
+
+    viewer = min(r.user_id for r in ratings)
+    token = viewer_token(settings, viewer, sorted(VIEWER_SCOPES), ttl_s=12 * 3600)
+    return f"{gateway.url}/privacy#token={quote(token, safe='')}", gateway.detach()
 
 
 def _lag(settings: Settings, samples: int = 2) -> list[dict[str, Any]]:
@@ -205,6 +259,13 @@ def print_summary(s: dict[str, Any], *, keep: bool) -> None:
         f"({s['messages']:,} messages) in {s['seconds']} s"
     )
     print(f"  consent mix         {s['consent']}")
+    gw = s["gateway"]
+    if gw["requests"]:
+        print(
+            f"  via the gateway     {gw['accepted']:,} of {gw['events_sent']:,} events accepted "
+            f"(POST /v1/events, {gw['requests']:,} requests, {gw['viewers']:,} viewers with their own "
+            f"tokens, partitions {gw['partitions']}) in {gw['seconds']} s"
+        )
     print(
         f"  stream              received {st['received']:,}, redacted {st['redacted']:,} "
         f"(analytics only {st['analytics_only']:,}), late {st['late']:,}, in {st['seconds']} s"
@@ -231,4 +292,8 @@ def print_summary(s: dict[str, Any], *, keep: bool) -> None:
         for g in s["lag"]:
             print(f"    {g['group']}: {g['lag']} messages, status {g['status']}")
     if keep:
+        if gw.get("privacy_url"):
+            print("\nprivacy centre of a sample viewer (token in the fragment, valid 12 h):")
+            print(f"  {gw['privacy_url']}")
+            print(f"gateway left running (pid {gw['pid']}): stop it with `kill {gw['pid']}`")
         print("\nservices left running: try `privrec recs USER`, `privrec lag`, `privrec down` when done")

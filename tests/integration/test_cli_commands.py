@@ -263,3 +263,19 @@ def test_worker_stops_cleanly_on_sigterm(worker):
     worker.stop(timeout=60)
     assert worker.proc is not None and worker.proc.returncode == 0, worker.log()[-3000:]
     assert "Traceback" not in worker.log()
+
+
+@pytest.mark.slow
+def test_bench_gateway_smallest_run(env):
+    done = privrec(
+        "bench", "gateway", "--events", "400", "--clients", "2", "--users", "10", "--reads", "50", "--json",
+        env=env,
+        timeout=400,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout)
+    keys = {"collector_events_per_s", "sdk_events_per_s", "recs_p50_ms", "recs_p99_ms", "reader_p99_ms"}
+    assert keys <= set(out)
+    assert out["collector_accepted"] == out["events"] == 400 and out["collector_statuses"] == {"202": 4}
+    assert out["recs_statuses"] == {"200": 50 + 50}  # warm-up reads and timed reads, all answered
+    assert out["collector_events_per_s"] > 0 and out["sdk_events_per_s"] > 0

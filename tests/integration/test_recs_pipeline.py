@@ -117,6 +117,11 @@ def test_demo_end_to_end(make_settings):
     summary = json.loads(result.stdout)
     stream = summary["stream"]
     assert stream["received"] == summary["events_in"]
+    # a fifth of the partitions' viewers sent their events as clients do: HTTP batches, own tokens
+    gateway = summary["gateway"]
+    assert gateway["partitions"] == [0, 1] and gateway["viewers"] > 0
+    assert gateway["statuses"] == {"202": gateway["requests"]}
+    assert 0 < gateway["accepted"] == gateway["events_sent"] < summary["events_in"]
     assert stream["dlq"] == {"invalid_json": 1, "schema_violation": 1, "unknown_schema": 1}
     assert stream["dropped"].get("no_consent_record", 0) > 0
     assert stream["windows_emitted"] > 0
