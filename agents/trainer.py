@@ -89,7 +89,6 @@ INVALID_STAGE = "invalid_stage"
 INVALID_RECEIPT = "invalid_receipt"
 INTERNAL_ERROR = "internal_error"
 
-
 @dataclass(frozen=True)
 class Unapplied:
     """Why a record was not applied, for its dead letter (``detail`` ends in a schema path)."""
@@ -97,6 +96,7 @@ class Unapplied:
     reason: str
     detail: str = ""
     row: Any = None
+
 
 
 @dataclass
