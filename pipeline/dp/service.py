@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pipeline.dp.bounding import DAY_MS, Bounder, day_of
 from pipeline.dp.ledger import (
@@ -27,8 +27,10 @@ from pipeline.dp.ledger import (
 )
 from pipeline.dp.release import plan, release_counts
 from pipeline.dp.trending import from_record, latest_trending, publish_trending
-from pipeline.serving.layout import Layout
 from pipeline.settings import DpSettings
+
+if TYPE_CHECKING:  # at run time only its methods are used (and serving imports this module)
+    from pipeline.serving.layout import Layout
 
 __all__ = ["LedgerStore", "TrendingJob", "due_day", "release_day"]
 

@@ -15,14 +15,16 @@ Redis lost it.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from pipeline.dp.bounding import DAY_MS, day_start_ms
 from pipeline.dp.ledger import LedgerRecord
 from pipeline.recs.types import PopularItem
-from pipeline.serving.layout import Layout
+
+if TYPE_CHECKING:  # at run time only its methods are used (and serving imports this module)
+    from pipeline.serving.layout import Layout
 
 __all__ = ["TrendingList", "decode_trending", "from_record", "latest_trending", "publish_trending"]
 
