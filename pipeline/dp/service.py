@@ -27,6 +27,7 @@ from pipeline.dp.ledger import (
 )
 from pipeline.dp.release import plan, release_counts
 from pipeline.dp.trending import from_record, latest_trending, publish_trending
+from pipeline.errors import ServiceUnavailable
 from pipeline.settings import DpSettings
 
 if TYPE_CHECKING:  # at run time only its methods are used (and serving imports this module)
@@ -139,16 +140,29 @@ class TrendingJob:
     redis: Any
     layout: Layout
     clock: Callable[[], float] = time.time
-    last_check: float = field(default=float("-inf"))
+    last_check: float | None = None
+    """When the job last looked; None: one ``check_every_s`` after it was made (a trainer that
+    starts has more urgent work than reading ``playback.redacted``)."""
     released: list[str] = field(default_factory=list)
     spent: dict[str, tuple[float, float]] = field(default_factory=dict)
     """(ε, δ) spent per day at the last check (``/metrics``)."""
 
     def step(self, now: float | None = None) -> LedgerRecord | None:
         now = self.clock() if now is None else now
+        if self.last_check is None:
+            self.last_check = now
         if now - self.last_check < self.cfg.check_every_s:
             return None
         self.last_check = now
+        try:
+            return self._check(now)
+        except ServiceUnavailable:
+            log.warning(
+                "dp: Kafka did not answer; the release check is retried in %.0f s", self.cfg.check_every_s
+            )
+            return None
+
+    def _check(self, now: float) -> LedgerRecord | None:
         records = self.store.read()
         self.spent = spent_by_day(records)
         day = due_day(now, self.cfg.release_grace_s)

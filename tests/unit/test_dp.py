@@ -302,10 +302,6 @@ def test_the_job_releases_the_closed_day_once() -> None:
     def feed(bounder: Bounder, wanted) -> None:  # type: ignore[no-untyped-def]
         days.append(set(wanted))
 
-    class FakeRedis:
-        def __init__(self) -> None:
-            self.kv: dict[str, bytes] = {}
-
     from pipeline.serving.layout import Layout
 
     job = TrendingJob(
@@ -313,7 +309,9 @@ def test_the_job_releases_the_closed_day_once() -> None:
     )
     now = 1_704_067_200 + 2 * 3600  # 2024-01-01 02:00 UTC: 2023-12-31 is over (grace 1 h)
     job.redis = _NullRedis()
-    assert job.step(now) is not None
+    assert job.step(now) is None  # the first look comes one dp.check_every_s after start
+    assert job.step(now + 300) is not None
+    now += 300
     assert days == [{"2023-12-31"}]
     assert job.step(now + 10) is None  # not before dp.check_every_s
     assert job.step(now + 1000) is None and len(days) == 1  # released already
@@ -343,3 +341,18 @@ class _NullRedis:
 
     def zrevrange(self, *a, **k):  # type: ignore[no-untyped-def]
         return []
+
+
+def test_the_job_survives_kafka_being_away() -> None:
+    from pipeline.errors import ServiceUnavailable
+    from pipeline.serving.layout import Layout
+
+    class Away(MemoryStore):
+        def read(self) -> list[LedgerRecord]:
+            raise ServiceUnavailable("kafka: no answer")
+
+    job = TrendingJob(
+        cfg=DpSettings(), store=Away(), feed=_feed, key=KEY, redis=_NullRedis(), layout=Layout("privrec:t")
+    )
+    job.last_check = float("-inf")
+    assert job.step(1_704_067_200 + 7200) is None  # logged, retried at the next check
