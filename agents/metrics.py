@@ -30,6 +30,7 @@ from pipeline.ops.exporter import LagJob, Periodic, refresh_model
 from pipeline.ops.metrics import (
     PipelineMetrics,
     serve_metrics,
+    update_dp_spent,
     update_from_trainer_counters,
     update_from_worker_counters,
     update_model,
@@ -167,7 +168,10 @@ def start_worker_metrics(settings: Settings, endpoints: Endpoints) -> ProcessMet
 
 
 def start_trainer_metrics(
-    settings: Settings, endpoints: Endpoints, counters: Callable[[], Mapping[str, int]]
+    settings: Settings,
+    endpoints: Endpoints,
+    counters: Callable[[], Mapping[str, int]],
+    dp_spent: Callable[[], Mapping[str, tuple[float, float]]] | None = None,
 ) -> ProcessMetrics | None:
     """Serve a trainer's metrics, follow ``counters()`` (``Trainer.counters``) and advertise the URL.
 
@@ -192,6 +196,8 @@ def start_trainer_metrics(
     def round_() -> None:
         # dict(...) of a str->int dict copies under the GIL: safe while the trainer counts
         update_from_trainer_counters(served.metrics, dict(counters()))
+        if dp_spent is not None:
+            update_dp_spent(served.metrics, dict(dp_spent()), settings.dp.epsilon_per_day)
         refresh_model(served.metrics, redis, layout)
         data = {"trainer": trainer_id, "at": int(time.time() * 1000), "metrics": served.url}
         redis.set(key, json.dumps(data), ex=TRAINER_STATS_TTL_S)

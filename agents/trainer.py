@@ -152,6 +152,7 @@ class Trainer:
         self.last_train_s = 0.0
         self._publish_due = False  # a publish failed or the live model vanished: train and publish
         self._uncached: set[str] = set()  # forgotten users whose cached recommendations await deletion
+        self.trending: Any | None = None  # pipeline.dp.service.TrendingJob: DP releases of closed days
         self.topics = {
             "consent": settings.topic("consent"),
             "interactions": settings.topic("interactions"),
@@ -500,7 +501,10 @@ class Trainer:
         report.seconds["fit"] = round(time.perf_counter() - t1, 3)
         t2 = time.perf_counter()
         recs = model.recommend_all(self.cfg.top_n, recent_days=self.settings.serving.limited_recent_days)
-        popular = model.popular(self.settings.serving.popular_n)
+        # the fallback until a DP trending release exists: only titles with a k-anonymity floor of viewers
+        popular = model.popular(
+            self.settings.serving.popular_n, min_users=self.settings.dp.fallback_min_viewers
+        )
         report.seconds["recommend"] = round(time.perf_counter() - t2, 3)
         t3 = time.perf_counter()
         publish(
@@ -580,6 +584,8 @@ class Trainer:
             self.train_and_publish()
             self._publish_due = False
         self.finish_erasures()
+        if self.trending is not None:
+            self.trending.step(now)
         due = now - self.last_train_at >= self.cfg.retrain_every_s
         if self.new_since_train >= self.cfg.retrain_after or (
             due and (self.new_since_train or self.erased_since_train)

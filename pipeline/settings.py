@@ -27,6 +27,7 @@ from pipeline.errors import ConfigError
 from pipeline.wire.fields import CONTENT_ID_PATTERN
 
 __all__ = [
+    "DpSettings",
     "GatewaySettings",
     "KafkaSettings",
     "MetricsSettings",
@@ -249,6 +250,32 @@ class ServingSettings(BaseModel):
     )
 
 
+class DpSettings(BaseModel):
+    """Differentially private trending (see README: Trending (differential privacy)).
+
+    Each UTC day's distinct-viewer counts per title (analytics consent only,
+    each viewer bounded to ``max_titles_per_viewer_day`` titles) are released
+    once with Laplace noise and a threshold, spending at most ``epsilon_per_day``
+    and ``delta`` of that day's budget, as recorded in the ``dp.ledger`` topic.
+    """
+
+    epsilon_per_day: float = Field(default=1.0, gt=0, le=10, description="privacy budget of one UTC day")
+    delta: float = Field(default=1e-6, gt=0, lt=1e-3, description="delta budget of one UTC day")
+    max_titles_per_viewer_day: int = Field(
+        default=10, ge=1, le=1000, description="titles a viewer counts for per day (the L0 bound)"
+    )
+    release_grace_s: float = Field(
+        default=3600.0, ge=0, description="a day is released this long after it ends (late events)"
+    )
+    top_n: int = Field(default=100, ge=1, description="titles kept in the released trending list")
+    fallback_min_viewers: int = Field(
+        default=10,
+        ge=1,
+        description="until a first release: the raw popular list keeps only titles with this many viewers",
+    )
+    check_every_s: float = Field(default=300.0, gt=0, description="how often the trainer looks for a due day")
+
+
 class MetricsSettings(BaseModel):
     """Prometheus ``/metrics`` of the long-running processes (worker, trainer).
 
@@ -358,6 +385,7 @@ class Settings(BaseSettings):
     serving: ServingSettings = ServingSettings()
     metrics: MetricsSettings = MetricsSettings()
     gateway: GatewaySettings = GatewaySettings()
+    dp: DpSettings = DpSettings()
     topic_prefix: str = Field(default="privrec.", pattern=r"^[A-Za-z0-9._-]*$")
     partitions: int = Field(default=8, ge=1, le=1024)
     replication_factor: int = Field(default=1, ge=1)

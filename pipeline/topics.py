@@ -1,8 +1,8 @@
 """The topics privrec uses, and idempotent creation on any Kafka-protocol broker.
 
 Each topic's retention comes from :class:`pipeline.settings.TopicSettings`
-and is set as ``retention.ms`` when the topic is created; ``consent`` is
-compacted instead. ``privrec topics list`` prints both per topic.
+and is set as ``retention.ms`` when the topic is created; ``consent`` and
+``dp.ledger`` are compacted instead. ``privrec topics list`` prints both per topic.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from pipeline.settings import Settings
 
 __all__ = [
     "DLQ",
+    "DP_LEDGER",
     "QUARANTINE",
     "TOPICS",
     "TRAINER_DLQ",
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 DLQ = "playback.dlq"
 QUARANTINE = "playback.quarantine"
 TRAINER_DLQ = "trainer.dlq"
+DP_LEDGER = "dp.ledger"
 
 Retention = Literal["raw", "redacted", "dlq", "quarantine", "history"]
 
@@ -80,6 +82,12 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec("erasure.stages", "erasure stage confirmations (key: request id)", "history"),
     TopicSpec("receipts", "erasure receipts (key: pseudonym)", "history"),
     TopicSpec(TRAINER_DLQ, "trainer dead letters: records it could not apply; no values", "dlq"),
+    TopicSpec(
+        DP_LEDGER,
+        "privacy budget ledger: every DP release (key: release id; partition 0), compacted, kept for ever",
+        None,
+        "compact",
+    ),
 )
 
 

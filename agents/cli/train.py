@@ -102,6 +102,9 @@ def cmd_train(settings: Settings, args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())
         served = serve_trainer_metrics(settings, trainer)
+        from agents.trending import make_trending_job
+
+        trainer.trending = make_trending_job(settings, resolve(settings), trainer.redis, trainer.producer)
         try:
             trainer.run(stop)
         finally:
@@ -123,7 +126,12 @@ def serve_trainer_metrics(settings: Settings, trainer: Any) -> Any:
     """The continuous trainer's ``/metrics`` (``--once`` exits too soon to be scraped); None when off."""
     from agents.metrics import start_trainer_metrics
 
-    served = start_trainer_metrics(settings, resolve(settings), lambda: trainer.counters)
+    served = start_trainer_metrics(
+        settings,
+        resolve(settings),
+        lambda: trainer.counters,
+        lambda: trainer.trending.spent if trainer.trending is not None else {},
+    )
     if served is not None:
         trainer.on_report = served.on_report
         trainer.on_receipt = lambda r: observe_receipt(served.metrics, r)

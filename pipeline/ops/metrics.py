@@ -36,6 +36,7 @@ from prometheus_client.registry import Collector
 from pipeline.ops.lag import GroupLag, Status
 
 __all__ = [
+    "DP_DAYS_EXPORTED",
     "ERASURE_BUCKETS",
     "EVENT_STAGES",
     "SECTIONS",
@@ -43,6 +44,7 @@ __all__ = [
     "TrainerCountersCollector",
     "WorkerCountersCollector",
     "serve_metrics",
+    "update_dp_spent",
     "update_from_lag",
     "update_from_trainer_counters",
     "update_from_worker_counters",
@@ -60,6 +62,9 @@ ERASURE_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0)
 
 _LAG_LABELS = ("group", "topic", "partition")
 _REASON = re.compile(r"[a-z][a-z0-9_.-]{0,63}")
+
+
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def _reason(value: str) -> str:
@@ -205,6 +210,18 @@ class PipelineMetrics:
             unit="seconds",
             registry=registry if "trainer" in chosen else None,
         )
+        self.dp_epsilon_spent = Gauge(
+            "privrec_dp_epsilon_spent",
+            "Privacy budget (epsilon) spent by DP trending releases per UTC day, from the dp.ledger topic.",
+            ["day"],
+            registry=registry if "trainer" in chosen else None,
+        )
+        self.dp_epsilon_budget = Gauge(
+            "privrec_dp_epsilon_budget",
+            "The per-day privacy budget (dp.epsilon_per_day).",
+            registry=registry if "trainer" in chosen else None,
+        )
+        self._dp_days: set[str] = set()
         self.erasure_duration_seconds = Histogram(
             "privrec_erasure_duration_seconds",
             "From an erasure request to the end of a stage (stream, trainer, cache) or its receipt.",
@@ -225,6 +242,24 @@ class PipelineMetrics:
         erasure); anything not shaped like an identifier is recorded as ``other``.
         """
         self.erasure_duration_seconds.labels(_reason(stage)).observe(max(0.0, seconds))
+
+
+DP_DAYS_EXPORTED = 31
+"""Days of ``privrec_dp_epsilon_spent`` exported (the newest), so the label set stays bounded."""
+
+
+def update_dp_spent(
+    metrics: PipelineMetrics, spent: Mapping[str, tuple[float, float]], budget: float
+) -> None:
+    """Set ε spent per day (``pipeline.dp.ledger.spent_by_day``) for the newest days; drop older series."""
+    days = sorted(d for d in spent if _DAY.fullmatch(d))[-DP_DAYS_EXPORTED:]
+    with metrics._lock:
+        for day in metrics._dp_days - set(days):
+            metrics.dp_epsilon_spent.remove(day)
+        for day in days:
+            metrics.dp_epsilon_spent.labels(day).set(spent[day][0])
+        metrics._dp_days = set(days)
+    metrics.dp_epsilon_budget.set(budget)
 
 
 def update_from_worker_counters(metrics: PipelineMetrics, counters: Mapping[str, int]) -> None:

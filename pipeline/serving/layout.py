@@ -11,6 +11,8 @@ never see each other's keys::
     <ns>:recs:<version>:popular         msgpack of list[PopularItem]
     <ns>:recs:<version>:meta            model metadata (JSON)
     <ns>:controls:<pseudonym>           viewer controls (a hash, see pipeline.serving.controls)
+    <ns>:trending:days                  served DP trending releases (ids), sorted set scored by day, time
+    <ns>:trending:<release id>          msgpack of one DP trending release (pipeline.dp.trending)
 
 A user appears in key names only as a pseudonym; :func:`check_pseudonym`
 refuses anything that does not look like one, so a raw user id passed by
@@ -101,6 +103,18 @@ class Layout:
     def version_pattern(self, version: str) -> str:
         """SCAN pattern of every key of ``version`` (versions hold no glob characters)."""
         return f"{self.namespace}:recs:{version}:*"
+
+    @property
+    def trending_prefix(self) -> str:
+        """``<ns>:trending:``, followed by a release id or ``days``."""
+        return f"{self.namespace}:trending:"
+
+    @property
+    def trending_days(self) -> str:
+        return f"{self.namespace}:trending:days"
+
+    def trending(self, release_id: str) -> str:
+        return f"{self.namespace}:trending:{release_id}"
 
     def controls(self, pseudonym: str) -> str:
         return f"{self.namespace}:controls:{pseudonym}"

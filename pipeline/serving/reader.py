@@ -5,7 +5,9 @@ first candidate pseudonym (newest key first) that has an entry in the live
 version, and the first that has controls. Atomic means a reader never mixes
 two versions, even while :func:`~pipeline.serving.publish.publish` switches.
 The popular list of a version never changes, so each reader caches it and the
-script sends it only when the live version differs from the cached one.
+script sends it only when the live version differs from the cached one; the
+same holds for the latest DP trending list (by its day), which, once released,
+replaces the popular list (see :mod:`pipeline.serving.response`).
 
 Only the list the viewer's controls select is decoded, item by item, until
 ``n`` items survive the hidden-title filter.
@@ -24,12 +26,13 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import redis as redis_lib
 
+from pipeline.dp.trending import decode_trending
 from pipeline.errors import ServiceUnavailable
 from pipeline.privacy.pseudonym import Pseudonymizer
 from pipeline.recs.types import PopularItem, Recommendation
 from pipeline.serving.controls import DEFAULT, Controls, parse_controls
 from pipeline.serving.layout import Layout
-from pipeline.serving.response import RecsResponse, compose, popular_as_recs
+from pipeline.serving.response import Fallback, RecsResponse, compose, popular_as_recs
 
 if TYPE_CHECKING:
     import redis.asyncio as redis_async
@@ -44,22 +47,29 @@ MAX_N = 500
 BATCH_USERS = 250
 """Users per script call inside one pipelined batch (bounds how long one call blocks Redis)."""
 
-# KEYS[1]: live pointer. ARGV[1]: version whose popular list the caller has cached ("" for none);
-# ARGV[2..]: K candidate pseudonyms per user, newest first. Prefixes and K are baked in per reader.
-# Reply: version, popular (or nil), then one element per user: nil (nothing found); the entry
+# KEYS[1]: live pointer; KEYS[2]: trending releases. ARGV[1]: version whose popular list the caller
+# has cached ("" for none); ARGV[2]: the trending release it has cached ("" for none); ARGV[3..]: K
+# candidate pseudonyms per user, newest first. Prefixes and K are baked in per reader.
+# Reply: version, popular (or nil), the served trending release (or nil), its list (or nil if cached),
+# then one element per user: nil (nothing found); the entry
 # prefixed with one byte, the index of the candidate that had it; or, when the user has controls,
 # an array {that entry or nil, controls candidate index, HGETALL fields and values...}.
 # One element per user keeps the reply as small as an MGET's, which is what redis-py parses slowest.
 _READ_TEMPLATE = """
 local version = redis.call('GET', KEYS[1])
-local out = {version, false}
+local out = {version, false, false, false}
 if version and version ~= ARGV[1] then
   out[2] = redis.call('GET', '%(recs)s' .. version .. ':popular')
 end
+local tday = redis.call('ZREVRANGE', KEYS[2], 0, 0)[1]
+if tday then
+  out[3] = tday
+  if tday ~= ARGV[2] then out[4] = redis.call('GET', '%(trending)s' .. tday) or false end
+end
 local k = %(k)d
 local upfx = version and ('%(recs)s' .. version .. ':u:')
-local n = 2
-for base = 1, #ARGV - 1, k do
+local n = 4
+for base = 2, #ARGV - 1, k do
   local entry = false
   if version then
     for i = 1, k do
@@ -88,7 +98,12 @@ def read_script(layout: Layout, keys: int) -> str:
 
     The namespace alphabet (``[A-Za-z0-9._:-]``) is safe inside a Lua string literal.
     """
-    return _READ_TEMPLATE % {"recs": layout.recs_prefix, "controls": layout.controls_prefix, "k": keys}
+    return _READ_TEMPLATE % {
+        "recs": layout.recs_prefix,
+        "controls": layout.controls_prefix,
+        "trending": layout.trending_prefix,
+        "k": keys,
+    }
 
 
 class _Stored(msgspec.Struct, gc=False):
@@ -117,17 +132,30 @@ def _respond(
     controls: Controls,
     popular: list[Recommendation],
     n: int,
+    trending: Fallback | None = None,
 ) -> RecsResponse:
     """:func:`compose` over a script entry (index byte + msgpack ``UserRecs``, or None)."""
     try:
         recs = _lazy_items(entry[1:], controls) if entry is not None else None
         return compose(
-            version=version, pseudonym=pseudonym, recs=recs, controls=controls, popular=popular, n=n
+            version=version,
+            pseudonym=pseudonym,
+            recs=recs,
+            controls=controls,
+            popular=popular,
+            n=n,
+            trending=trending,
         )
     except msgspec.DecodeError:  # a corrupt entry must not break reads: serve as if absent
         log.warning("undecodable recommendations entry in version %s", version)
         return compose(
-            version=version, pseudonym=pseudonym, recs=None, controls=controls, popular=popular, n=n
+            version=version,
+            pseudonym=pseudonym,
+            recs=None,
+            controls=controls,
+            popular=popular,
+            n=n,
+            trending=trending,
         )
 
 
@@ -147,6 +175,7 @@ class _Core:
         self.script = read_script(layout, len(pseudonymizer.key_ids))
         self._sha = hashlib.sha1(self.script.encode(), usedforsecurity=False).hexdigest()
         self._popular: tuple[str, list[Recommendation]] | None = None
+        self._trending: tuple[str, Fallback] | None = None
 
     @property
     def layout(self) -> Layout:
@@ -154,7 +183,8 @@ class _Core:
 
     def _args(self, candidates: Iterable[list[str]]) -> list[str | int]:
         cached = self._popular[0] if self._popular is not None else ""
-        args: list[str | int] = [self._layout.live, cached]
+        cached_day = self._trending[0] if self._trending is not None else ""
+        args: list[str | int] = [self._layout.live, self._layout.trending_days, cached, cached_day]
         for cands in candidates:
             args.extend(cands)
         return args
@@ -173,11 +203,27 @@ class _Core:
         cached = self._popular
         return cached[1] if cached is not None and cached[0] == version else []
 
+    def _trending_for(self, release: bytes | None, blob: bytes | None) -> Fallback | None:
+        if release is None:
+            return None
+        if blob is not None:
+            try:
+                t = decode_trending(blob)
+            except msgspec.DecodeError:
+                log.warning("undecodable trending list")
+                return None
+            fallback = Fallback(day=t.day, epsilon=t.epsilon, items=popular_as_recs(t.items))
+            self._trending = (release.decode(), fallback)
+            return fallback
+        cached = self._trending
+        return cached[1] if cached is not None and cached[0] == release.decode() else None
+
     def _parse(self, reply: Sequence[Any], candidates: Sequence[list[str]], n: int) -> Iterator[RecsResponse]:
         version = reply[0].decode() if reply[0] is not None else None
         popular = self._popular_for(version, reply[1])
+        trending = self._trending_for(reply[2], reply[3])
         for i, cands in enumerate(candidates):
-            entry = reply[2 + i]
+            entry = reply[4 + i]
             controls = DEFAULT
             pseudonym = None
             if isinstance(entry, list):
@@ -186,7 +232,7 @@ class _Core:
                 entry = entry[0]
             if entry is not None:
                 pseudonym = cands[entry[0] - 1]
-            yield _respond(version, pseudonym, entry, controls, popular, n)
+            yield _respond(version, pseudonym, entry, controls, popular, n, trending)
 
     def _chunks(self, users: list[str]) -> Iterator[tuple[list[str], list[list[str]]]]:
         step = self._batch_users
@@ -237,10 +283,10 @@ class Reader:
         args = core._args(candidates)
         try:
             try:
-                reply = self._redis.evalsha(core._sha, 1, *args)
+                reply = self._redis.evalsha(core._sha, 2, *args)
             except redis_lib.exceptions.NoScriptError:
                 self._redis.script_load(core.script)
-                reply = self._redis.evalsha(core._sha, 1, *args)
+                reply = self._redis.evalsha(core._sha, 2, *args)
         except (redis_lib.ConnectionError, redis_lib.TimeoutError) as exc:
             raise _unavailable(exc) from None
         return next(core._parse(reply, candidates, n))
@@ -261,7 +307,7 @@ class Reader:
         def run() -> list[Any]:
             pipe = self._redis.pipeline(transaction=False)
             for _, cands in chunks:
-                pipe.evalsha(core._sha, 1, *core._args(cands))
+                pipe.evalsha(core._sha, 2, *core._args(cands))
             return pipe.execute()
 
         try:
@@ -313,10 +359,10 @@ class AsyncReader:
         args = core._args(candidates)
         try:
             try:
-                reply = await self._redis.evalsha(core._sha, 1, *args)
+                reply = await self._redis.evalsha(core._sha, 2, *args)
             except redis_lib.exceptions.NoScriptError:
                 await self._redis.script_load(core.script)
-                reply = await self._redis.evalsha(core._sha, 1, *args)
+                reply = await self._redis.evalsha(core._sha, 2, *args)
         except (redis_lib.ConnectionError, redis_lib.TimeoutError) as exc:
             raise _unavailable(exc) from None
         return next(core._parse(reply, candidates, n))
@@ -333,7 +379,7 @@ class AsyncReader:
         async def run() -> list[Any]:
             pipe = self._redis.pipeline(transaction=False)
             for _, cands in chunks:
-                pipe.evalsha(core._sha, 1, *core._args(cands))
+                pipe.evalsha(core._sha, 2, *core._args(cands))
             return await pipe.execute()
 
         try:

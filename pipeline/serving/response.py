@@ -2,14 +2,19 @@
 
 Kept free of Redis so the rules are unit-tested on plain records:
 
-* nothing published yet → ``source: "none"``, no items;
-* ``personalization: off``, or no personalised entry (cold start, no consent)
-  → the popular list, ``personalized: false``;
+* the non-personalised list (the *fallback*) is the latest differentially
+  private trending release when there is one (``source: "trending_dp"``, with
+  ``trending_day`` and ``trending_epsilon``), else the model's popular list,
+  which the trainer publishes only with titles of at least
+  ``dp.fallback_min_viewers`` viewers (``source: "popular"``);
+* nothing published (no model, no trending release) → ``source: "none"``, no items;
+* ``personalization: off``, or no personalised entry (cold start, no consent,
+  analytics only) → the fallback, ``personalized: false``;
 * ``limited`` → the ``limited`` list, ``full`` → the ``full`` list;
 * hidden titles are removed from every list; a personalised list left shorter
-  than ``n`` is filled from the popular list (titles not already present, with
-  no ``because``); a response with no personalised item at all is reported as
-  ``source: "popular"``.
+  than ``n`` is filled from the fallback (titles not already present, with
+  no ``because``); a response with no personalised item at all is reported
+  with the fallback's source.
 """
 
 from __future__ import annotations
@@ -22,17 +27,19 @@ import msgspec
 from pipeline.recs.types import PopularItem, Recommendation, UserRecs
 from pipeline.serving.controls import Controls
 
-__all__ = ["RecsResponse", "Source", "compose", "popular_as_recs"]
+__all__ = ["Fallback", "RecsResponse", "Source", "compose", "popular_as_recs"]
 
-Source = Literal["full", "limited", "popular", "none"]
+Source = Literal["full", "limited", "popular", "trending_dp", "none"]
 
 
-class RecsResponse(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+class RecsResponse(msgspec.Struct, frozen=True, kw_only=True, gc=False, omit_defaults=True):
     """What a reader returns for one user; encodes to the HTTP/CLI JSON body.
 
     ``user`` is the pseudonym under which the viewer's entries (recommendations
     or controls) were found, or null: the raw user id is never echoed, and an
-    unknown user id does not reveal its pseudonym.
+    unknown user id does not reveal its pseudonym. ``trending_day`` and
+    ``trending_epsilon`` are present (and encoded) only when the fallback is
+    the DP trending list.
     """
 
     user: str | None
@@ -40,6 +47,16 @@ class RecsResponse(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     version: str | None
     items: list[Recommendation]
     source: Source
+    trending_day: str | None = None
+    trending_epsilon: float | None = None
+
+
+class Fallback(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """The latest DP trending release, as the reader serves it."""
+
+    day: str
+    epsilon: float
+    items: list[Recommendation]
 
 
 def popular_as_recs(popular: Iterable[PopularItem]) -> list[Recommendation]:
@@ -69,6 +86,7 @@ def compose(
     controls: Controls,
     popular: list[Recommendation],
     n: int,
+    trending: Fallback | None = None,
 ) -> RecsResponse:
     """Apply the viewer's controls and the fallbacks; see the module docstring.
 
@@ -81,8 +99,14 @@ def compose(
         controls: the viewer's controls (defaults when none are stored).
         popular: the version's popular list, best first.
         n: how many items at most.
+        trending: the latest DP trending release; when given, it replaces ``popular``.
     """
-    if version is None:
+    fallback_source: Source = "popular"
+    labels: dict[str, object] = {}
+    if trending is not None:
+        popular, fallback_source = trending.items, "trending_dp"
+        labels = {"trending_day": trending.day, "trending_epsilon": trending.epsilon}
+    elif version is None:
         return RecsResponse(user=pseudonym, personalized=False, version=None, items=[], source="none")
     mode = controls.personalization
     hidden = controls.hidden
@@ -94,7 +118,12 @@ def compose(
     personalized = bool(items)
     if len(items) < n:
         _take(popular, hidden, n, items)
-    source: Source = mode if personalized else "popular"  # type: ignore[assignment]
+    source: Source = mode if personalized else fallback_source  # type: ignore[assignment]
     return RecsResponse(
-        user=pseudonym, personalized=personalized, version=version, items=items, source=source
+        user=pseudonym,
+        personalized=personalized,
+        version=version,
+        items=items,
+        source=source,
+        **labels,  # type: ignore[arg-type]
     )

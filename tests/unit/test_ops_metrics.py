@@ -90,6 +90,8 @@ def test_every_metric_is_defined_with_its_type(metrics):
         "privrec_trainer_events": "counter",
         "privrec_erasure_duration_seconds": "histogram",
         "privrec_erasure_duration_seconds_created": "gauge",
+        "privrec_dp_epsilon_spent": "gauge",
+        "privrec_dp_epsilon_budget": "gauge",
     }
 
 
