@@ -98,12 +98,16 @@ allow worker Create,Read,Write,Describe,DescribeConfigs topic "$A-" prefixed
 # trainer: its history in, its outcomes out.
 for t in consent interactions erasure erasure.stages receipts; do allow trainer Read topic "$P$t"; done
 for t in trainer.dlq erasure.stages receipts; do allow trainer Write topic "$P$t"; done
+# DP trending (run by the trainer): distinct viewers from the redacted stream, releases in the ledger.
+for t in playback.redacted dp.ledger; do allow trainer Read topic "$P$t"; done
+allow trainer Write topic "${P}dp.ledger"
 allow trainer Read group "$A-trainer"
 
 # operator: topics create, erase (--wait), export, status/lag, dead-letter inspection.
 allow operator Create,DescribeConfigs topic "$P" prefixed
 allow operator Write topic "${P}erasure"
-for t in consent interactions erasure erasure.stages receipts playback.dlq trainer.dlq; do
+allow operator Write topic "${P}dp.ledger"  # privrec trending --release
+for t in consent interactions erasure erasure.stages receipts playback.dlq trainer.dlq dp.ledger playback.redacted; do
   allow operator Read topic "$P$t"
 done
 
