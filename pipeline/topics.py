@@ -15,6 +15,7 @@ from pipeline.errors import ServiceUnavailable
 from pipeline.settings import Settings
 
 __all__ = [
+    "AUDITS",
     "DLQ",
     "QUARANTINE",
     "TOPICS",
@@ -27,6 +28,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+AUDITS = "audits"
 DLQ = "playback.dlq"
 QUARANTINE = "playback.quarantine"
 TRAINER_DLQ = "trainer.dlq"
@@ -80,6 +82,7 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec("erasure.stages", "erasure stage confirmations (key: request id)", "history"),
     TopicSpec("receipts", "erasure receipts (key: pseudonym)", "history"),
     TopicSpec(TRAINER_DLQ, "trainer dead letters: records it could not apply; no values", "dlq"),
+    TopicSpec(AUDITS, "ethics audits (audit.v1 JSON, aggregates only; key: model version)", "history"),
 )
 
 

@@ -13,13 +13,13 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from agents.cli import bench, demo, evaluate, ops, recs, rights, services, stream, train
+from agents.cli import audit, bench, demo, evaluate, ops, recs, rights, services, stream, train
 from pipeline.errors import PrivrecError
 from pipeline.settings import load_settings
 
 __all__ = ["build_parser", "main"]
 
-COMMAND_MODULES = (services, stream, train, recs, rights, ops, demo, evaluate, bench)
+COMMAND_MODULES = (services, stream, train, recs, rights, ops, demo, evaluate, bench, audit)
 
 
 def build_parser() -> argparse.ArgumentParser:

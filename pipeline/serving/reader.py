@@ -29,6 +29,7 @@ from pipeline.privacy.pseudonym import Pseudonymizer
 from pipeline.recs.types import PopularItem, Recommendation
 from pipeline.serving.controls import DEFAULT, Controls, parse_controls
 from pipeline.serving.layout import Layout
+from pipeline.serving.rerank import Rerank
 from pipeline.serving.response import RecsResponse, compose, popular_as_recs
 
 if TYPE_CHECKING:
@@ -117,12 +118,19 @@ def _respond(
     controls: Controls,
     popular: list[Recommendation],
     n: int,
+    rerank: Rerank | None = None,
 ) -> RecsResponse:
     """:func:`compose` over a script entry (index byte + msgpack ``UserRecs``, or None)."""
     try:
         recs = _lazy_items(entry[1:], controls) if entry is not None else None
         return compose(
-            version=version, pseudonym=pseudonym, recs=recs, controls=controls, popular=popular, n=n
+            version=version,
+            pseudonym=pseudonym,
+            recs=recs,
+            controls=controls,
+            popular=popular,
+            n=n,
+            rerank=rerank,
         )
     except msgspec.DecodeError:  # a corrupt entry must not break reads: serve as if absent
         log.warning("undecodable recommendations entry in version %s", version)
@@ -186,7 +194,7 @@ class _Core:
                 entry = entry[0]
             if entry is not None:
                 pseudonym = cands[entry[0] - 1]
-            yield _respond(version, pseudonym, entry, controls, popular, n)
+            yield _respond(version, pseudonym, entry, controls, popular, n, self._layout.rerank)
 
     def _chunks(self, users: list[str]) -> Iterator[tuple[list[str], list[list[str]]]]:
         step = self._batch_users
