@@ -32,7 +32,7 @@ from pipeline.audit.groups import (
 from pipeline.recs.evaluate import ndcg_at_k
 from pipeline.settings import AuditSettings
 
-__all__ = ["AUDIT_SCHEMA", "assemble", "lorenz", "mean_ndcg", "recommender_figures"]
+__all__ = ["AUDIT_SCHEMA", "assemble", "lorenz", "mean_ndcg", "recommender_figures", "trade_off"]
 
 AUDIT_SCHEMA = "audit.v1"
 
@@ -43,6 +43,24 @@ def mean_ndcg(recs: Lists, heldout: Mapping[str, set[str]], k: int = 10) -> floa
     """Mean NDCG@k over viewers with held-out titles (None when there are none)."""
     scores = [ndcg_at_k(recs.get(u, ()), rel, k) for u, rel in heldout.items() if rel]
     return sum(scores) / len(scores) if scores else None
+
+
+def trade_off(
+    recs: Lists,
+    heldout: Mapping[str, set[str]],
+    popularity: Mapping[str, int],
+    catalogue: Iterable[str],
+    k: int = 10,
+) -> dict[str, float | None]:
+    """What a re-rank trades: NDCG@k on the holdout against coverage@k, tail share (APLT) and ARP."""
+    catalogue = list(catalogue)
+    tiers = popularity_tiers(popularity, catalogue)
+    return {
+        "ndcg_at_10": mean_ndcg(recs, heldout, k),
+        "coverage_at_10": coverage_at_k(recs, catalogue, k),
+        "tail_share": exposure_by_popularity_tier(recs, tiers, k)["tail"]["exposure_share"],
+        "arp": arp(recs, popularity, k),
+    }
 
 
 def recommender_figures(

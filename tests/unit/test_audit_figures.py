@@ -193,3 +193,15 @@ def test_assemble_keys_and_attention(figures: dict) -> None:
     assert flags["epsilon_over_budget"] is True  # 1.5 spent on a day of 1.0
     assert flags["coverage_at_10"] is False  # 0.8 ≥ 0.1
     assert flags["popularity_lift"] is False  # 0.76 ≤ 2
+
+
+def test_trade_off_figures() -> None:
+    from pipeline.audit.report import trade_off
+
+    # tiers over φ a=4 b=2 c=1 d=1: head a, mid b c, tail d e; slots: a c | a b | a e | b c → e is the one tail slot
+    out = trade_off(RECS, HELDOUT, {"a": 4, "b": 2, "c": 1, "d": 1}, CATALOGUE)
+    assert out["coverage_at_10"] == pytest.approx(0.8)
+    assert out["tail_share"] == pytest.approx(1 / 8)
+    assert out["arp"] == pytest.approx(2.25)
+    # NDCG of RECS on HELDOUT: u1 has c at rank 2, u2 none (c not in a, b), u3 none
+    assert out["ndcg_at_10"] == pytest.approx((1 / math.log2(3)) / 3)
