@@ -198,7 +198,8 @@ def test_assemble_keys_and_attention(figures: dict) -> None:
 def test_trade_off_figures() -> None:
     from pipeline.audit.report import trade_off
 
-    # tiers over φ a=4 b=2 c=1 d=1: head a, mid b c, tail d e; slots: a c | a b | a e | b c → e is the one tail slot
+    # tiers over φ a=4 b=2 c=1 d=1: head a, mid b c, tail d e
+    # slots: a c | a b | a e | b c → e is the one tail slot of eight
     out = trade_off(RECS, HELDOUT, {"a": 4, "b": 2, "c": 1, "d": 1}, CATALOGUE)
     assert out["coverage_at_10"] == pytest.approx(0.8)
     assert out["tail_share"] == pytest.approx(1 / 8)
