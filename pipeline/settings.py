@@ -254,7 +254,7 @@ class ServingSettings(BaseModel):
         description="popularity-bias re-ranking at read time (pipeline.serving.rerank): none or xquad",
     )
     rerank_lambda: float = Field(
-        default=0.3, ge=0, le=1, description="xquad: weight of tail exposure against the model's score"
+        default=0.5, ge=0, le=1, description="xquad: weight of tail exposure against the model's score"
     )
 
 

@@ -41,7 +41,7 @@ class Rerank:
     """The read-time re-rank policy (``serving.rerank``, ``serving.rerank_lambda``)."""
 
     mode: Mode = "none"
-    lam: float = 0.3
+    lam: float = 0.5
 
     @property
     def active(self) -> bool:
