@@ -208,6 +208,19 @@ def _sources(settings: Settings, trainer: ExportTrainer, logs: Changelogs, n: in
     }
 
 
+def _count_export(settings: Settings, endpoints: Endpoints) -> None:
+    """One more export served, for the ethics audit (a count only; a failure only logs)."""
+    from pipeline.audit.data import exports_key
+
+    client = redis_client(endpoints)
+    try:
+        client.incr(exports_key(settings.app_id))
+    except Exception:
+        log.warning("export counter not updated")
+    finally:
+        client.close()
+
+
 def collect_export(
     settings: Settings,
     endpoints: Endpoints,
@@ -231,6 +244,7 @@ def collect_export(
     logs = read_changelogs(settings, endpoints, selector, timeout_s)
     recs, controls = read_serving(settings, endpoints, pz, user_id, names, n)
     log.info("export collected in %.2f s", time.monotonic() - t0)
+    _count_export(settings, endpoints)
     consent = consent_section(trainer.kept["consent"]) | {"stream_table": stream_consent(logs.consent)}
     return assemble(
         user_id=user_id,

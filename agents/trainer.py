@@ -163,6 +163,7 @@ class Trainer:
         self.artefacts = Path(settings.state_dir) / "models" / settings.app_id  # one folder per deployment
         self.dlq_topic = settings.topic(TRAINER_DLQ)
         self._judged: dict[tuple[str, int], int] | None = None  # committed offsets at start
+        self.audit_after_retrain = False  # the continuous loop turns it on (audit.after_retrain)
 
     # -- input ---------------------------------------------------------------------------
 
@@ -525,6 +526,10 @@ class Trainer:
         log.info("published model %s (%d users, %d items)", model.version, report.users, report.items)
         if self.on_report is not None:
             self.on_report(report)
+        if self.audit_after_retrain:
+            from agents.audit import audit_after_retrain
+
+            audit_after_retrain(self, model)  # the ethics audit; never raises (counted, logged)
         return report
 
     def refresh_dirty(self) -> int:
@@ -556,6 +561,7 @@ class Trainer:
         """
         self.catch_up()
         self._publish_due = True
+        self.audit_after_retrain = self.settings.audit.after_retrain
         last_refresh = self.clock()
         retry_at = backoff = 0.0
         while not stop.is_set():

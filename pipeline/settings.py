@@ -27,6 +27,7 @@ from pipeline.errors import ConfigError
 from pipeline.wire.fields import CONTENT_ID_PATTERN
 
 __all__ = [
+    "AuditSettings",
     "DpSettings",
     "GatewaySettings",
     "KafkaSettings",
@@ -248,6 +249,13 @@ class ServingSettings(BaseModel):
     limited_recent_days: int = Field(
         default=30, ge=1, description="personalization=limited: only titles related to this recent history"
     )
+    rerank: Literal["none", "xquad"] = Field(
+        default="none",
+        description="popularity-bias re-ranking at read time (pipeline.serving.rerank): none or xquad",
+    )
+    rerank_lambda: float = Field(
+        default=0.5, ge=0, le=1, description="xquad: weight of tail exposure against the model's score"
+    )
 
 
 class DpSettings(BaseModel):
@@ -274,6 +282,35 @@ class DpSettings(BaseModel):
         description="until a first release: the raw popular list keeps only titles with this many viewers",
     )
     check_every_s: float = Field(default=300.0, gt=0, description="how often the trainer looks for a due day")
+
+
+class AuditSettings(BaseModel):
+    """Thresholds of the ethics audit's attention list (``privrec audit``; README: Ethics audit).
+
+    A figure outside its threshold is flagged; none of them stops anything.
+    """
+
+    after_retrain: bool = Field(
+        default=True, description="the continuous trainer audits after each full retrain"
+    )
+    min_coverage_at_10: float = Field(default=0.10, ge=0, le=1)
+    max_gini_exposure: float = Field(default=0.90, ge=0, le=1)
+    max_popularity_lift: float = Field(default=2.0, gt=0)
+    min_personalisation_at_10: float = Field(default=0.50, ge=0, le=1)
+    min_tail_exposure_share: float = Field(
+        default=0.02, ge=0, le=1, description="share of recommendation slots going to tail titles"
+    )
+    max_ndcg_tier_gap: float = Field(
+        default=0.5, ge=0, description="(best − worst activity tier NDCG@10) / best"
+    )
+    min_ndcg_vs_baseline: float = Field(
+        default=0.95, ge=0, description="holdout NDCG@10 over the popularity baseline's"
+    )
+    max_erasure_receipt_p95_s: float = Field(default=60.0, gt=0)
+    max_dlq_share: float = Field(default=0.01, ge=0, le=1, description="dead letters over events received")
+    personalisation_pairs: int = Field(
+        default=20_000, ge=1, description="user pairs sampled for personalisation@10 (all pairs when fewer)"
+    )
 
 
 class MetricsSettings(BaseModel):
@@ -386,6 +423,7 @@ class Settings(BaseSettings):
     metrics: MetricsSettings = MetricsSettings()
     gateway: GatewaySettings = GatewaySettings()
     dp: DpSettings = DpSettings()
+    audit: AuditSettings = AuditSettings()
     topic_prefix: str = Field(default="privrec.", pattern=r"^[A-Za-z0-9._-]*$")
     partitions: int = Field(default=8, ge=1, le=1024)
     replication_factor: int = Field(default=1, ge=1)

@@ -15,6 +15,7 @@ from pipeline.errors import ServiceUnavailable
 from pipeline.settings import Settings
 
 __all__ = [
+    "AUDITS",
     "DLQ",
     "DP_LEDGER",
     "QUARANTINE",
@@ -28,6 +29,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+AUDITS = "audits"
 DLQ = "playback.dlq"
 QUARANTINE = "playback.quarantine"
 TRAINER_DLQ = "trainer.dlq"
@@ -88,6 +90,7 @@ TOPICS: tuple[TopicSpec, ...] = (
         None,
         "compact",
     ),
+    TopicSpec(AUDITS, "ethics audits (audit.v1 JSON, aggregates only; key: model version)", "history"),
 )
 
 

@@ -86,6 +86,7 @@ def _quietly(fn: Any, settings: Settings, args: argparse.Namespace, quiet: bool)
 
 
 def run_demo(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
+    from agents.audit import demo_audit
     from agents.cli.train import close_trainer, make_trainer, report_dict
     from agents.pipeline_run import PipelineRun
     from pipeline.connect import redis_client, resolve
@@ -184,6 +185,7 @@ def run_demo(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
         | {"trainer_counters": trainer.counters, "seconds_total": round(train_s, 1)},
         "examples": examples,
         "lag": _lag(settings),
+        "audit": demo_audit(settings),  # the ethics audit's HTML path
         "seconds": round(time.monotonic() - started, 1),
     }
 
@@ -291,6 +293,7 @@ def print_summary(s: dict[str, Any], *, keep: bool) -> None:
         print("\n  consumer lag")
         for g in s["lag"]:
             print(f"    {g['group']}: {g['lag']} messages, status {g['status']}")
+    print(f"\n  ethics audit        {s.get('audit') or 'not written (see the log)'}")
     if keep:
         if gw.get("privacy_url"):
             print("\nprivacy centre of a sample viewer (token in the fragment, valid 12 h):")

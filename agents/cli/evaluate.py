@@ -41,6 +41,18 @@ def register(sub: Any) -> None:
     p.add_argument("--holdout", type=float, default=0.2, help="newest share of each user's ratings held out")
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument(
+        "--rerank",
+        choices=["xquad"],
+        help="also read through this read-time re-rank and report the trade-off",
+    )
+    p.add_argument(
+        "--rerank-lambda",
+        type=float,
+        nargs="+",
+        default=None,
+        help="one or more λ (default: serving.rerank_lambda)",
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_eval)
 
@@ -72,6 +84,8 @@ def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
             workers=args.workers,
             seed=args.seed,
             progress=not args.json,
+            rerank=getattr(args, "rerank", None),
+            rerank_lambda=getattr(args, "rerank_lambda", None),
         )
     if args.json:
         print_json(result)
@@ -83,6 +97,11 @@ def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
             f"ratio (NDCG pipeline / direct) {result['ratio']:.3f} over {result['users_evaluated']:,} users "
             f"({result['events']:,} events replayed, {result['windows']:,} windows) in {result['seconds']} s"
         )
+        for name, t in result.get("rerank", {}).items():
+            print(
+                f"rerank {name:<8} NDCG@10 {t['ndcg_at_10']:.4f}  coverage@10 {t['coverage_at_10']:.4f}  "
+                f"tail share {t['tail_share']:.4f}  ARP {t['arp']:.1f}"
+            )
     return 0
 
 
@@ -95,6 +114,8 @@ def run_eval(
     workers: int = 1,
     seed: int = 7,
     progress: bool = False,
+    rerank: str | None = None,
+    rerank_lambda: list[float] | None = None,
 ) -> dict[str, Any]:
     from agents.cli.train import close_trainer, make_trainer
     from agents.pipeline_run import PipelineRun
@@ -161,8 +182,48 @@ def run_eval(
         "trainer": dataclasses.asdict(report)["seconds"],
         "seconds": round(time.monotonic() - started, 1),
     }
+    if rerank:
+        lams = rerank_lambda or [s.serving.rerank_lambda]
+        result["rerank"] = _rerank_trade_off(reader, redis, s, users, train_part, heldout, rerank, lams)
     _drop_topics(kafka_admin(endpoints), s)
     return result
+
+
+def _rerank_trade_off(
+    plain: Any,
+    redis: Any,
+    s: Settings,
+    users: list[str],
+    train_part: Any,
+    heldout: Any,
+    mode: str,
+    lams: list[float],
+) -> dict[str, Any]:
+    """The same published model read plainly and through the re-rank at each λ: NDCG@10, coverage, tail."""
+    from pipeline.audit.report import trade_off
+    from pipeline.keys import pseudonymizer
+    from pipeline.serving.layout import Layout
+    from pipeline.serving.reader import Reader
+    from pipeline.serving.rerank import Rerank
+
+    seen: dict[str, set[str]] = {}
+    for r in train_part:
+        seen.setdefault(r.content_id, set()).add(r.user_id)
+    popularity = {c: len(v) for c, v in seen.items()}
+    namespace = Layout.from_settings(s).namespace
+    readers = [("none", plain)] + [
+        (f"{mode}@{lam:g}", Reader(redis, pseudonymizer(s), Layout(namespace, Rerank(mode, lam))))  # type: ignore[arg-type]
+        for lam in lams
+    ]
+    out: dict[str, Any] = {}
+    for name, reader in readers:
+        lists = {u: [it.content_id for it in r.items] for u, r in reader.get_many(users, n=10).items()}
+        figures = trade_off(lists, heldout, popularity, seen)
+        out[name] = {k: round(v, 5) if v is not None else None for k, v in figures.items()}
+    base = out["none"]["ndcg_at_10"] or 0.0
+    for figures in out.values():
+        figures["ndcg_loss"] = round(1 - figures["ndcg_at_10"] / base, 5) if base else None
+    return out
 
 
 def _drop_topics(admin: Any, settings: Settings) -> None:

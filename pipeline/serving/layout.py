@@ -22,8 +22,9 @@ mistake fails loudly instead of landing in Redis.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from pipeline.serving.rerank import Rerank
 from pipeline.settings import Settings
 
 __all__ = ["Layout", "check_pseudonym", "check_version"]
@@ -59,6 +60,9 @@ class Layout:
     """
 
     namespace: str
+    rerank: Rerank = field(default_factory=Rerank, compare=False)
+    """The read-time re-rank policy (``serving.rerank``): carried here so every reader built
+    from ``Layout.from_settings`` applies it without a new constructor argument."""
 
     def __post_init__(self) -> None:
         if not _NAMESPACE.fullmatch(self.namespace) or self.namespace.endswith(":"):
@@ -66,8 +70,9 @@ class Layout:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Layout:
-        """``privrec:<app_id>``: one cache per application id."""
-        return cls(f"privrec:{settings.app_id}")
+        """``privrec:<app_id>``: one cache per application id, with the configured re-rank."""
+        serving = settings.serving
+        return cls(f"privrec:{settings.app_id}", Rerank(serving.rerank, serving.rerank_lambda))
 
     @property
     def recs_prefix(self) -> str:

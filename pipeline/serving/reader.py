@@ -32,6 +32,7 @@ from pipeline.privacy.pseudonym import Pseudonymizer
 from pipeline.recs.types import PopularItem, Recommendation
 from pipeline.serving.controls import DEFAULT, Controls, parse_controls
 from pipeline.serving.layout import Layout
+from pipeline.serving.rerank import Rerank
 from pipeline.serving.response import Fallback, RecsResponse, compose, popular_as_recs
 
 if TYPE_CHECKING:
@@ -133,6 +134,7 @@ def _respond(
     popular: list[Recommendation],
     n: int,
     trending: Fallback | None = None,
+    rerank: Rerank | None = None,
 ) -> RecsResponse:
     """:func:`compose` over a script entry (index byte + msgpack ``UserRecs``, or None)."""
     try:
@@ -145,6 +147,7 @@ def _respond(
             popular=popular,
             n=n,
             trending=trending,
+            rerank=rerank,
         )
     except msgspec.DecodeError:  # a corrupt entry must not break reads: serve as if absent
         log.warning("undecodable recommendations entry in version %s", version)
@@ -232,7 +235,7 @@ class _Core:
                 entry = entry[0]
             if entry is not None:
                 pseudonym = cands[entry[0] - 1]
-            yield _respond(version, pseudonym, entry, controls, popular, n, trending)
+            yield _respond(version, pseudonym, entry, controls, popular, n, trending, self._layout.rerank)
 
     def _chunks(self, users: list[str]) -> Iterator[tuple[list[str], list[list[str]]]]:
         step = self._batch_users

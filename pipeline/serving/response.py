@@ -14,7 +14,10 @@ Kept free of Redis so the rules are unit-tested on plain records:
 * hidden titles are removed from every list; a personalised list left shorter
   than ``n`` is filled from the fallback (titles not already present, with
   no ``because``); a response with no personalised item at all is reported
-  with the fallback's source.
+  with the fallback's source;
+* with a re-rank policy (``serving.rerank``), the personalised candidates left
+  after hiding are re-ordered by :mod:`pipeline.serving.rerank` before the cut
+  to ``n`` (head = the fallback list's titles).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import msgspec
 
 from pipeline.recs.types import PopularItem, Recommendation, UserRecs
 from pipeline.serving.controls import Controls
+from pipeline.serving.rerank import Rerank, xquad
 
 __all__ = ["Fallback", "RecsResponse", "Source", "compose", "popular_as_recs"]
 
@@ -87,6 +91,7 @@ def compose(
     popular: list[Recommendation],
     n: int,
     trending: Fallback | None = None,
+    rerank: Rerank | None = None,
 ) -> RecsResponse:
     """Apply the viewer's controls and the fallbacks; see the module docstring.
 
@@ -100,6 +105,7 @@ def compose(
         popular: the version's popular list, best first.
         n: how many items at most.
         trending: the latest DP trending release; when given, it replaces ``popular``.
+        rerank: the read-time re-rank policy; None or ``mode="none"``: the model's order.
     """
     fallback_source: Source = "popular"
     labels: dict[str, object] = {}
@@ -114,7 +120,13 @@ def compose(
     if recs is not None and mode != "off":
         if isinstance(recs, UserRecs):
             recs = recs.full if mode == "full" else recs.limited
-        _take(recs, hidden, n, items)
+        if rerank is not None and rerank.active:
+            pool: list[Recommendation] = []
+            _take(recs, hidden, 1 << 30, pool)
+            head = frozenset(p.content_id for p in popular)
+            items = xquad(pool, head, n, rerank.lam)
+        else:
+            _take(recs, hidden, n, items)
     personalized = bool(items)
     if len(items) < n:
         _take(popular, hidden, n, items)

@@ -9,6 +9,7 @@ import pytest
 
 from pipeline.embedded.process import is_alive
 from pipeline.embedded.redis_server import parse_version, version_warning
+from pipeline.topics import TOPICS
 from tests.cli import privrec
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -50,7 +51,7 @@ def test_up_status_topics_down(tmp_path):
 
     created = privrec("topics", "create", env=env)
     assert created.returncode == 0, created.stderr
-    assert created.stdout.count(": created") == 10
+    assert created.stdout.count(": created") == len(TOPICS)
     listed = json.loads(privrec("topics", "list", "--json", env=env).stdout)
     assert all(t["exists"] and t["partitions"] == 8 for t in listed)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 from collections import namedtuple
+from pathlib import Path
 
 import pytest
 import redis
@@ -132,6 +133,13 @@ def test_demo_end_to_end(make_settings):
     assert kinds["personalization"]["items"]
     assert kinds["analytics only"]["personalized"] is False
     assert {g["group"]: g["lag"] for g in summary["lag"]}[settings.app_id] == 0
+    audit = Path(summary["audit"])  # the demo's ethics audit, written to the state dir
+    assert audit.suffix == ".html" and audit.parent == settings.state_dir / "audits" / settings.app_id
+    report = json.loads(audit.with_suffix(".json").read_text())
+    assert (
+        report["model"]["n_users"] == model["users"]
+        and report["dlq_by_reason"]["playback.dlq"] == stream["dlq"]
+    )
 
 
 @pytest.mark.slow

@@ -24,6 +24,7 @@ EXPECTED = {
     "erasure",
     "erasure.stages",
     "receipts",
+    "audits",
 }
 
 

@@ -36,7 +36,7 @@ def test_default_retention_of_every_topic() -> None:
     assert got["playback.quarantine"]["retention.ms"] == str(DAY)
     assert got["playback.redacted"]["retention.ms"] == str(30 * DAY)
     assert got["consent"] == {"cleanup.policy": "compact"}
-    for name in ("interactions", "erasure", "erasure.stages", "receipts"):
+    for name in ("interactions", "erasure", "erasure.stages", "receipts", "audits"):
         assert got[name]["retention.ms"] == str(90 * DAY)
     assert all(c["cleanup.policy"] == "compact" or "retention.ms" in c for c in got.values())
 
