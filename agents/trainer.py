@@ -89,6 +89,7 @@ INVALID_STAGE = "invalid_stage"
 INVALID_RECEIPT = "invalid_receipt"
 INTERNAL_ERROR = "internal_error"
 
+
 @dataclass(frozen=True)
 class Unapplied:
     """Why a record was not applied, for its dead letter (``detail`` ends in a schema path)."""
@@ -96,7 +97,6 @@ class Unapplied:
     reason: str
     detail: str = ""
     row: Any = None
-
 
 
 @dataclass

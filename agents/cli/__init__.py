@@ -13,13 +13,28 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from agents.cli import audit, bench, demo, evaluate, gateway, ops, recs, rights, services, stream, train, trending
+from agents.cli import (
+    audit,
+    bench,
+    demo,
+    evaluate,
+    gateway,
+    ops,
+    recs,
+    rights,
+    services,
+    stream,
+    train,
+    trending,
+)
 from pipeline.errors import PrivrecError
 from pipeline.settings import load_settings
 
 __all__ = ["build_parser", "main"]
 
-COMMAND_MODULES = (services, stream, train, trending, recs, gateway, rights, ops, demo, evaluate, bench, audit)
+COMMAND_MODULES = (
+    services, stream, train, trending, recs, gateway, rights, ops, demo, evaluate, bench, audit,
+)  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:

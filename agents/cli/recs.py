@@ -52,7 +52,6 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=cmd_controls)
 
 
-
 def redis_url(settings: Settings) -> str:
     """The configured Redis, else the running embedded one (Kafka is not needed here)."""
     if settings.redis.url is not None:

@@ -355,9 +355,7 @@ def test_cli_token_issue_and_gateway(make_settings, tmp_path):
     )
     try:
         line = proc.stdout.readline()
-        assert line.startswith("gateway: listening on http://127.0.0.1:"), (
-            proc.stderr.read() if not line else line
-        )
+        assert line.startswith("gateway: listening on http://127.0.0.1:"), line or proc.stderr.read()
         assert doc["token"] not in line and "redis" not in line
         url = line.split()[-1]
         headers = {"Authorization": "Bearer " + doc["token"]}
