@@ -101,13 +101,16 @@ for t in trainer.dlq erasure.stages receipts; do allow trainer Write topic "$P$t
 # DP trending (run by the trainer): distinct viewers from the redacted stream, releases in the ledger.
 for t in playback.redacted dp.ledger; do allow trainer Read topic "$P$t"; done
 allow trainer Write topic "${P}dp.ledger"
+# The ethics audit after each full retrain: dead letters in, the audit out.
+for t in playback.dlq trainer.dlq; do allow trainer Read topic "$P$t"; done
+allow trainer Write topic "${P}audits"
 allow trainer Read group "$A-trainer"
 
 # operator: topics create, erase (--wait), export, status/lag, dead-letter inspection.
 allow operator Create,DescribeConfigs topic "$P" prefixed
 allow operator Write topic "${P}erasure"
 allow operator Write topic "${P}dp.ledger"  # privrec trending --release
-for t in consent interactions erasure erasure.stages receipts playback.dlq trainer.dlq dp.ledger playback.redacted; do
+for t in consent interactions erasure erasure.stages receipts playback.dlq trainer.dlq dp.ledger playback.redacted audits; do
   allow operator Read topic "$P$t"
 done
 

@@ -25,6 +25,7 @@ EXPECTED = {
     "erasure.stages",
     "receipts",
     "audits",
+    "dp.ledger",
 }
 
 

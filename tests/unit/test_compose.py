@@ -204,7 +204,7 @@ def _needs(settings: Settings) -> dict[str, dict[str, set[str]]]:
     from agents.app import AppTopics
     from agents.cli.train import trainer_group
     from agents.trainer import TOPICS as TRAINER_TOPICS
-    from pipeline.topics import DLQ, DP_LEDGER, QUARANTINE, TRAINER_DLQ
+    from pipeline.topics import AUDITS, DLQ, DP_LEDGER, QUARANTINE, TRAINER_DLQ
 
     t = settings.topic
     app = AppTopics.from_settings(settings)
@@ -238,13 +238,16 @@ def _needs(settings: Settings) -> dict[str, dict[str, set[str]]]:
         },
         "trainer": {
             # DP trending (pipeline.dp, run by the trainer): the redacted stream in, the ledger
-            "read": trainer_topics | {t("playback.redacted"), t(DP_LEDGER)},
-            "write": {t(TRAINER_DLQ), t("erasure.stages"), t("receipts"), t(DP_LEDGER)},
+            # and the ethics audit after each full retrain (agents.audit): dead letters in, audits out
+            "read": trainer_topics | {t("playback.redacted"), t(DP_LEDGER), t(DLQ), t(TRAINER_DLQ)},
+            "write": {t(TRAINER_DLQ), t("erasure.stages"), t("receipts"), t(DP_LEDGER), t(AUDITS)},
             "group": {trainer_group(settings)},
         },
         "operator": {
             # privrec trending [--release]: the ledger, and the redacted stream for a release
-            "read": trainer_topics | {t(DLQ), t(TRAINER_DLQ), t(DP_LEDGER), t("playback.redacted")},
+            # ... and privrec audit (--latest reads the stored audits)
+            "read": trainer_topics
+            | {t(DLQ), t(TRAINER_DLQ), t(DP_LEDGER), t("playback.redacted"), t(AUDITS)},
             "write": {t("erasure"), t(DP_LEDGER)},
             "create": {name for name, _ in topic_specs(settings)},
             "group": set(),
