@@ -23,9 +23,10 @@ test: $(STAMP)  ## the whole test suite (unit + integration on real services)
 test-fast: $(STAMP)  ## unit tests only
 	$(BIN)/python -m pytest -m "not integration"
 
-lint: $(STAMP)
+lint: $(STAMP)  ## ruff (lint + format) and mypy --strict on pipeline/; CI runs it before the tests
 	$(BIN)/ruff check pipeline agents tests schemas
 	$(BIN)/ruff format --check pipeline agents tests schemas
+	$(BIN)/mypy
 
 schemas: $(STAMP)  ## regenerate schemas/*.json from the wire structs
 	$(BIN)/python -m pipeline.wire.jsonschema

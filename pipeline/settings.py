@@ -365,7 +365,8 @@ class GatewaySettings(BaseModel):
     issuer: str = Field(default="privrec", min_length=1)
     audience: str = Field(default="privrec-gateway", min_length=1)
     algorithms: list[Literal["HS256", "EdDSA", "ES256", "RS256"]] = Field(
-        default_factory=lambda: ["HS256"], min_length=1
+        default_factory=lambda: ["HS256"],  # type: ignore[arg-type]  # a list of one literal
+        min_length=1,
     )
     jwks_file: Path | None = Field(default=None, description="JWKS of the token issuer's public keys")
     jwks_url: str | None = Field(default=None, description="JWKS URL (fetched and cached)")

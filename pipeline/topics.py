@@ -59,7 +59,7 @@ class TopicSpec:
 
     def config(self, settings: Settings) -> dict[str, str]:
         """Topic configs to create it with (Kafka spelling, string values)."""
-        out = {"cleanup.policy": self.cleanup}
+        out: dict[str, str] = {"cleanup.policy": self.cleanup}
         retention = self.retention_ms(settings)
         if retention is not None:
             out["retention.ms"] = str(retention)

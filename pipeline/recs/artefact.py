@@ -48,7 +48,7 @@ def save_model(model: Model, directory: Path) -> Path:
                 indptr=model.matrix.indptr,
                 indices=model.matrix.indices,
                 data=model.matrix.data,
-                last_seen=model.last_seen if has_seen else np.empty(0, np.int64),
+                last_seen=model.last_seen if model.last_seen is not None else np.empty(0, np.int64),
                 bm25_norm=model.bm25_norm if model.bm25_norm is not None else np.empty(0),
             )
             fh.flush()

@@ -114,7 +114,8 @@ def weigh(
     k1 = settings.bm25_k1
     denom = k1 * norm[pairs.item] + x
     saturation = x * (k1 + 1.0) / np.where(denom > 0, denom, 1.0)  # x = 0 on an all-zero title: 0
-    return np.maximum(saturation * idf[pairs.user], 0.0)
+    out: np.ndarray = np.maximum(saturation * idf[pairs.user], 0.0)
+    return out
 
 
 def confidence(

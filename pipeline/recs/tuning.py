@@ -94,13 +94,14 @@ def prepare_simulation(
     store, stats = windows_from_ratings(split.train, seed=seed)
     replay_s = time.perf_counter() - started
     baseline = baseline_eval(split.train, split.heldout, seed=model_seed)
-    stats.update(
+    summary: dict[str, Any] = dict(stats)
+    summary.update(
         ratings=len(ratings),
         train_ratings=len(split.train),
         heldout_users=len(split.heldout),
         replay_s=replay_s,
     )
-    return Simulation(store, split.heldout, baseline, stats)
+    return Simulation(store, split.heldout, baseline, summary)
 
 
 def score_settings(sim: Simulation, settings: TrainerSettings) -> dict[str, Any]:

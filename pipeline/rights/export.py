@@ -281,7 +281,8 @@ def _decoded(r: LogRecord, kind: type[Any]) -> dict[str, Any] | None:
         record = decode_as(r.value or b"", kind)
     except Exception:
         return None
-    return msgspec.to_builtins(record) | {"timestamp": r.timestamp}
+    data: dict[str, Any] = msgspec.to_builtins(record)
+    return data | {"timestamp": r.timestamp}
 
 
 def erasure_section(

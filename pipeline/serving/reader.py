@@ -345,7 +345,7 @@ class AsyncReader:
         *,
         batch_users: int = BATCH_USERS,
     ) -> None:
-        if redis.get_connection_kwargs().get("decode_responses"):
+        if redis.get_connection_kwargs().get("decode_responses"):  # type: ignore[no-untyped-call]
             raise ValueError("the reader needs a Redis client with decode_responses=False")
         self._redis = redis
         self._core = _Core(pseudonymizer, layout, batch_users)

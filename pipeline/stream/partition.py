@@ -26,12 +26,13 @@ acknowledgement) *before* writing the entries, in the order returned.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import msgspec
 
-from pipeline.windows import PartitionWindows, WindowSpec
+from pipeline.windows import PartitionWindows, WindowEvent, WindowSpec
 from pipeline.windows.state import Interaction, PartitionMeta
 
 __all__ = [
@@ -122,7 +123,7 @@ class PartitionState:
     def restore(cls, partition: int, spec: WindowSpec, items: Iterable[tuple[str, bytes]]) -> PartitionState:
         """Rebuild from this partition's table items (``(user or META_KEY, value)``)."""
         meta = None
-        windows = []
+        windows: list[dict[str, Any]] = []
         offsets: dict[str, int] = {}
         closed: dict[str, int] = {}
         wm: int | None = None
@@ -170,7 +171,7 @@ class PartitionState:
         return offset <= self._offsets.get(user, -1)
 
     def add(
-        self, user: str, offset: int, events: list[object]
+        self, user: str, offset: int, events: Sequence[WindowEvent]
     ) -> tuple[list[Interaction], list[StateWrite], int]:
         """Fold one message's events (all of ``user``) into the windows.
 

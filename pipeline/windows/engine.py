@@ -57,13 +57,18 @@ _Agg = list[Any]
 
 
 class WindowEvent(Protocol):
-    """The attributes the engine reads from an object-form redacted event."""
+    """The attributes the engine reads from an object-form redacted event (read-only)."""
 
-    user: str
-    content_id: str
-    event_type: str
-    watched_ms: int | None
-    event_time: int
+    @property
+    def user(self) -> str: ...
+    @property
+    def content_id(self) -> str: ...
+    @property
+    def event_type(self) -> str: ...
+    @property
+    def watched_ms(self) -> int | None: ...
+    @property
+    def event_time(self) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -158,7 +158,7 @@ def decode_raw(
         return _whole(TOO_DEEP, _DEEP)
     if record.__class__ is PlaybackBatch:
         return _finish(record.events, [], limit_ms, content_id_pattern, None)
-    return _finish([record], [], limit_ms, content_id_pattern, [""])
+    return _finish([record], [], limit_ms, content_id_pattern, [""])  # type: ignore[list-item]  # the batch returned above
 
 
 def decode_consent(value: bytes | None) -> ConsentRecord | None:
