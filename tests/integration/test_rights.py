@@ -136,7 +136,7 @@ def deployment(make_settings, kafka_bootstrap, tmp_path):
 
 
 def _start_trainer(settings):
-    from agents.cli.train import close_trainer, make_trainer
+    from agents.processes.trainer import close_trainer, make_trainer
 
     trainer = make_trainer(settings)
     stop = threading.Event()
@@ -259,7 +259,7 @@ def test_erasure_leaves_no_trace_and_keeps_everyone_else(deployment):
     assert trainer.counters.get("receipts") == 1
 
     # a fresh trainer rebuilding from the topics never re-admits the erased data, nor re-issues the receipt
-    from agents.cli.train import close_trainer, make_trainer
+    from agents.processes.trainer import close_trainer, make_trainer
 
     rebuilt = make_trainer(s)
     try:
