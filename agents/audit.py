@@ -197,7 +197,7 @@ def model_section(
 
 def load_live_model(settings: Settings, redis: Any) -> tuple[Any, dict[str, Any] | None]:
     """The live version's artefact and meta, or (None, meta) when it is not on this host."""
-    from pipeline.recs import Model
+    from pipeline.recs.artefact import load_model
 
     layout = Layout.from_settings(settings)
     version = live_version(redis, layout)
@@ -208,7 +208,7 @@ def load_live_model(settings: Settings, redis: Any) -> tuple[Any, dict[str, Any]
     if not path.exists():
         log.warning("audit: live model artefact not found under the state dir")
         return None, meta
-    return Model.load(path), meta
+    return load_model(path), meta
 
 
 # -- the topics -------------------------------------------------------------------------

@@ -52,7 +52,7 @@ from pipeline.recs import (
     quality_gate,
     train,
 )
-from pipeline.recs.artefact import prune_models
+from pipeline.recs.artefact import prune_models, save_model
 from pipeline.recs.types import UserRecs
 from pipeline.rights import ErasureLedger, build_receipt
 from pipeline.serving.layout import Layout
@@ -367,7 +367,7 @@ class Trainer:
         if not self._prune_artefacts or self.model is None:
             return
         self._prune_artefacts = False
-        self.model.save(self.artefacts / self.model.version)
+        save_model(self.model, self.artefacts / self.model.version)
         prune_models(self.artefacts, keep=self.model.version)
 
     # -- erasure (Art. 17): the trainer coordinates, confirms its stages, issues receipts ------
@@ -512,7 +512,7 @@ class Trainer:
             self.redis, self.layout, model.version, recs, popular, model.meta(), self.settings.serving.ttl_s
         )
         report.seconds["publish"] = round(time.perf_counter() - t3, 3)
-        model.save(self.artefacts / model.version)
+        save_model(model, self.artefacts / model.version)
         # older models hold erased users' factors: keep only this one then
         prune_models(self.artefacts, model.version, 1 if self.erased_since_train else self.cfg.keep_models)
         self.model = model

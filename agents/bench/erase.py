@@ -104,9 +104,9 @@ def bench_erase(
     timeout_s: float = 120.0,
 ) -> dict[str, Any]:
     from agents.bench.stream import bench_events
-    from agents.cli.evaluate import _drop_topics
-    from agents.cli.train import close_trainer, make_trainer
     from agents.pipeline_run import PipelineRun
+    from agents.processes.scratch import drop_scratch_topics
+    from agents.processes.trainer import close_trainer, make_trainer
     from agents.procs import wait_until
     from pipeline.connect import kafka_admin, redis_client, resolve
     from pipeline.keys import ensure_dev_key, pseudonymizer
@@ -170,7 +170,7 @@ def bench_erase(
                 close_trainer(trainer)
     finally:
         redis.close()
-        _drop_topics(kafka_admin(endpoints), s)
+        drop_scratch_topics(kafka_admin(endpoints), s)
         shutil.rmtree(Path(s.state_dir) / "models" / s.app_id, ignore_errors=True)
     result["seconds_total"] = round(time.monotonic() - t_start, 1)
     return result
@@ -186,8 +186,9 @@ def _measure(
     interval_s: float,
     timeout_s: float,
 ) -> dict[str, Any]:
-    from agents.cli.rights import receipt_watcher, send_erasure
+    from agents.processes.clients import receipt_watcher
     from pipeline.connect import kafka_producer
+    from pipeline.rights.requests import send_erasure
 
     watcher = receipt_watcher(s, endpoints)
     requester = kafka_producer(endpoints, client_id="privrec-bench-erase")

@@ -87,8 +87,9 @@ def _quietly(fn: Any, settings: Settings, args: argparse.Namespace, quiet: bool)
 
 def run_demo(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
     from agents.audit import demo_audit
-    from agents.cli.train import close_trainer, make_trainer, report_dict
+    from agents.cli.train import report_dict
     from agents.pipeline_run import PipelineRun
+    from agents.processes.trainer import close_trainer, make_trainer
     from pipeline.connect import redis_client, resolve
     from pipeline.keys import pseudonymizer
     from pipeline.serving.layout import Layout
@@ -228,13 +229,13 @@ def _privacy_url(settings: Settings, gateway: GatewayProcess, ratings: Any) -> t
 
 def _lag(settings: Settings, samples: int = 2) -> list[dict[str, Any]]:
     """Consumer lag of the pipeline's groups (a short Burrow-style window)."""
-    from agents.cli.ops import _consumer
+    from agents.processes.clients import lag_consumer
     from pipeline.connect import kafka_admin, resolve
     from pipeline.ops.collect import LagCollector, pipeline_groups
     from pipeline.ops.lag import LagWindow
 
     endpoints = resolve(settings)
-    admin, consumer = kafka_admin(endpoints), _consumer(endpoints)
+    admin, consumer = kafka_admin(endpoints), lag_consumer(endpoints)
     try:
         collector = LagCollector(
             admin, consumer, bootstrap=endpoints.kafka_bootstrap, client_options=endpoints.kafka_options

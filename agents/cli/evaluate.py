@@ -117,8 +117,9 @@ def run_eval(
     rerank: str | None = None,
     rerank_lambda: list[float] | None = None,
 ) -> dict[str, Any]:
-    from agents.cli.train import close_trainer, make_trainer
     from agents.pipeline_run import PipelineRun
+    from agents.processes.scratch import drop_scratch_topics
+    from agents.processes.trainer import close_trainer, make_trainer
     from pipeline.connect import kafka_admin, redis_client, resolve
     from pipeline.keys import ensure_dev_key, pseudonymizer
     from pipeline.recs.baseline import baseline_eval
@@ -185,7 +186,7 @@ def run_eval(
     if rerank:
         lams = rerank_lambda or [s.serving.rerank_lambda]
         result["rerank"] = _rerank_trade_off(reader, redis, s, users, train_part, heldout, rerank, lams)
-    _drop_topics(kafka_admin(endpoints), s)
+    drop_scratch_topics(kafka_admin(endpoints), s)
     return result
 
 
@@ -224,15 +225,3 @@ def _rerank_trade_off(
     for figures in out.values():
         figures["ndcg_loss"] = round(1 - figures["ndcg_at_10"] / base, 5) if base else None
     return out
-
-
-def _drop_topics(admin: Any, settings: Settings) -> None:
-    """The eval's topics are scratch data: delete them (best effort)."""
-    try:
-        names = [t for t in admin.list_topics() if t.startswith((settings.topic_prefix, settings.app_id))]
-        if names:
-            admin.delete_topics(names)
-    except Exception:  # noqa: S110 - cleanup only; the result stands either way
-        pass
-    finally:
-        admin.close()

@@ -12,7 +12,8 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from agents.cli._output import print_json, print_table
-from pipeline.connect import Endpoints, kafka_admin, resolve
+from agents.processes.clients import lag_consumer
+from pipeline.connect import kafka_admin, resolve
 from pipeline.errors import ServiceUnavailable
 from pipeline.ops.collect import GroupInfo, LagCollector, Member, pipeline_groups
 from pipeline.ops.lag import GroupLag, LagWindow, Status
@@ -99,25 +100,6 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=cmd_lag)
 
 
-def _consumer(endpoints: Endpoints) -> Any:
-    from kafka import KafkaConsumer
-    from kafka.errors import KafkaError
-
-    try:
-        return KafkaConsumer(
-            bootstrap_servers=endpoints.kafka_bootstrap,
-            client_id="privrec-lag",
-            enable_auto_commit=False,
-            request_timeout_ms=int(endpoints.request_timeout_s * 1000) + 1000,
-            **endpoints.kafka_options,
-        )
-    except (KafkaError, OSError):
-        raise ServiceUnavailable(
-            f"kafka.bootstrap_servers (PRIVREC_KAFKA__BOOTSTRAP_SERVERS): no broker answered "
-            f"at {endpoints.kafka_bootstrap}"
-        ) from None
-
-
 def report(
     evaluation: list[GroupLag], infos: dict[str, GroupInfo], window: LagWindow
 ) -> list[dict[str, Any]]:
@@ -202,7 +184,7 @@ def cmd_lag(settings: Settings, args: argparse.Namespace) -> int:
     consumer = None
     server = None
     try:
-        consumer = _consumer(endpoints)
+        consumer = lag_consumer(endpoints)
         collector = LagCollector(
             admin,
             consumer,

@@ -10,12 +10,13 @@ from typing import Any
 
 from agents.cli._output import print_json
 from agents.cli.recs import n_items
+from agents.processes.clients import receipt_watcher
 from pipeline.connect import kafka_producer, resolve
 from pipeline.errors import ConfigError, ServiceUnavailable
 from pipeline.rights.requests import send_erasure
 from pipeline.settings import Settings
 
-__all__ = ["register", "send_erasure"]
+__all__ = ["register"]
 
 
 def register(sub: Any) -> None:
@@ -36,24 +37,6 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--timeout", type=float, default=120.0, help="seconds to read the topics (default 120)")
     p.set_defaults(handler=cmd_export)
-
-
-def receipt_watcher(settings: Settings, endpoints: Any) -> Any:
-    from kafka import KafkaConsumer
-
-    from pipeline.rights.watch import ReceiptWatcher
-
-    consumer = KafkaConsumer(
-        bootstrap_servers=endpoints.kafka_bootstrap, enable_auto_commit=False, **endpoints.kafka_options
-    )
-    return ReceiptWatcher(
-        consumer,
-        settings.topic("receipts"),
-        settings.topic("erasure.stages"),
-        settings.partitions,
-        bootstrap=endpoints.kafka_bootstrap,
-        client_options=endpoints.kafka_options,
-    )
 
 
 def cmd_erase(settings: Settings, args: argparse.Namespace) -> int:

@@ -11,9 +11,7 @@ from typing import Any
 from agents.cli._output import print_json, print_table
 from pipeline.connect import kafka_admin, kafka_producer, redis_client, resolve
 from pipeline.embedded import EmbeddedServices
-from pipeline.embedded.redis_server import running_version, version_warning
 from pipeline.errors import PrivrecError, ServiceUnavailable
-from pipeline.health import kafka_reachable, redis_reachable
 from pipeline.keys import ensure_dev_key, load_keys
 from pipeline.settings import Settings, mask_url
 from pipeline.topics import create_topics, describe_topics, topic_specs
@@ -82,52 +80,9 @@ def cmd_down(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def service_status(settings: Settings) -> dict[str, Any]:
-    """Per service: embedded or external, address, reachable, pid."""
-    records = EmbeddedServices(settings.state_dir).records()
-    out: dict[str, Any] = {}
-    if settings.kafka.embedded:
-        rec = records.get("kafka")
-        alive = rec is not None and rec.alive()
-        out["kafka"] = {
-            "mode": "embedded",
-            "address": rec.display_url if rec else None,
-            "pid": rec.pid if alive and rec else None,
-            "reachable": bool(alive and rec and kafka_reachable(rec.url, 2.0)),
-        }
-    else:
-        addr = settings.kafka.bootstrap_servers or ""
-        out["kafka"] = {
-            "mode": "external",
-            "address": addr,
-            "pid": None,
-            "reachable": kafka_reachable(addr, 3.0, **settings.kafka.client_options()),
-        }
-    if settings.redis.embedded:
-        rec = records.get("redis")
-        alive = rec is not None and rec.alive()
-        url = rec.url if alive and rec else ""
-        out["redis"] = {
-            "mode": "embedded",
-            "address": rec.display_url if rec else None,
-            "pid": rec.pid if alive and rec else None,
-            "reachable": bool(url and redis_reachable(url)),
-        }
-    else:
-        url = settings.redis.url.get_secret_value() if settings.redis.url else ""
-        out["redis"] = {
-            "mode": "external",
-            "address": mask_url(url),
-            "pid": None,
-            "reachable": redis_reachable(url),
-        }
-    version = running_version(url) if out["redis"]["reachable"] else None
-    out["redis"].update(version=version, version_warning=version and version_warning(version))
-    return out
-
-
 def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
-    from agents.cli.status import health_summary, print_health
+    from agents.cli.status import print_health
+    from agents.status import health_summary
 
     status = health_summary(settings, lag_samples=args.lag_samples, lag_interval_s=args.lag_interval)
     if args.json:

@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from agents.cli._output import print_json
-from pipeline.connect import kafka_admin, kafka_producer, redis_client, resolve
+from agents.processes.clients import key_partition
+from pipeline.connect import kafka_admin, kafka_producer, resolve
 from pipeline.errors import ConfigError, PrivrecError, ServiceUnavailable
-from pipeline.keys import pseudonymizer
 from pipeline.settings import Settings
 
-__all__ = ["key_partition", "register"]
+__all__ = ["register"]
 
 log = logging.getLogger(__name__)
 
@@ -67,32 +67,9 @@ def register(sub: Any) -> None:
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
-    import faust
+    from agents.processes.worker import run_worker
 
-    from agents.app import AppTopics, create_app
-    from agents.metrics import start_worker_metrics
-    from agents.stream import attach_stream, stats_to_redis
-    from pipeline.stream import StreamConfig, StreamProcessor
-
-    endpoints = resolve(settings)
-    processor = StreamProcessor(StreamConfig.from_settings(settings), pseudonymizer(settings))
-    app = create_app(settings, endpoints)
-    served = start_worker_metrics(settings, endpoints)  # None when metrics.enabled is false
-    on_stats = stats_to_redis(redis_client(endpoints))
-    try:
-        attach_stream(
-            app,
-            processor,
-            AppTopics.from_settings(settings),
-            partitions=settings.partitions,
-            on_stats=served.stats_hook(on_stats) if served is not None else on_stats,
-        )
-        worker = faust.Worker(app, loglevel=args.loglevel, quiet=True)
-        worker.execute_from_commandline()
-    finally:
-        if served is not None:
-            served.close()
-    return 0
+    return run_worker(settings, loglevel=args.loglevel)
 
 
 def load_ratings(args: argparse.Namespace) -> tuple[list[Any], dict[str, str]]:
@@ -234,14 +211,6 @@ def cmd_consent(settings: Settings, args: argparse.Namespace) -> int:
     if args.show:  # with a change: the resulting record, as JSON only
         print_json(json.loads(value))
     return 0
-
-
-def key_partition(key: bytes, partitions: int) -> int:
-    """The partition Kafka's default partitioner (murmur2) gives ``key``: where its producer wrote it."""
-    from agents.compat import KafkaPartitioner
-
-    every = list(range(partitions))
-    return KafkaPartitioner()(key, every, every)
 
 
 def _latest_consent(

@@ -15,15 +15,12 @@ import secrets
 import shutil
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
 
+from pipeline.recs.model import Model
 from pipeline.settings import TrainerSettings
-
-if TYPE_CHECKING:
-    from pipeline.recs.model import Model
 
 __all__ = ["FORMAT", "load_model", "prune_models", "save_model"]
 
@@ -78,8 +75,6 @@ def save_model(model: Model, directory: Path) -> Path:
 
 def load_model(directory: Path) -> Model:
     """Read a model written by :func:`save_model`."""
-    from pipeline.recs.model import Model
-
     meta = json.loads((directory / _META).read_text(encoding="utf-8"))
     if meta.get("format") != FORMAT:
         raise ValueError(f"{directory}: unsupported model format {meta.get('format')!r}")

@@ -1,6 +1,6 @@
 """A trained ALS model: factors, id maps, the matrix it saw, and what it recommends.
 
-:func:`pipeline.recs.train` builds one; :meth:`Model.load` reads one back.
+:func:`pipeline.recs.train` builds one; :func:`pipeline.recs.artefact.load_model` reads one back.
 Everything a published recommendation needs is here: top-N without titles the
 viewer already watched, "because you watched" reasons, the ``limited`` list
 (recent history only), fold-in of a viewer's new history without a retrain,
@@ -12,7 +12,6 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -280,21 +279,6 @@ class Model:
         self.user_ids = [u for i, u in enumerate(self.user_ids) if i not in gone]
         self._user_index = {u: i for i, u in enumerate(self.user_ids)}
         return len(rows)
-
-    # -- persistence -------------------------------------------------------
-
-    def save(self, directory: str | Path) -> Path:
-        """Write ``model.npz`` + ``meta.json`` into ``directory``, replacing it atomically."""
-        from pipeline.recs.artefact import save_model
-
-        return save_model(self, Path(directory))
-
-    @classmethod
-    def load(cls, directory: str | Path) -> Model:
-        """Read a model written by :meth:`save`."""
-        from pipeline.recs.artefact import load_model
-
-        return load_model(Path(directory))
 
     # -- internals ---------------------------------------------------------
 

@@ -96,7 +96,7 @@ def _viewer_history(s) -> dict:
 
 
 def _train_once(s):
-    from agents.cli.train import close_trainer, make_trainer
+    from agents.processes.trainer import close_trainer, make_trainer
 
     trainer = make_trainer(s, commit=False)
     try:

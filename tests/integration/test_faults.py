@@ -219,7 +219,7 @@ def _whole(reader: Reader, users: list[str]) -> tuple[set[str | None], int]:
 def test_redis_restart_mid_publish_serves_old_or_new_never_half(
     own_redis, make_settings, kafka_bootstrap, monkeypatch
 ):
-    from agents.cli.train import close_trainer, make_trainer
+    from agents.processes.trainer import close_trainer, make_trainer
 
     publish_mod = importlib.import_module("pipeline.serving.publish")  # the package re-exports `publish`
     monkeypatch.setattr(publish_mod, "CHUNK", 100)  # 300 users: 4 chunks, restart before the 3rd

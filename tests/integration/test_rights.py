@@ -22,7 +22,7 @@ from kafka import KafkaAdminClient
 
 from agents.procs import settings_env
 from pipeline.keys import pseudonymizer
-from pipeline.recs import Model
+from pipeline.recs.artefact import load_model
 from pipeline.serving.layout import Layout
 from pipeline.serving.publish import live_version
 from pipeline.serving.reader import Reader
@@ -136,7 +136,7 @@ def deployment(make_settings, kafka_bootstrap, tmp_path):
 
 
 def _start_trainer(settings):
-    from agents.cli.train import close_trainer, make_trainer
+    from agents.processes.trainer import close_trainer, make_trainer
 
     trainer = make_trainer(settings)
     stop = threading.Event()
@@ -252,14 +252,14 @@ def test_erasure_leaves_no_trace_and_keeps_everyone_else(deployment):
     assert names[0] not in trainer.model.user_ids
     saved = [p for p in trainer.artefacts.iterdir() if not p.name.startswith(".")]
     assert [p.name for p in saved] == [trainer.model.version]  # older artefacts (with the victim) are gone
-    model = Model.load(saved[0])
+    model = load_model(saved[0])
     assert names[0] not in model.user_ids
     assert model.n_users == len(others)
     assert np.isfinite(model.item_factors).all()
     assert trainer.counters.get("receipts") == 1
 
     # a fresh trainer rebuilding from the topics never re-admits the erased data, nor re-issues the receipt
-    from agents.cli.train import close_trainer, make_trainer
+    from agents.processes.trainer import close_trainer, make_trainer
 
     rebuilt = make_trainer(s)
     try:

@@ -7,7 +7,7 @@ import json
 import pytest
 from kafka import KafkaAdminClient
 
-from agents.cli.train import close_trainer, make_trainer
+from agents.processes.trainer import close_trainer, make_trainer
 from pipeline.keys import pseudonymizer
 from pipeline.sources import consent_record
 from pipeline.topics import create_topics

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from agents.cli.rights import send_erasure
 from pipeline.emitter import Emitter
 from pipeline.errors import ValidationFailed
 from pipeline.replay import replay_ratings
+from pipeline.rights.requests import send_erasure
 from pipeline.settings import Settings
 from pipeline.sources import Rating
 from pipeline.wire.examples import playback_event

@@ -7,7 +7,7 @@ import random
 from kafka.cluster import ClusterMetadata
 from kafka.partitioner import DefaultPartitioner
 
-from agents.cli.stream import key_partition
+from agents.processes.clients import key_partition
 
 
 class _Cluster(ClusterMetadata):

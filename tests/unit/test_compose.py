@@ -202,7 +202,7 @@ def allowed(acls: list[Acl], role: str, op: str, resource: str, name: str) -> bo
 def _needs(settings: Settings) -> dict[str, dict[str, set[str]]]:
     """What each role's code reads and writes (full topic names), from the code itself."""
     from agents.app import AppTopics
-    from agents.cli.train import trainer_group
+    from agents.processes.trainer import trainer_group
     from agents.trainer import TOPICS as TRAINER_TOPICS
     from pipeline.topics import AUDITS, DLQ, DP_LEDGER, QUARANTINE, TRAINER_DLQ
 

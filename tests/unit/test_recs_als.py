@@ -13,6 +13,7 @@ from implicit.cpu.als import AlternatingLeastSquares
 from threadpoolctl import threadpool_limits
 
 from pipeline.recs import InteractionStore, Model, TrainingError, train
+from pipeline.recs.artefact import load_model, save_model
 from pipeline.settings import TrainerSettings
 
 HOUR = 3_600_000
@@ -190,9 +191,9 @@ def test_remove_user_leaves_no_trace(model: Model, tmp_path: Path) -> None:
     assert model.recommend("u3", 5) == []
     assert "u3" not in model.recommend_all(3)
     assert model.recommend("u30", 5) == other
-    model.save(tmp_path / "m")
+    save_model(model, tmp_path / "m")
     assert b"u3\x00" not in (tmp_path / "m" / "model.npz").read_bytes().replace(b"\x00\x00\x00", b"\x00")
-    assert "u3" not in Model.load(tmp_path / "m").user_ids
+    assert "u3" not in load_model(tmp_path / "m").user_ids
 
 
 # -- training and persistence -------------------------------------------------------
@@ -228,10 +229,10 @@ def test_empty_store_is_a_training_error() -> None:
 def test_save_load_roundtrip(model: Model, tmp_path: Path) -> None:
     model.metrics["ndcg_at_10"] = 0.25
     target = tmp_path / "models" / "current"
-    model.save(target)
-    model.save(target)  # replacing an existing artefact
+    save_model(model, target)
+    save_model(model, target)  # replacing an existing artefact
     assert sorted(p.name for p in target.parent.iterdir()) == ["current"]
-    loaded = Model.load(target)
+    loaded = load_model(target)
     assert loaded.version == model.version and loaded.metrics == {"ndcg_at_10": 0.25}
     assert loaded.user_ids == model.user_ids and loaded.item_ids == model.item_ids
     np.testing.assert_array_equal(loaded.user_factors, model.user_factors)
@@ -275,8 +276,8 @@ def test_fold_in_of_unchanged_history_keeps_the_row(rows: list[Record], weightin
 def test_bm25_model_roundtrip_keeps_its_norms(rows: list[Record], tmp_path: Path) -> None:
     model = build(rows, SETTINGS.model_copy(update={"weighting": "bm25"}))
     assert model.bm25_norm is not None and len(model.bm25_norm) == model.n_items
-    model.save(tmp_path / "m")
-    np.testing.assert_array_equal(Model.load(tmp_path / "m").bm25_norm, model.bm25_norm)
+    save_model(model, tmp_path / "m")
+    np.testing.assert_array_equal(load_model(tmp_path / "m").bm25_norm, model.bm25_norm)
 
 
 def test_prune_models_keeps_the_named_and_newest(tmp_path):

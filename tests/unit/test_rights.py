@@ -128,7 +128,7 @@ def test_receipt_needs_every_stage_and_round_trips_its_schema():
 def test_receipt_durations_feed_the_erasure_histogram():
     from prometheus_client import CollectorRegistry
 
-    from agents.cli.train import observe_receipt
+    from agents.processes.trainer import observe_receipt
     from pipeline.ops.metrics import PipelineMetrics
 
     metrics = PipelineMetrics(CollectorRegistry())

@@ -1,0 +1,78 @@
+"""The trainer process: its Kafka consumer, tail, producer and Redis client, its metrics hooks."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from typing import Any
+
+from pipeline.connect import Endpoints, kafka_producer, redis_client, resolve
+from pipeline.keys import pseudonymizer
+from pipeline.settings import Settings
+
+__all__ = ["close_trainer", "make_trainer", "observe_receipt", "serve_trainer_metrics", "trainer_group"]
+
+
+def trainer_group(settings: Settings) -> str:
+    return f"{settings.app_id}-trainer"
+
+
+def make_trainer(settings: Settings, endpoints: Endpoints | None = None, *, commit: bool = True) -> Any:
+    """A :class:`agents.trainer.Trainer` reading the deployment's topics from the beginning."""
+    from kafka import KafkaConsumer
+
+    from agents.trainer import TOPICS as TRAINER_TOPICS
+    from agents.trainer import Trainer
+    from pipeline.tail import TopicTail
+
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # implicit's advice: ALS threads, not BLAS threads
+    endpoints = endpoints or resolve(settings)
+    consumer = KafkaConsumer(
+        bootstrap_servers=endpoints.kafka_bootstrap,
+        group_id=trainer_group(settings) if commit else None,
+        client_id=f"privrec-trainer-{uuid.uuid4().hex[:6]}",
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=8 * 1024 * 1024,
+        **endpoints.kafka_options,
+    )
+    tail = TopicTail(
+        consumer,
+        [settings.topic(t) for t in TRAINER_TOPICS],
+        settings.partitions,
+        bootstrap=endpoints.kafka_bootstrap,
+        client_options=endpoints.kafka_options,
+    )
+    producer = kafka_producer(endpoints, client_id="privrec-trainer")
+    return Trainer(settings, tail, redis_client(endpoints), pseudonymizer(settings), producer=producer)
+
+
+def close_trainer(trainer: Any) -> None:
+    """Flush what the trainer produced (stage records, receipts) and close its clients."""
+    try:
+        if trainer.producer is not None:
+            trainer.producer.close(timeout=10)
+    finally:
+        trainer.tail.consumer.close()
+
+
+def observe_receipt(metrics: Any, receipt: Any) -> None:
+    """Erasure durations: request to the end of each stage, and to the receipt."""
+    for stage, at in receipt.stages.items():
+        metrics.observe_erasure(stage, (at - receipt.requested_at) / 1000)
+    metrics.observe_erasure("receipt", (receipt.completed_at - receipt.requested_at) / 1000)
+
+
+def serve_trainer_metrics(settings: Settings, trainer: Any) -> Any:
+    """The continuous trainer's ``/metrics`` (``--once`` exits too soon to be scraped); None when off."""
+    from agents.metrics import start_trainer_metrics
+
+    served = start_trainer_metrics(
+        settings,
+        resolve(settings),
+        lambda: trainer.counters,
+        lambda: trainer.trending.spent if trainer.trending is not None else {},
+    )
+    if served is not None:
+        trainer.on_report = served.on_report
+        trainer.on_receipt = lambda r: observe_receipt(served.metrics, r)
+    return served
