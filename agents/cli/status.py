@@ -3,8 +3,11 @@
 Everything is read from where the processes publish it (worker and trainer
 stats in Redis, the recommendation cache, consumer-group offsets, the
 ``receipts`` topic); a part that cannot be read is ``null`` in the JSON, and
-``missing`` says in words what is absent. Only the services' reachability
-decides the exit status, as before.
+``missing`` says in words what is absent. The exit status follows the worst
+finding (:func:`exit_status`): 0 healthy, 1 a service does not answer, 3 the
+services answer but the pipeline is not processing (a consumer group STALL,
+STOP or REWIND, or no live worker while the worker group has lag); 2 stays the
+code of usage and configuration errors, as for every command.
 """
 
 from __future__ import annotations
@@ -21,12 +24,41 @@ from pipeline.errors import ServiceUnavailable
 from pipeline.keys import key_source
 from pipeline.settings import Settings
 
-__all__ = ["STALE_S", "health_summary", "print_health"]
+__all__ = [
+    "EXIT_OK",
+    "EXIT_SERVICE_DOWN",
+    "EXIT_UNHEALTHY",
+    "STALE_S",
+    "exit_status",
+    "health_summary",
+    "print_health",
+]
 
 log = logging.getLogger(__name__)
 
 STALE_S = 10.0
 """Workers publish stats every 2 s; older than this, a worker is listed as stale, not live."""
+
+
+EXIT_OK = 0
+EXIT_SERVICE_DOWN = 1
+EXIT_UNHEALTHY = 3
+
+
+def exit_status(out: dict[str, Any], worker_group: str) -> int:
+    """The worst finding of :func:`health_summary` as an exit status (module docstring)."""
+    from pipeline.ops.lag import Status
+
+    if not all(s["reachable"] for s in out["services"].values()):
+        return EXIT_SERVICE_DOWN
+    groups = (out.get("lag") or {}).get("groups") or []
+    if any(Status[g["status"]].is_error for g in groups):
+        return EXIT_UNHEALTHY
+    workers = out.get("workers")
+    lagging = any(g["group"] == worker_group and (g["total_lag"] or 0) > 0 for g in groups)
+    if workers is not None and lagging and not any(w["live"] for w in workers):
+        return EXIT_UNHEALTHY
+    return EXIT_OK
 
 
 def _now_ms() -> int:
