@@ -233,6 +233,7 @@ def collect_export(
     """The ``export.v1`` document of ``user_id`` (see :mod:`pipeline.rights.export`).
 
     ``user_id`` is brought to its canonical form first: records are keyed by it.
+    ``timeout_s`` bounds the whole collection, not each read: past it, :class:`TimeoutError`.
     """
     user_id = canonical_user_id(user_id, casefold=settings.pseudonym.casefold_user_ids)
     pz = pseudonymizer(settings)
@@ -240,9 +241,17 @@ def collect_export(
     selector = Selector(user_id, names)
     n = min(n or settings.trainer.top_n, MAX_N)
     t0 = time.monotonic()
-    trainer = read_trainer_view(settings, endpoints, pz, selector, timeout_s)
-    logs = read_changelogs(settings, endpoints, selector, timeout_s)
+
+    def left() -> float:
+        remaining = t0 + timeout_s - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError(f"export not collected within {timeout_s:g} s")
+        return remaining
+
+    trainer = read_trainer_view(settings, endpoints, pz, selector, left())
+    logs = read_changelogs(settings, endpoints, selector, left())
     recs, controls = read_serving(settings, endpoints, pz, user_id, names, n)
+    left()
     log.info("export collected in %.2f s", time.monotonic() - t0)
     _count_export(settings, endpoints)
     consent = consent_section(trainer.kept["consent"]) | {"stream_table": stream_consent(logs.consent)}

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
@@ -38,6 +39,7 @@ __all__ = [
     "StreamSettings",
     "TopicSettings",
     "load_settings",
+    "unknown_env_names",
 ]
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
@@ -467,3 +469,48 @@ def load_settings(**overrides: Any) -> Settings:
         raise ConfigError(f"{setting} ({env})", err["msg"]) from None
     except (OSError, ValueError) as exc:  # malformed privrec.toml
         raise ConfigError("privrec.toml", str(exc)) from None
+
+
+_ENV_PREFIX = "PRIVREC_"
+_ENV_NOT_SETTINGS = frozenset({"CONFIG_FILE", "DATASETS"})
+"""``PRIVREC_*`` names read elsewhere (the TOML file's path, the datasets' folder)."""
+
+
+def _nested_model(annotation: Any) -> type[BaseModel] | None:
+    """The settings model behind a field's type (``X`` or ``X | None``), else ``None``."""
+    for candidate in (annotation, *get_args(annotation)):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
+
+
+def _known(model: type[BaseModel], parts: list[str]) -> bool:
+    field = model.model_fields.get(parts[0].lower())
+    if field is None:
+        return False
+    if len(parts) == 1:
+        return True
+    nested = _nested_model(field.annotation)
+    if nested is None:  # a dict or list setting: what it holds is its own business
+        return field.annotation not in (str, int, float, bool, Path, SecretStr)
+    return _known(nested, parts[1:])
+
+
+def unknown_env_names(environ: Mapping[str, str] | None = None) -> list[str]:
+    """``PRIVREC_*`` names that match no setting (a typo is otherwise silently ignored).
+
+    Checked against the model's fields, nested with ``__``; names only, never values.
+    ``PRIVREC_TEST_*`` belong to the test suite and are not settings either.
+    """
+    env = os.environ if environ is None else environ
+    out = []
+    for name in sorted(env):
+        if not name.upper().startswith(_ENV_PREFIX):
+            continue
+        rest = name[len(_ENV_PREFIX) :].upper()
+        if rest in _ENV_NOT_SETTINGS or rest.startswith("TEST_"):
+            continue
+        parts = rest.split("__")
+        if not all(parts) or not _known(Settings, parts):
+            out.append(name)
+    return out

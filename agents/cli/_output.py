@@ -1,13 +1,33 @@
-"""Small output helpers shared by the commands."""
+"""Small output and argument helpers shared by the commands."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["print_json", "print_table"]
+__all__ = ["positive_seconds", "print_json", "print_table", "user_id"]
+
+
+def positive_seconds(text: str) -> float:
+    """argparse type of a ``--timeout``: seconds, more than zero."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be more than 0 seconds")
+    return value
+
+
+def user_id(text: str) -> str:
+    """argparse type of a USER argument: an empty (or blank) id is refused here, at the CLI,
+    rather than erased, exported or consented for a viewer nobody is."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("a user id must not be empty")
+    return text
 
 
 def print_json(data: Any) -> None:

@@ -56,6 +56,7 @@ def register(sub: Any) -> None:
     p.add_argument("--load-rate", type=float, default=5000.0, help="replayed events/s meanwhile")
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--seed", type=int, default=11)
+    p.add_argument("--json", action="store_true", help="JSON output (the default; kept for symmetry)")
     p.set_defaults(handler=cmd_bench_erase)
 
     p = bench.add_parser("serve", help="recommendation reader vs raw redis-py GET of the same keys")

@@ -14,13 +14,13 @@ from prometheus_client import CollectorRegistry
 from agents.cli._output import print_json, print_table
 from agents.processes.clients import lag_consumer
 from pipeline.connect import kafka_admin, resolve
-from pipeline.errors import ServiceUnavailable
+from pipeline.errors import ConfigError, ServiceUnavailable
 from pipeline.ops.collect import GroupInfo, LagCollector, Member, pipeline_groups
 from pipeline.ops.lag import GroupLag, LagWindow, Status
 from pipeline.ops.metrics import PipelineMetrics, serve_metrics, update_from_lag
 from pipeline.settings import Settings
 
-__all__ = ["register"]
+__all__ = ["register", "unknown_groups"]
 
 COLUMNS = [
     "GROUP",
@@ -64,7 +64,8 @@ def register(sub: Any) -> None:
             "given), sampled several times so each partition gets a status: OK, WARN (lag not "
             "decreasing while offsets advance), STALL (offset not moving), STOP (no commit for longer "
             "than the window), REWIND (offset went back). Exit status 1 when a group is STALL, STOP "
-            "or REWIND."
+            "or REWIND; 2 when a group named with --group is unknown to the broker (no member, no "
+            "committed offset), as for any usage error."
         ),
     )
     p.add_argument("--group", action="append", metavar="G", help="a group to report (repeatable)")
@@ -173,6 +174,19 @@ def print_report(rows: list[dict[str, Any]]) -> None:
         )
 
 
+def unknown_groups(rows: list[dict[str, Any]], named: list[str]) -> list[str]:
+    """Groups asked for by name that the broker does not know: no committed offset and no member.
+
+    ``NOTFOUND`` with exit 0 hid typos (``--group privrec-trainr``) behind an empty report.
+    """
+    wanted = set(named)
+    return [
+        g["group"]
+        for g in rows
+        if g["group"] in wanted and g["status"] == Status.NOTFOUND.name and not g["members"]
+    ]
+
+
 def _exit_status(rows: list[dict[str, Any]]) -> int:
     return 1 if any(Status[g["status"]].is_error for g in rows) else 0
 
@@ -208,6 +222,22 @@ def cmd_lag(settings: Settings, args: argparse.Namespace) -> int:
                 update_from_lag(metrics, evaluation)
             return report(evaluation, infos, window)
 
+        first = True
+
+        def checked_round() -> list[dict[str, Any]]:
+            nonlocal first
+            rows = round_()
+            if first and args.group:
+                unknown = unknown_groups(rows, groups)
+                if unknown:
+                    raise ConfigError(
+                        "--group",
+                        f"unknown consumer group: {', '.join(unknown)} (no member, no committed offset; "
+                        f"the pipeline's groups: {', '.join(pipeline_groups(settings))})",
+                    )
+            first = False
+            return rows
+
         next_at = time.monotonic()
 
         def pause() -> None:  # until the next tick; a slow round delays it, never shortens one
@@ -219,7 +249,7 @@ def cmd_lag(settings: Settings, args: argparse.Namespace) -> int:
             for i in range(args.samples):
                 if i:
                     pause()
-                rows = round_()
+                rows = checked_round()
             if args.json:
                 print_json(rows)
             else:
@@ -228,7 +258,7 @@ def cmd_lag(settings: Settings, args: argparse.Namespace) -> int:
         try:
             while True:
                 try:
-                    rows = round_()
+                    rows = checked_round()
                 except ServiceUnavailable as exc:  # keep watching: the broker may come back
                     print(f"privrec: error: {exc}", file=sys.stderr, flush=True)
                     pause()

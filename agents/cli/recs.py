@@ -9,7 +9,7 @@ from typing import Any
 
 import msgspec
 
-from agents.cli._output import print_json
+from agents.cli._output import print_json, user_id
 from pipeline.embedded import EmbeddedServices
 from pipeline.errors import ServiceUnavailable
 from pipeline.keys import pseudonymizer
@@ -33,14 +33,16 @@ def n_items(text: str) -> int:
 
 def register(sub: Any) -> None:
     p = sub.add_parser("recs", help="recommendations for user ids, as the services get them")
-    p.add_argument("users", nargs="*", metavar="USER", help="user ids (raw ids: pseudonymised here)")
+    p.add_argument(
+        "users", nargs="*", type=user_id, metavar="USER", help="user ids (raw ids: pseudonymised here)"
+    )
     p.add_argument("--users-file", type=Path, help="a file of user ids, one per line ('-' for stdin)")
     p.add_argument("--n", type=n_items, default=10, help=f"items per user (1..{_MAX_N}, default 10)")
     p.add_argument("--json", action="store_true", help="an object mapping each user id to its response")
     p.set_defaults(handler=cmd_recs)
 
     p = sub.add_parser("controls", help="show or change a viewer's personalisation controls")
-    p.add_argument("user", metavar="USER")
+    p.add_argument("user", type=user_id, metavar="USER")
     p.add_argument(
         "--personalization",
         choices=["full", "limited", "off"],

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agents.cli._output import print_json
+from agents.cli._output import positive_seconds, print_json, user_id
 from agents.cli.recs import n_items
 from agents.processes.clients import receipt_watcher
 from pipeline.connect import kafka_producer, resolve
@@ -21,7 +21,7 @@ __all__ = ["register"]
 
 def register(sub: Any) -> None:
     p = sub.add_parser("erase", help="erase everything privrec holds about a viewer (GDPR Art. 17)")
-    p.add_argument("user", help="the viewer's user id (raw; it never leaves the erasure topic)")
+    p.add_argument("user", type=user_id, help="the viewer's user id (raw; it never leaves the erasure topic)")
     p.add_argument("--wait", action="store_true", help="wait for the receipt and print it")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds --wait waits (default 60)")
     p.add_argument("--json", action="store_true")
@@ -30,12 +30,16 @@ def register(sub: Any) -> None:
     p = sub.add_parser(
         "export", help="everything privrec holds about a viewer, as one JSON document (GDPR Art. 15/20)"
     )
-    p.add_argument("user", help="the viewer's user id (raw; pseudonymised under every configured key)")
+    p.add_argument(
+        "user", type=user_id, help="the viewer's user id (raw; pseudonymised under every configured key)"
+    )
     p.add_argument("--out", type=Path, help="write to this file (atomically, mode 0600) instead of stdout")
     p.add_argument(
         "--n", type=n_items, default=None, help="recommendations to include (1..500; default trainer.top_n)"
     )
-    p.add_argument("--timeout", type=float, default=120.0, help="seconds to read the topics (default 120)")
+    p.add_argument(
+        "--timeout", type=positive_seconds, default=120.0, help="seconds to read the topics (default 120)"
+    )
     p.set_defaults(handler=cmd_export)
 
 
@@ -101,7 +105,7 @@ def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
         document = collect_export(settings, resolve(settings), args.user, n=args.n, timeout_s=args.timeout)
     except TimeoutError:
         raise ServiceUnavailable(
-            f"kafka: could not read the topics to their end within {args.timeout:g} s (--timeout)"
+            f"export: could not read everything held about the viewer within {args.timeout:g} s (--timeout)"
         ) from None
     text = render(document)
     if args.out is None:

@@ -21,8 +21,10 @@ __all__ = ["register"]
 
 def register(sub: Any) -> None:
     p = sub.add_parser("up", help="start the embedded broker and Redis (when not configured externally)")
+    p.add_argument("--json", action="store_true", help="per service: mode, state, address, pid, log")
     p.set_defaults(handler=cmd_up)
     p = sub.add_parser("down", help="stop the embedded services started by `up`")
+    p.add_argument("--json", action="store_true", help='{"stopped": [service, ...]}')
     p.set_defaults(handler=cmd_down)
     p = sub.add_parser(
         "status",
@@ -53,6 +55,7 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=cmd_topics_list)
 
     p = sub.add_parser("smoke", help="produce/consume round trip and Redis SET/GET")
+    p.add_argument("--json", action="store_true", help="the round trips' results as JSON")
     p.set_defaults(handler=cmd_smoke)
 
 
@@ -61,14 +64,34 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     want_kafka, want_redis = settings.kafka.embedded, settings.redis.embedded
     before = {n for n, r in services.records().items() if r.alive()}
     records = services.up(kafka=want_kafka, redis=want_redis)
+    out: dict[str, Any] = {}
     for name, rec in records.items():
         state = "already running" if name in before else "started"
-        print(f"{name}: embedded, {state} at {rec.display_url} (pid {rec.pid}, log {rec.log_path})")
+        out[name] = {
+            "mode": "embedded",
+            "state": state,
+            "address": rec.display_url,
+            "pid": rec.pid,
+            "log": str(rec.log_path),
+        }
     if not want_kafka:
-        print(f"kafka: external at {settings.kafka.bootstrap_servers} (not started)")
+        out["kafka"] = {
+            "mode": "external",
+            "state": "not started",
+            "address": settings.kafka.bootstrap_servers,
+        }
     if not want_redis and settings.redis.url is not None:
-        print(f"redis: external at {mask_url(settings.redis.url.get_secret_value())} (not started)")
+        address = mask_url(settings.redis.url.get_secret_value())
+        out["redis"] = {"mode": "external", "state": "not started", "address": address}
     dev_key = ensure_dev_key(settings)
+    if args.json:
+        print_json({"services": out, "dev_key_file": None if dev_key is None else str(dev_key)})
+        return 0
+    for name, s in out.items():
+        if s["mode"] == "embedded":
+            print(f"{name}: embedded, {s['state']} at {s['address']} (pid {s['pid']}, log {s['log']})")
+        else:
+            print(f"{name}: external at {s['address']} (not started)")
     if dev_key is not None:
         print(f"pseudonym key: development key in {dev_key}")
     return 0
@@ -76,12 +99,15 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_down(settings: Settings, args: argparse.Namespace) -> int:
     stopped = EmbeddedServices(settings.state_dir).down()
+    if args.json:
+        print_json({"stopped": list(stopped)})
+        return 0
     print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
     return 0
 
 
 def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
-    from agents.cli.status import print_health
+    from agents.cli.status import exit_status, print_health
     from agents.status import health_summary
 
     status = health_summary(settings, lag_samples=args.lag_samples, lag_interval_s=args.lag_interval)
@@ -89,7 +115,7 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
         print_json(status)
     else:
         print_health(status)
-    return 0 if all(s["reachable"] for s in status["services"].values()) else 1
+    return exit_status(status, worker_group=settings.app_id)
 
 
 def cmd_config_show(settings: Settings, args: argparse.Namespace) -> int:
@@ -203,5 +229,13 @@ def cmd_smoke(settings: Settings, args: argparse.Namespace) -> int:
         client.delete("privrec:smoke")
     finally:
         client.close()
+    if args.json:
+        print_json(
+            {
+                "kafka": {"ok": True, "topic": topic, "partition": meta.partition, "offset": meta.offset},
+                "redis": {"ok": True},
+            }
+        )
+        return 0
     print(f"smoke: kafka round trip via {topic}[{meta.partition}]@{meta.offset} ok; redis SET/GET ok")
     return 0

@@ -1,6 +1,10 @@
 """``privrec status`` printed for people: one table or line per part, then what is missing.
 
-The data comes from :func:`agents.status.health_summary`.
+The data comes from :func:`agents.status.health_summary`. The exit status follows the worst
+finding (:func:`exit_status`): 0 healthy, 1 a service does not answer, 3 the services answer but
+the pipeline is not processing (a consumer group STALL, STOP or REWIND, or no live worker while
+the worker group has lag); 2 stays the code of usage and configuration errors, as for every
+command.
 """
 
 from __future__ import annotations
@@ -10,7 +14,27 @@ from typing import Any
 
 from agents.cli._output import print_table
 
-__all__ = ["print_health"]
+__all__ = ["EXIT_OK", "EXIT_SERVICE_DOWN", "EXIT_UNHEALTHY", "exit_status", "print_health"]
+
+EXIT_OK = 0
+EXIT_SERVICE_DOWN = 1
+EXIT_UNHEALTHY = 3
+
+
+def exit_status(out: dict[str, Any], worker_group: str) -> int:
+    """The worst finding of :func:`agents.status.health_summary` as an exit status (module docstring)."""
+    from pipeline.ops.lag import Status
+
+    if not all(s["reachable"] for s in out["services"].values()):
+        return EXIT_SERVICE_DOWN
+    groups = (out.get("lag") or {}).get("groups") or []
+    if any(Status[g["status"]].is_error for g in groups):
+        return EXIT_UNHEALTHY
+    workers = out.get("workers")
+    lagging = any(g["group"] == worker_group and (g["total_lag"] or 0) > 0 for g in groups)
+    if workers is not None and lagging and not any(w["live"] for w in workers):
+        return EXIT_UNHEALTHY
+    return EXIT_OK
 
 
 def _when(ms: int | None) -> str:

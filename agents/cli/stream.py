@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agents.cli._output import print_json
+from agents.cli._output import print_json, user_id
 from agents.processes.clients import key_partition
 from pipeline.connect import kafka_admin, kafka_producer, resolve
 from pipeline.errors import ConfigError, PrivrecError, ServiceUnavailable
@@ -55,11 +55,14 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=cmd_windows_close)
 
     p = sub.add_parser("consent", help="show or change a user's consent")
-    p.add_argument("user")
+    p.add_argument("user", type=user_id)
     p.add_argument("--grant", nargs="+", default=[], metavar="PURPOSE")
     p.add_argument("--revoke", nargs="+", default=[], metavar="PURPOSE")
     p.add_argument(
         "--show", action="store_true", help="print the consent record (after --grant/--revoke: the new one)"
+    )
+    p.add_argument(
+        "--json", action="store_true", help="JSON only: the record (after --grant/--revoke: the new one)"
     )
     p.add_argument("--wait", action="store_true", help="return once the workers apply the update")
     p.add_argument("--timeout", type=float, default=60.0)
@@ -200,15 +203,16 @@ def cmd_consent(settings: Settings, args: argparse.Namespace) -> int:
         meta = producer.send(topic, key=args.user.encode(), value=value).get(timeout=30)
     finally:
         producer.close()
-    if not args.show:
+    as_json = args.show or args.json
+    if not as_json:
         print(f"consent updated: {updated.as_dict()}")
     if args.wait:
         ok = consent_waiter(settings, endpoints, args.timeout)({meta.partition: meta.offset + 1})
         if not ok:
             raise ServiceUnavailable(f"workers did not apply the update within {args.timeout:g} s")
-        if not args.show:
+        if not as_json:
             print("applied by the workers")
-    if args.show:  # with a change: the resulting record, as JSON only
+    if as_json:  # with a change: the resulting record, as JSON only
         print_json(json.loads(value))
     return 0
 

@@ -1,0 +1,189 @@
+"""One convention for every command, run as a user runs it (issue 15, "One convention").
+
+``--version``; a sub-command's own usage on its errors; empty user ids refused at
+the CLI; ``--json`` on up, down, smoke, consent; an unknown ``lag --group`` is an
+error; ``status`` exits with its worst finding; unknown ``PRIVREC_*`` names are
+warned about; ``export --timeout`` ends in one line, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tomllib
+import uuid
+from pathlib import Path
+
+import pytest
+from kafka import KafkaAdminClient, KafkaProducer
+
+from agents.procs import settings_env
+from pipeline.settings import Settings
+from pipeline.topics import create_topics
+from tests.cli import REPO, privrec
+from tests.integration.test_lag import consume_and_commit
+
+pytestmark = pytest.mark.integration
+
+
+def _one_line_error(done: subprocess.CompletedProcess[str], code: int = 2) -> str:
+    assert done.returncode == code, (done.stdout, done.stderr)
+    assert "Traceback" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if ": error:" in line]
+    assert len(errors) == 1, done.stderr
+    return errors[0]
+
+
+def test_version_prints_the_package_version():
+    done = privrec("--version")
+    assert done.returncode == 0, done.stderr
+    version = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    assert done.stdout.strip() == f"privrec {version}"
+
+
+@pytest.mark.parametrize(
+    ("args", "usage"),
+    [
+        (("erase", "alice", "--bogus"), "usage: privrec erase "),
+        (("config", "show", "--bogus"), "usage: privrec config show "),
+        (("lag", "--interval", "soon"), "usage: privrec lag "),
+        (("bench", "erase", "--bogus"), "usage: privrec bench erase "),
+    ],
+)
+def test_usage_errors_show_the_subcommands_usage(args, usage):
+    done = privrec(*args)
+    line = _one_line_error(done)
+    assert done.stderr.startswith(usage), done.stderr
+    assert line.startswith("privrec " + args[0])
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("erase", ""), ("recs", ""), ("recs", "bob", " "), ("consent", ""), ("export", ""), ("controls", "")],
+)
+def test_an_empty_user_id_is_refused_before_anything_runs(args, tmp_path):
+    # No services configured or running: the refusal must come before any of them is needed.
+    done = privrec(*args, env={"PRIVREC_STATE_DIR": str(tmp_path / "state")})
+    line = _one_line_error(done)
+    assert "user id must not be empty" in line
+    assert "privrec up" not in done.stderr
+
+
+def test_unknown_privrec_variables_are_warned_about_by_name_only(tmp_path):
+    secret = "s3cr3t-" + uuid.uuid4().hex
+    env = {
+        "PRIVREC_STATE_DIR": str(tmp_path / "state"),
+        "PRIVREC_KAFKA__BOOTSTRAP": secret,  # a typo of KAFKA__BOOTSTRAP_SERVERS
+        "PRIVREC_PARTITONS": "3",
+        "PRIVREC_PARTITIONS": "3",  # known: no warning
+    }
+    done = privrec("config", "show", env=env)
+    assert done.returncode == 0, done.stderr
+    warnings = [line for line in done.stderr.splitlines() if "warning" in line]
+    assert len(warnings) == 2, done.stderr
+    assert "PRIVREC_KAFKA__BOOTSTRAP " in warnings[0] and "PRIVREC_PARTITONS " in warnings[1]
+    assert secret not in done.stdout + done.stderr
+    assert json.loads(done.stdout)["partitions"] == 3
+
+
+@pytest.fixture
+def cli_settings(kafka_bootstrap: str, redis_url: str, tmp_path: Path) -> Settings:
+    return Settings(
+        kafka={"bootstrap_servers": kafka_bootstrap},
+        redis={"url": redis_url},
+        topic_prefix=f"t{uuid.uuid4().hex[:12]}.",
+        state_dir=tmp_path / "state",
+        pseudonym={"keys": "test1:base64:" + "A" * 43 + "="},
+        app_id=f"privrec-test-{uuid.uuid4().hex[:8]}",
+        partitions=2,
+    )
+
+
+def test_smoke_and_consent_speak_json(cli_settings):
+    env = settings_env(cli_settings)
+    smoke = privrec("smoke", "--json", env=env)
+    assert smoke.returncode == 0, smoke.stderr
+    doc = json.loads(smoke.stdout)
+    assert doc["kafka"]["ok"] is True and doc["redis"]["ok"] is True
+    assert doc["kafka"]["topic"] == cli_settings.topic("smoke")
+
+    admin = KafkaAdminClient(bootstrap_servers=cli_settings.kafka.bootstrap_servers)
+    try:
+        create_topics(admin, cli_settings)
+    finally:
+        admin.close()
+    changed = privrec("consent", "dora", "--grant", "personalization", "--json", env=env)
+    assert changed.returncode == 0, changed.stderr
+    record = json.loads(changed.stdout)  # JSON only: no "consent updated" line before it
+    assert record["purposes"]["personalization"] is True
+    shown = privrec("consent", "dora", "--json", env=env)
+    assert json.loads(shown.stdout)["purposes"] == record["purposes"]
+
+
+def test_up_and_down_speak_json(tmp_path):
+    env = {"PRIVREC_STATE_DIR": str(tmp_path / "state")}
+    try:
+        up = privrec("up", "--json", env=env)
+        assert up.returncode == 0, up.stderr
+        doc = json.loads(up.stdout)
+        assert set(doc["services"]) == {"kafka", "redis"}
+        assert all(s["state"] == "started" and s["pid"] > 0 for s in doc["services"].values())
+        assert "***" in doc["services"]["redis"]["address"]  # the password never shows
+        password = (tmp_path / "state" / "redis" / "password").read_text().strip()
+        assert password not in up.stdout
+    finally:
+        down = privrec("down", "--json", env=env)
+    assert down.returncode == 0, down.stderr
+    assert sorted(json.loads(down.stdout)["stopped"]) == ["kafka", "redis"]
+
+
+def test_lag_of_an_unknown_group_is_an_error(kafka_bootstrap, redis_url, tmp_path):
+    env = {
+        "PRIVREC_KAFKA__BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "PRIVREC_REDIS__URL": redis_url,
+        "PRIVREC_STATE_DIR": str(tmp_path / "state"),
+    }
+    name = f"nosuch-{uuid.uuid4().hex[:8]}"
+    done = privrec("lag", "--group", name, "--samples", "1", env=env)
+    line = _one_line_error(done, code=2)
+    assert f"unknown consumer group: {name}" in line
+    assert done.stdout == ""
+    watched = privrec("lag", "--group", name, "--watch", "--json", env=env, timeout=60)
+    assert f"unknown consumer group: {name}" in _one_line_error(watched, code=2)
+
+
+def test_status_exit_code_follows_the_worst_finding(cli_settings, kafka_bootstrap, make_topic):
+    """A worker group with lag, no live worker, offsets not moving: 3, not 0."""
+    env = settings_env(cli_settings)
+    topic = make_topic("status", partitions=1)
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    for i in range(5):
+        producer.send(topic, value=b"x%d" % i, partition=0)
+    producer.flush()
+    producer.close()
+    consume_and_commit(kafka_bootstrap, topic, cli_settings.app_id, {0: 2})
+    done = privrec("status", "--json", "--lag-samples", "2", "--lag-interval", "0.3", env=env)
+    assert done.returncode == 3, (done.stdout, done.stderr)
+    status = json.loads(done.stdout)
+    (group,) = [g for g in status["lag"]["groups"] if g["group"] == cli_settings.app_id]
+    assert group["total_lag"] == 3
+    assert status["workers"] == []
+
+    consume_and_commit(kafka_bootstrap, topic, cli_settings.app_id, {0: 5})  # caught up
+    ok = privrec("status", "--json", "--lag-samples", "1", env=env)
+    assert ok.returncode == 0, (ok.stdout, ok.stderr)
+
+
+def test_export_timeout_is_one_line_not_a_traceback(cli_settings):
+    env = settings_env(cli_settings)
+    admin = KafkaAdminClient(bootstrap_servers=cli_settings.kafka.bootstrap_servers)
+    try:
+        create_topics(admin, cli_settings)
+    finally:
+        admin.close()
+    done = privrec("export", "erin", "--timeout", "0.001", env=env, timeout=90)
+    line = _one_line_error(done)
+    assert "--timeout" in line
+    assert done.stdout == ""
+    bad = privrec("export", "erin", "--timeout", "0", env=env)
+    assert "usage: privrec export " in bad.stderr and bad.returncode == 2
