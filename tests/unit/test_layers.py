@@ -72,7 +72,9 @@ def test_pipeline_never_imports_agents() -> None:
 
 
 def test_nothing_outside_the_cli_imports_it() -> None:
-    assert offenders(("agents", "pipeline", "tests"), "agents.cli", exempt="agents.cli") == []
+    """Only the CLI and the unit tests of its own parsing and printing (``test_cli_*``) import it."""
+    found = offenders(("agents", "pipeline", "tests"), "agents.cli", exempt="agents.cli")
+    assert [f for f in found if not f.startswith("tests/unit/test_cli_")] == []
 
 
 def test_no_two_modules_import_each_other() -> None:
