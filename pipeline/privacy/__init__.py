@@ -24,12 +24,7 @@ from pipeline.privacy.consent_history import (
 )
 from pipeline.privacy.identity import canonical_user_id, user_key
 from pipeline.privacy.pseudonym import Pseudonymizer, PseudonymKey, generate_key, parse_keys
-from pipeline.privacy.redact import (
-    ALLOWED_FIELDS,
-    REDACTED_SCHEMA,
-    redact,
-    redacted_field_count,
-)
+from pipeline.privacy.redact import ALLOWED_FIELDS, REDACTED_SCHEMA, redact_event, removed_field_count
 from pipeline.privacy.scrub import find_pii, scrub
 
 __all__ = [
@@ -55,8 +50,8 @@ __all__ = [
     "parse_keys",
     "purposes_at",
     "record_change",
-    "redact",
-    "redacted_field_count",
+    "redact_event",
+    "removed_field_count",
     "scrub",
     "user_key",
 ]

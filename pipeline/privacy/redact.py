@@ -1,9 +1,11 @@
-"""Allow-list redaction of playback events.
+"""Allow-list redaction of playback events: the one function the stream uses.
 
-:func:`redact` projects a raw ``playback.v1`` event onto ``playback.redacted.v1``:
-it *builds* a new record from the allowed fields instead of deleting the
-forbidden ones, so a field added to the raw schema later can never leak by
-default. It runs once per event and copies nothing but the allowed values.
+:func:`redact_event` projects a validated ``playback.v1`` event onto
+``playback.redacted.v1``: it *builds* a :class:`~pipeline.wire.RedactedEvent`
+from the allowed fields instead of deleting the forbidden ones, so a field
+added to the raw schema later can never leak by default (the struct cannot
+hold it). :func:`removed_field_count` counts what one event lost, for the
+``privrec_redacted_fields_total`` metric.
 
 Records that failed validation have no trustworthy shape and are never
 redacted into a payload: :mod:`pipeline.privacy.deadletter` keeps only their
@@ -12,79 +14,48 @@ field names.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+import msgspec
 
-from pipeline.privacy.consent import Purposes
+from pipeline.wire import PlaybackEvent, RedactedEvent
+from pipeline.wire import Purposes as WirePurposes
+from pipeline.wire.inbound import Client
 
-__all__ = [
-    "ALLOWED_FIELDS",
-    "REDACTED_SCHEMA",
-    "redact",
-    "redacted_field_count",
-]
+__all__ = ["ALLOWED_FIELDS", "REDACTED_SCHEMA", "redact_event", "removed_field_count"]
 
 REDACTED_SCHEMA = "playback.redacted.v1"
 
-_COPIED = ("content_id", "event_type", "position_ms", "duration_ms", "watched_ms", "event_time")
-_CLIENT_COPIED = ("device_class", "country")
+ALLOWED_FIELDS: tuple[str, ...] = tuple(f.name for f in msgspec.structs.fields(RedactedEvent))
+"""Every field of a redacted record (besides its ``schema`` tag); nothing else is ever emitted."""
 
-ALLOWED_FIELDS: tuple[str, ...] = ("schema", "user", *_COPIED, *_CLIENT_COPIED, "purposes")
-"""Every key of a redacted record, in output order; nothing else is ever emitted."""
-
-_SCALARS = frozenset({str, int, float, bool})
-_EMPTY: Mapping[str, Any] = {}
-
-
-def _scalar(value: Any) -> Any:
-    """Pass JSON scalars; anything nested (a malformed field) becomes ``None``."""
-    return value if type(value) in _SCALARS else None
+_COPIED = frozenset(ALLOWED_FIELDS)
+_EVENT_FIELDS = tuple(f.name for f in msgspec.structs.fields(PlaybackEvent) if f.name != "client")
+_CLIENT_FIELDS = tuple(f.name for f in msgspec.structs.fields(Client))
+_ALWAYS_REMOVED = sum(name not in _COPIED for name in (*_EVENT_FIELDS, *_CLIENT_FIELDS))
+"""Raw fields never copied (``user_id`` included: the pseudonym replaces it), optional ones included."""
+_OPTIONAL = tuple(f.name for f in msgspec.structs.fields(PlaybackEvent) if f.default is None)
 
 
-def redact(event: Mapping[str, Any], *, pseudonym: str, purposes: Purposes) -> dict[str, Any]:
-    """Project a raw playback event onto a ``playback.redacted.v1`` record.
+def redact_event(event: PlaybackEvent, pseudonym: str, purposes: WirePurposes) -> RedactedEvent:
+    """Project ``event`` onto the redacted record: the pseudonym, the allowed fields, the purposes.
 
-    Args:
-        event: the decoded raw event; validated upstream, with ``event_time``
-            already epoch milliseconds. Missing or non-scalar allowed fields
-            come out as ``None`` (the redacted schema validator rejects them).
-        pseudonym: the user's pseudonym (``Pseudonymizer.pseudonym``).
-        purposes: the consent in force (``Decision.purposes``). Advertising is
-            forced off again if the event carries ``gpc: true``.
-
-    Use :func:`redacted_field_count` for the "fields removed" metric.
+    ``purposes`` is the consent in force (``Decision.purposes``: advertising is
+    already off under GPC).
     """
-    client = event.get("client")
-    if not isinstance(client, Mapping):
-        client = _EMPTY
-    return {
-        "schema": REDACTED_SCHEMA,
-        "user": pseudonym,
-        "content_id": _scalar(event.get("content_id")),
-        "event_type": _scalar(event.get("event_type")),
-        "position_ms": _scalar(event.get("position_ms")),
-        "duration_ms": _scalar(event.get("duration_ms")),
-        "watched_ms": _scalar(event.get("watched_ms")),
-        "event_time": _scalar(event.get("event_time")),
-        "device_class": _scalar(client.get("device_class")),
-        "country": _scalar(client.get("country")),
-        "purposes": {
-            "analytics": purposes.analytics,
-            "personalization": purposes.personalization,
-            "advertising": purposes.advertising and event.get("gpc") is not True,
-        },
-    }
+    client = event.client
+    return RedactedEvent(
+        user=pseudonym,
+        content_id=event.content_id,
+        event_type=event.event_type,
+        position_ms=event.position_ms,
+        duration_ms=event.duration_ms,
+        watched_ms=event.watched_ms,
+        event_time=event.event_time,  # type: ignore[arg-type]  # epoch ms once decoded
+        device_class=client.device_class,
+        country=client.country,
+        purposes=purposes,
+    )
 
 
-def redacted_field_count(event: Mapping[str, Any]) -> int:
-    """How many input fields :func:`redact` removes (for a metric).
-
-    Counts leaf fields: top-level keys other than the copied ones, plus keys
-    of ``client`` other than ``device_class``/``country``. ``user_id`` counts
-    (it is replaced by the pseudonym); an input ``schema`` key does not.
-    """
-    removed = len(event) - sum(1 for key in _COPIED if key in event) - ("schema" in event)
-    client = event.get("client")
-    if isinstance(client, Mapping):
-        removed += len(client) - 1 - sum(1 for key in _CLIENT_COPIED if key in client)
-    return removed
+def removed_field_count(event: PlaybackEvent) -> int:
+    """Fields of ``event`` that do not reach its redacted record (ids, client details, free text)."""
+    return _ALWAYS_REMOVED - sum(1 for name in _OPTIONAL if getattr(event, name) is None)

@@ -14,7 +14,7 @@ from pipeline.stream.partition import (
     entry_key,
     split_key,
 )
-from pipeline.stream.processor import ConsentStore, Effects, StreamConfig, StreamProcessor, redact_event
+from pipeline.stream.processor import ConsentStore, Effects, StreamConfig, StreamProcessor
 
 __all__ = [
     "CONTROL_KEY",
@@ -32,6 +32,5 @@ __all__ = [
     "encode_control",
     "entry_key",
     "is_control",
-    "redact_event",
     "split_key",
 ]

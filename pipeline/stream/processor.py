@@ -22,6 +22,7 @@ from pipeline.privacy.consent_history import Change, decide_at, record_change
 from pipeline.privacy.deadletter import dead_letter, quarantine_key
 from pipeline.privacy.identity import INVALID_USER_ID
 from pipeline.privacy.pseudonym import Pseudonymizer
+from pipeline.privacy.redact import redact_event, removed_field_count
 from pipeline.stream.control import decode_control
 from pipeline.stream.counters import StreamCounters
 from pipeline.stream.effects import ConsentStore, Effects, StreamConfig
@@ -29,7 +30,6 @@ from pipeline.stream.partition import PartitionState, split_key
 from pipeline.wire import (
     DlqSource,
     Interaction,
-    PlaybackEvent,
     RedactedBatch,
     RedactedEvent,
     decode_as,
@@ -40,7 +40,7 @@ from pipeline.wire import (
 from pipeline.wire import Purposes as WirePurposes
 from pipeline.wire.rights import ErasureRequest, ErasureStage
 
-__all__ = ["ConsentStore", "Effects", "StreamConfig", "StreamProcessor", "redact_event"]
+__all__ = ["ConsentStore", "Effects", "StreamConfig", "StreamProcessor"]
 
 log = logging.getLogger(__name__)
 
@@ -48,27 +48,6 @@ KEY_MISMATCH = "key_mismatch"
 INVALID_CONSENT = "invalid_consent"
 INVALID_CONTROL = "invalid_control"
 INVALID_ERASURE = "invalid_erasure"
-
-_REMOVED_PER_EVENT = (
-    9  # user_id, session_id, device_id, event_id, ip, user_agent, app_version, gpc, schema->pseudonym
-)
-
-
-def redact_event(event: PlaybackEvent, pseudonym: str, purposes: WirePurposes) -> RedactedEvent:
-    """Allow-list projection by construction: ``RedactedEvent`` cannot hold anything else."""
-    client = event.client
-    return RedactedEvent(
-        user=pseudonym,
-        content_id=event.content_id,
-        event_type=event.event_type,
-        position_ms=event.position_ms,
-        duration_ms=event.duration_ms,
-        watched_ms=event.watched_ms,
-        event_time=event.event_time,  # type: ignore[arg-type]  # epoch ms once decoded
-        device_class=client.device_class,
-        country=client.country,
-        purposes=purposes,
-    )
 
 
 def _wire(p: Purposes) -> WirePurposes:
@@ -176,6 +155,7 @@ class StreamProcessor:
         # decided once per (gpc, consent epoch of the event time): equal epochs, equal purposes
         decisions: dict[tuple[bool, int], tuple[Decision, WirePurposes]] = {}
         redacted: list[RedactedEvent] = []
+        removed = 0  # input fields that do not reach the redacted records (a metric)
         for ev in events:
             t: int = ev.event_time  # type: ignore[assignment]  # epoch ms once decoded
             epoch = history.epoch(t) if history is not None else 0
@@ -187,10 +167,11 @@ class StreamProcessor:
                 c["dropped:" + decided[0].reason] += 1
                 continue
             redacted.append(redact_event(ev, pseudonym, decided[1]))
+            removed += removed_field_count(ev)
         if not redacted:
             return fx
         c["redacted"] += len(redacted)
-        c["redacted_fields"] += _REMOVED_PER_EVENT * len(redacted)
+        c["redacted_fields"] += removed
         key_out = pseudonym.encode()
         if len(redacted) == 1:
             fx.redacted.append((key_out, encode(redacted[0])))
