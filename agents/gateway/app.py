@@ -33,6 +33,7 @@ from agents.gateway.deps import (
     json_response,
     policy_of,
     public,
+    route_name,
 )
 from pipeline.errors import AuthError, RequestRefused, ServiceUnavailable
 
@@ -49,12 +50,6 @@ _STATUS_REASON = {
 }
 _CORS_METHODS = "GET, POST, PUT, OPTIONS"
 _CORS_HEADERS = "Authorization, Content-Type, Content-Encoding"
-
-
-def _route_name(request: web.Request) -> str:
-    route = request.match_info.route
-    resource = route.resource if route is not None else None
-    return resource.canonical if resource is not None else "unmatched"
 
 
 def _allowed_origin(request: web.Request, origin: str, allowed: frozenset[str]) -> bool:
@@ -109,7 +104,7 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except ServiceUnavailable as exc:
         reason = "unavailable"
         log.warning(
-            "gateway: %s %s answered 503: %s", request.method, _route_name(request), type(exc).__name__
+            "gateway: %s %s answered 503: %s", request.method, route_name(request), type(exc).__name__
         )
         response = json_response({"error": "unavailable"}, 503, {"Retry-After": "5"})
     except web.HTTPException as exc:
@@ -121,11 +116,11 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         raise
     except Exception as exc:  # a bug: say where, never what
         reason = "internal"
-        log.error("gateway: %s %s failed with %s", request.method, _route_name(request), type(exc).__name__)
+        log.error("gateway: %s %s failed with %s", request.method, route_name(request), type(exc).__name__)
         response = json_response({"error": "internal"}, 500)
     if deps.metrics is not None:
         deps.metrics.observe(
-            _route_name(request), request.method, response.status, time.perf_counter() - started
+            route_name(request), request.method, response.status, time.perf_counter() - started
         )
         if reason is not None:
             deps.metrics.reject(reason)

@@ -46,6 +46,7 @@ __all__ = [
     "principal",
     "public",
     "requires",
+    "route_name",
 ]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -145,3 +146,10 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
     if headers:
         merged.update(headers)
     return web.Response(body=_encode(data), status=status, content_type="application/json", headers=merged)
+
+
+def route_name(request: web.Request) -> str:
+    """The route template (``/v1/me/erasure/{request_id}``), never the path: paths can carry ids."""
+    route = request.match_info.route
+    resource = route.resource if route is not None else None
+    return resource.canonical if resource is not None else "unmatched"

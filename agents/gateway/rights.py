@@ -30,7 +30,7 @@ from typing import Any
 
 from aiohttp import web
 
-from agents.gateway.deps import DEPS, PRINCIPAL, json_response, public, requires
+from agents.gateway.deps import DEPS, PRINCIPAL, json_response, public, requires, route_name
 from agents.gateway.rights_openapi import RIGHTS_OPENAPI
 from agents.gateway.rights_store import RightsStore
 from pipeline.errors import ServiceUnavailable, ValidationFailed
@@ -90,7 +90,7 @@ def _route(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResp
         try:
             return await handler(request, request.app[RIGHTS_STORE], viewer)
         except TimeoutError:
-            log.warning("rights route %s: a backend did not answer in time", request.path)
+            log.warning("rights route %s: a backend did not answer in time", route_name(request))
             raise ServiceUnavailable("rights: timed out") from None
         except ValidationFailed as exc:  # e.g. a subject that is blank once canonical
             raise rules.Refused(422, exc.reason) from None

@@ -103,8 +103,12 @@ def token(settings: Settings, **kw: Any) -> dict[str, str]:
     return {"Authorization": "Bearer " + issue_token(settings, private_key=KEY, **kw)}
 
 
-def run(check: Callable[[TestClient, FakeStore, Settings], Awaitable[None]], tmp_path: Path) -> FakeStore:
-    store = FakeStore()
+def run(
+    check: Callable[[TestClient, FakeStore, Settings], Awaitable[None]],
+    tmp_path: Path,
+    store: FakeStore | None = None,
+) -> FakeStore:
+    store = store if store is not None else FakeStore()
 
     async def main() -> None:
         app, settings = _gateway(store, tmp_path)
@@ -250,3 +254,21 @@ def test_openapi_paths_cover_every_route(tmp_path):
         templ = "/v1/me/erasure/{request_id}" if path.startswith("/v1/me/erasure/") else path
         op = RIGHTS_OPENAPI[templ][method.lower()]
         assert {"401", "403", "429", "503"} <= set(op["responses"])
+
+
+def test_a_backend_timeout_is_a_503_logged_by_route_template_not_path(tmp_path, caplog):
+    """Regression: the log line carried ``request.path`` with the viewer's erasure request id."""
+
+    class SlowStore(FakeStore):
+        def erasure_status(self, user, rid):
+            raise TimeoutError
+
+    async def check(client: TestClient, store: FakeStore, settings: Settings) -> None:
+        r = await client.get(f"/v1/me/erasure/{ALICE_RID}", headers=token(settings, user="Alice"))
+        assert r.status == 503
+
+    with caplog.at_level("WARNING"):
+        run(check, tmp_path, store=SlowStore())
+    logged = "\n".join(rec.getMessage() for rec in caplog.records)
+    assert "did not answer in time" in logged and "/v1/me/erasure/{" in logged
+    assert ALICE_RID not in logged
