@@ -8,18 +8,23 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["positive_seconds", "print_json", "print_table", "user_id"]
+__all__ = ["positive_number", "positive_seconds", "print_json", "print_table", "user_id"]
 
 
-def positive_seconds(text: str) -> float:
-    """argparse type of a ``--timeout``: seconds, more than zero."""
+def positive_number(text: str, unit: str = "") -> float:
+    """argparse type: a number more than zero (``unit`` names it in the error)."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if not value > 0:
-        raise argparse.ArgumentTypeError("must be more than 0 seconds")
+        raise argparse.ArgumentTypeError(f"must be more than 0{unit}")
     return value
+
+
+def positive_seconds(text: str) -> float:
+    """argparse type of a ``--timeout``: seconds, more than zero."""
+    return positive_number(text, " seconds")
 
 
 def user_id(text: str) -> str:

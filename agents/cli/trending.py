@@ -6,7 +6,7 @@ import argparse
 import time
 from typing import Any
 
-from agents.cli._output import print_json, print_table
+from agents.cli._output import positive_number, print_json, print_table
 from agents.cli.recs import n_items
 from pipeline.settings import Settings
 
@@ -23,16 +23,6 @@ def _day(text: str) -> str:
     return text
 
 
-def _epsilon(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError("must be > 0")
-    return value
-
-
 def register(sub: Any) -> None:
     p = sub.add_parser("trending", help="the differentially private trending list and the privacy budget")
     p.add_argument("--day", type=_day, help="UTC day YYYY-MM-DD (default: the latest released day)")
@@ -46,7 +36,7 @@ def register(sub: Any) -> None:
         help="release the day now (default: the last full UTC day), spending its budget; refused when spent",
     )
     p.add_argument(
-        "--epsilon", type=_epsilon, help="with --release: spend this much (default dp.epsilon_per_day)"
+        "--epsilon", type=positive_number, help="with --release: spend this much (default dp.epsilon_per_day)"
     )
     p.set_defaults(handler=cmd_trending)
 

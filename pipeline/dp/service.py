@@ -167,7 +167,7 @@ class TrendingJob:
         self.spent = spent_by_day(records)
         day = due_day(now, self.cfg.release_grace_s)
         out = None
-        if day not in spent_by_day(records):
+        if day not in self.spent:
             try:
                 out = release_day(
                     day,
