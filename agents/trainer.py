@@ -557,7 +557,9 @@ class Trainer:
         and finds it gone, or finds a publish's keys lost to a Redis restart,
         does not end the loop: the trainer keeps reading Kafka, retries after a
         backoff (1 s doubling to 30 s), and publishes again when Redis is back
-        or has lost the live model.
+        or has lost the live model. Any other failure of a step (a side job
+        such as the DP release, or a bug) is counted as ``step_failed`` and
+        retried the same way, so it never stops reading or the receipts.
         """
         self.catch_up()
         self._publish_due = True
@@ -574,12 +576,16 @@ class Trainer:
                     if self._step(now, now - last_refresh >= refresh_every_s):
                         last_refresh = now
                     backoff = 0.0
-                except RETRYABLE as exc:
+                except Exception as exc:  # no step ends the trainer: erasure receipts depend on it
                     backoff = min(max(1.0, backoff * 2), 30.0)
                     retry_at = now + backoff
-                    self._count("redis_step_failed")
                     kind = exc.__class__.__name__
-                    log.warning("trainer: Redis step failed (%s); retry in %.0f s", kind, backoff)
+                    if isinstance(exc, RETRYABLE):
+                        self._count("redis_step_failed")
+                        log.warning("trainer: Redis step failed (%s); retry in %.0f s", kind, backoff)
+                    else:  # a bug or a side job (DP release, audit) broke: counted, retried
+                        self._count("step_failed")
+                        log.error("trainer: loop step raised %s; retry in %.0f s", kind, backoff)
             self.tail.commit()
 
     def _step(self, now: float, refresh_due: bool) -> bool:

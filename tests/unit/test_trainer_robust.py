@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -165,3 +167,46 @@ def test_a_handler_that_raises_is_counted_and_dead_lettered(trainer, monkeypatch
     assert reasons == ["internal_error", "invalid_receipt"]
     assert t.counters["internal_errors"] == 1 and t.counters["receipt_invalid"] == 1
     assert all(b"alice" not in v for _, _, v in t.producer.sent)
+
+
+class PollingTail(Tail):
+    """A tail with nothing to read: the loop only runs its steps."""
+
+    def read_to_end(self, *args: Any, **kwargs: Any) -> int:
+        return 0
+
+    def poll(self, timeout_ms: int = 0) -> list[Any]:
+        time.sleep(timeout_ms / 10_000)  # stands in for the broker's long poll
+        return []
+
+    def commit(self) -> None:
+        pass
+
+
+def test_a_failing_side_job_never_ends_the_loop(tmp_path):
+    """Regression: an error from the DP release job (not a Redis one) ended ``Trainer.run``."""
+
+    class Broken:
+        calls = 0
+
+        def step(self, now: float) -> None:
+            Broken.calls += 1
+            raise RuntimeError("boom")
+
+    settings = Settings(state_dir=tmp_path)
+    ticks = iter(range(0, 10**6, 60))  # each clock read a minute later: backoffs pass at once
+    t = Trainer(
+        settings, PollingTail(), None, Pseudonymizer([KEY]), producer=Producer(), clock=lambda: next(ticks)
+    )
+    t.trending = Broken()
+    stop = threading.Event()
+    runner = threading.Thread(target=t.run, args=(stop,), daemon=True)
+    runner.start()
+    deadline = time.monotonic() + 30
+    while Broken.calls < 3 and runner.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    alive = runner.is_alive()
+    stop.set()
+    runner.join(10)
+    assert alive and Broken.calls >= 3
+    assert t.counters["step_failed"] >= 3 and not runner.is_alive()
