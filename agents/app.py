@@ -13,7 +13,7 @@ from typing import Any
 import faust
 
 from agents.compat import KafkaPartitioner, install_hole_repair, install_patches
-from pipeline.connect import Endpoints, embedded_broker
+from pipeline.services.connect import Endpoints, embedded_broker
 from pipeline.settings import Settings
 
 __all__ = ["AppTopics", "create_app"]

@@ -32,15 +32,15 @@ from pipeline.audit.data import (
 )
 from pipeline.audit.holdout import split_matrix
 from pipeline.audit.report import mean_ndcg
-from pipeline.connect import Endpoints, redis_client, resolve
 from pipeline.errors import ValidationFailed
+from pipeline.kafka.tail import TopicTail
+from pipeline.kafka.topics import AUDITS, DLQ, TRAINER_DLQ, topic_specs
 from pipeline.keys import pseudonymizer
+from pipeline.services.connect import Endpoints, redis_client, resolve
 from pipeline.serving.layout import Layout
 from pipeline.serving.publish import live_meta, live_version
 from pipeline.serving.rerank import xquad
 from pipeline.settings import Settings
-from pipeline.tail import TopicTail
-from pipeline.topics import AUDITS, DLQ, TRAINER_DLQ, topic_specs
 from pipeline.wire import decode_consent
 from pipeline.wire.outbound import DeadLetter
 from pipeline.wire.rights import ErasureRequest, Receipt
@@ -390,7 +390,7 @@ def audit_after_retrain(trainer: Any, model: Any) -> Path | None:
 
 def demo_audit(settings: Settings) -> str | None:
     """``privrec demo``'s audit: computed, stored and its HTML path returned; None (logged) on failure."""
-    from pipeline.connect import kafka_producer
+    from pipeline.services.connect import kafka_producer
 
     try:
         endpoints = resolve(settings)

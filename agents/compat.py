@@ -15,7 +15,7 @@
 
 Faust asks the broker for each changelog's high-water mark and stops
 recovering there. The embedded Tansu broker under-reports it when the last
-record batch holds several records (see :mod:`pipeline.end_offsets`), which
+record batch holds several records (see :mod:`pipeline.kafka.end_offsets`), which
 would silently drop the newest table updates on restart. Against that broker
 only, we wrap the consumer's ``_highwaters`` so it returns probed, never-lower
 end offsets.
@@ -44,7 +44,7 @@ from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from agents.compat_check import check_compat
-from pipeline.end_offsets import probe_end_offsets
+from pipeline.kafka.end_offsets import probe_end_offsets
 
 __all__ = [
     "KafkaPartitioner",

@@ -23,7 +23,7 @@ import msgspec
 
 from agents.trainer import TOPICS as TRAINER_TOPICS
 from agents.trainer import Trainer
-from pipeline.connect import Endpoints, redis_client
+from pipeline.kafka.tail import TopicTail
 from pipeline.keys import pseudonymizer
 from pipeline.privacy.identity import canonical_user_id
 from pipeline.privacy.pseudonym import Pseudonymizer
@@ -39,11 +39,11 @@ from pipeline.rights.export import (
     open_windows,
     stream_consent,
 )
+from pipeline.services.connect import Endpoints, redis_client
 from pipeline.serving.controls import get_controls
 from pipeline.serving.layout import Layout
 from pipeline.serving.reader import MAX_N, Reader
 from pipeline.settings import Settings
-from pipeline.tail import TopicTail
 
 __all__ = ["ExportTrainer", "collect_export"]
 

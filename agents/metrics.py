@@ -23,7 +23,6 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from pipeline.connect import Endpoints, kafka_admin, redis_client
 from pipeline.errors import ConfigError
 from pipeline.ops.collect import LagCollector, pipeline_groups
 from pipeline.ops.exporter import LagJob, Periodic, refresh_model
@@ -36,6 +35,7 @@ from pipeline.ops.metrics import (
     update_model,
 )
 from pipeline.ops.summary import stats_key
+from pipeline.services.connect import Endpoints, kafka_admin, redis_client
 from pipeline.serving.layout import Layout
 from pipeline.settings import Settings
 

@@ -15,14 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from agents.procs import ChildProcess, clear_worker_stats, wait_assigned, wait_until, worker_stats
-from pipeline.connect import Endpoints, kafka_admin, kafka_producer, redis_client, resolve
-from pipeline.end_offsets import probe_end_offsets
 from pipeline.errors import ServiceUnavailable
-from pipeline.offsets import wait_committed
+from pipeline.kafka.end_offsets import probe_end_offsets
+from pipeline.kafka.offsets import wait_committed
+from pipeline.kafka.topics import create_topics
 from pipeline.replay import ReplayReport, close_windows, replay_ratings
+from pipeline.services.connect import Endpoints, kafka_admin, kafka_producer, redis_client, resolve
 from pipeline.settings import Settings
 from pipeline.sources import Rating
-from pipeline.topics import create_topics
 
 __all__ = ["PipelineRun", "sum_counters"]
 

@@ -13,12 +13,12 @@ import logging
 import time
 from typing import Any
 
-from pipeline.connect import Endpoints, resolve
 from pipeline.embedded import EmbeddedServices
 from pipeline.embedded.redis_server import running_version, version_warning
 from pipeline.errors import ServiceUnavailable
-from pipeline.health import kafka_reachable, redis_reachable
 from pipeline.keys import key_source
+from pipeline.services.connect import Endpoints, resolve
+from pipeline.services.health import kafka_reachable, redis_reachable
 from pipeline.settings import Settings, mask_url
 
 __all__ = ["STALE_S", "health_summary", "service_status"]
@@ -78,8 +78,8 @@ def _now_ms() -> int:
 
 
 def _processes(settings: Settings, endpoints: Endpoints, now_ms: int) -> dict[str, Any]:
-    from pipeline.connect import redis_client
     from pipeline.ops.summary import live_model, process_reports
+    from pipeline.services.connect import redis_client
     from pipeline.serving.layout import Layout
 
     client = redis_client(endpoints, socket_timeout=3.0, socket_connect_timeout=3.0)

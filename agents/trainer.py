@@ -40,6 +40,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from pipeline.errors import ServiceUnavailable, ValidationFailed
+from pipeline.kafka.tail import TopicTail
+from pipeline.kafka.topics import TRAINER_DLQ
 from pipeline.privacy.consent import Purposes
 from pipeline.privacy.consent_history import Change, ConsentHistory, granted_during, record_change
 from pipeline.privacy.deadletter import dead_letter
@@ -65,8 +67,6 @@ from pipeline.serving.publish import (
     publish_user,
 )
 from pipeline.settings import Settings
-from pipeline.tail import TopicTail
-from pipeline.topics import TRAINER_DLQ
 from pipeline.wire import DlqSource, decode_as, decode_consent, encode, safe_detail
 from pipeline.wire.outbound import Interaction
 from pipeline.wire.rights import ErasureRequest, ErasureStage, Receipt

@@ -12,16 +12,16 @@ import uuid
 from collections.abc import Collection
 from typing import Any
 
-from pipeline.connect import Endpoints, kafka_producer, redis_client, resolve
 from pipeline.dp.bounding import Bounder
 from pipeline.dp.ledger import LedgerRecord
 from pipeline.dp.service import TrendingJob, release_day
 from pipeline.dp.source import bounding_key, read_days
 from pipeline.dp.store import KafkaLedgerStore
+from pipeline.kafka.topics import DP_LEDGER
 from pipeline.keys import load_keys
+from pipeline.services.connect import Endpoints, kafka_producer, redis_client, resolve
 from pipeline.serving.layout import Layout
 from pipeline.settings import Settings
-from pipeline.topics import DP_LEDGER
 
 __all__ = ["ledger_store", "make_trending_job", "redacted_feed", "release"]
 
@@ -44,7 +44,7 @@ def redacted_feed(settings: Settings, endpoints: Endpoints) -> Any:
     def feed(bounder: Bounder, days: Collection[str]) -> tuple[int, int]:
         from kafka import KafkaConsumer
 
-        from pipeline.tail import TopicTail
+        from pipeline.kafka.tail import TopicTail
 
         consumer = KafkaConsumer(
             bootstrap_servers=endpoints.kafka_bootstrap,

@@ -21,7 +21,7 @@ from typing import Any
 
 import msgspec
 
-from pipeline.offsets import send_acked
+from pipeline.kafka.offsets import send_acked
 from pipeline.privacy.identity import DEFAULT_CASEFOLD_USER_IDS, user_key
 from pipeline.sources import (
     Rating,

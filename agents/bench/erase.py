@@ -108,8 +108,8 @@ def bench_erase(
     from agents.processes.scratch import drop_scratch_topics
     from agents.processes.trainer import close_trainer, make_trainer
     from agents.procs import wait_until
-    from pipeline.connect import kafka_admin, redis_client, resolve
     from pipeline.keys import ensure_dev_key, pseudonymizer
+    from pipeline.services.connect import kafka_admin, redis_client, resolve
     from pipeline.serving.layout import Layout
     from pipeline.serving.publish import live_version
     from pipeline.sources import synthetic_ratings
@@ -187,8 +187,8 @@ def _measure(
     timeout_s: float,
 ) -> dict[str, Any]:
     from agents.processes.clients import receipt_watcher
-    from pipeline.connect import kafka_producer
     from pipeline.rights.requests import send_erasure
+    from pipeline.services.connect import kafka_producer
 
     watcher = receipt_watcher(s, endpoints)
     requester = kafka_producer(endpoints, client_id="privrec-bench-erase")

@@ -29,9 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from agents.gateway_client import EventPoster, GatewayProcess, viewer_token
-from pipeline.connect import kafka_admin, kafka_producer, resolve
+from pipeline.kafka.topics import create_topics, topic_specs
+from pipeline.services.connect import kafka_admin, kafka_producer, resolve
 from pipeline.settings import Settings
-from pipeline.topics import create_topics, topic_specs
 
 __all__ = ["TARGET_EVENTS_PER_S", "TARGET_RECS_P99_MS", "bench_gateway", "bench_settings", "synthetic_event"]
 

@@ -69,7 +69,7 @@ def _produce(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes
     """Send everything; the end offset (last + 1) per partition, from the broker's acks."""
     from kafka import KafkaProducer
 
-    from pipeline.offsets import send_acked
+    from pipeline.kafka.offsets import send_acked
 
     producer = KafkaProducer(
         bootstrap_servers=bootstrap, linger_ms=20, batch_size=512 * 1024, max_request_size=8 * 1024 * 1024
@@ -91,8 +91,8 @@ def _run_privrec(
     import redis
     from kafka import KafkaAdminClient
 
-    from pipeline.offsets import wait_committed
-    from pipeline.topics import create_topics
+    from pipeline.kafka.offsets import wait_committed
+    from pipeline.kafka.topics import create_topics
 
     bootstrap = settings.kafka.bootstrap_servers or ""
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)

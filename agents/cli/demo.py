@@ -90,8 +90,8 @@ def run_demo(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
     from agents.cli.train import report_dict
     from agents.pipeline_run import PipelineRun
     from agents.processes.trainer import close_trainer, make_trainer
-    from pipeline.connect import redis_client, resolve
     from pipeline.keys import pseudonymizer
+    from pipeline.services.connect import redis_client, resolve
     from pipeline.serving.layout import Layout
     from pipeline.serving.reader import Reader
     from pipeline.sources import consent_mix, read_ratings, read_titles, synthetic_ratings, synthetic_titles
@@ -230,9 +230,9 @@ def _privacy_url(settings: Settings, gateway: GatewayProcess, ratings: Any) -> t
 def _lag(settings: Settings, samples: int = 2) -> list[dict[str, Any]]:
     """Consumer lag of the pipeline's groups (a short Burrow-style window)."""
     from agents.processes.clients import lag_consumer
-    from pipeline.connect import kafka_admin, resolve
     from pipeline.ops.collect import LagCollector, pipeline_groups
     from pipeline.ops.lag import LagWindow
+    from pipeline.services.connect import kafka_admin, resolve
 
     endpoints = resolve(settings)
     admin, consumer = kafka_admin(endpoints), lag_consumer(endpoints)

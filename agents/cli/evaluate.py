@@ -120,10 +120,10 @@ def run_eval(
     from agents.pipeline_run import PipelineRun
     from agents.processes.scratch import drop_scratch_topics
     from agents.processes.trainer import close_trainer, make_trainer
-    from pipeline.connect import kafka_admin, redis_client, resolve
     from pipeline.keys import ensure_dev_key, pseudonymizer
     from pipeline.recs.baseline import baseline_eval
     from pipeline.recs.evaluate import ndcg_at_k, precision_at_k, temporal_split
+    from pipeline.services.connect import kafka_admin, redis_client, resolve
     from pipeline.serving.layout import Layout
     from pipeline.serving.reader import Reader
     from pipeline.sources import read_ratings

@@ -13,11 +13,11 @@ from prometheus_client import CollectorRegistry
 
 from agents.cli._output import print_json, print_table
 from agents.processes.clients import lag_consumer
-from pipeline.connect import kafka_admin, resolve
 from pipeline.errors import ConfigError, ServiceUnavailable
 from pipeline.ops.collect import GroupInfo, LagCollector, Member, pipeline_groups
 from pipeline.ops.lag import GroupLag, LagWindow, Status
 from pipeline.ops.metrics import PipelineMetrics, serve_metrics, update_from_lag
+from pipeline.services.connect import kafka_admin, resolve
 from pipeline.settings import Settings
 
 __all__ = ["register", "unknown_groups"]

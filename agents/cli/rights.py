@@ -11,9 +11,9 @@ from typing import Any
 from agents.cli._output import positive_seconds, print_json, user_id
 from agents.cli.recs import n_items
 from agents.processes.clients import receipt_watcher
-from pipeline.connect import kafka_producer, resolve
 from pipeline.errors import ConfigError, ServiceUnavailable
 from pipeline.rights.requests import send_erasure
+from pipeline.services.connect import kafka_producer, resolve
 from pipeline.settings import Settings
 
 __all__ = ["register"]

@@ -9,12 +9,12 @@ import uuid
 from typing import Any
 
 from agents.cli._output import print_json, print_table
-from pipeline.connect import kafka_admin, kafka_producer, redis_client, resolve
 from pipeline.embedded import EmbeddedServices
 from pipeline.errors import PrivrecError, ServiceUnavailable
+from pipeline.kafka.topics import create_topics, describe_topics, topic_specs
 from pipeline.keys import ensure_dev_key, load_keys
+from pipeline.services.connect import kafka_admin, kafka_producer, redis_client, resolve
 from pipeline.settings import Settings, mask_url
-from pipeline.topics import create_topics, describe_topics, topic_specs
 
 __all__ = ["register"]
 

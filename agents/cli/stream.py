@@ -12,8 +12,8 @@ from typing import Any
 
 from agents.cli._output import print_json, user_id
 from agents.processes.clients import key_partition
-from pipeline.connect import kafka_admin, kafka_producer, resolve
 from pipeline.errors import ConfigError, PrivrecError, ServiceUnavailable
+from pipeline.services.connect import kafka_admin, kafka_producer, resolve
 from pipeline.settings import Settings
 
 __all__ = ["register"]
@@ -89,7 +89,7 @@ def load_ratings(args: argparse.Namespace) -> tuple[list[Any], dict[str, str]]:
 
 
 def consent_waiter(settings: Settings, endpoints: Any, timeout_s: float) -> Any:
-    from pipeline.offsets import wait_committed
+    from pipeline.kafka.offsets import wait_committed
 
     def wait(ends: dict[int, int]) -> bool:
         admin = kafka_admin(endpoints)

@@ -10,7 +10,7 @@ from typing import Any
 
 from agents.cli._output import print_json
 from agents.processes.trainer import close_trainer, make_trainer, serve_trainer_metrics
-from pipeline.connect import resolve
+from pipeline.services.connect import resolve
 from pipeline.settings import Settings
 
 __all__ = ["register", "report_dict"]

@@ -72,8 +72,8 @@ def trending_view(records: list[Any], settings: Settings, day: str | None, n: in
 
 def cmd_trending(settings: Settings, args: argparse.Namespace) -> int:
     from agents.trending import ledger_store, release
-    from pipeline.connect import resolve
     from pipeline.dp.service import due_day
+    from pipeline.services.connect import resolve
 
     endpoints = resolve(settings)
     day = args.day

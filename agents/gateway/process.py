@@ -19,10 +19,10 @@ from agents.gateway.app import make_app, runner
 from agents.gateway.deps import GatewayDeps
 from agents.gateway.metrics import GatewayMetrics
 from agents.gateway.ratelimit import RateLimiter
-from pipeline.connect import Endpoints, kafka_producer, resolve
 from pipeline.errors import ServiceUnavailable
 from pipeline.gateway.auth import TokenVerifier, ensure_hs256_key
 from pipeline.keys import pseudonymizer
+from pipeline.services.connect import Endpoints, kafka_producer, resolve
 from pipeline.settings import Settings
 
 __all__ = ["KafkaSink", "open_deps", "run_gateway"]

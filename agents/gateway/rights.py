@@ -208,7 +208,7 @@ def add_rights_routes(app: web.Application) -> None:
     app[_PATTERN] = re.compile(settings.stream.content_id_pattern)
 
     async def lifecycle(app: web.Application) -> Any:
-        from pipeline.connect import resolve
+        from pipeline.services.connect import resolve
 
         app[_EXPORTS] = asyncio.Semaphore(MAX_CONCURRENT_EXPORTS)
         made = RIGHTS_STORE not in app

@@ -26,14 +26,14 @@ from typing import Any
 import msgspec
 
 from agents.compat import KafkaPartitioner
-from pipeline.connect import Endpoints, kafka_producer, redis_client
-from pipeline.end_offsets import probe_end_offsets
 from pipeline.errors import ServiceUnavailable
+from pipeline.kafka.end_offsets import probe_end_offsets
+from pipeline.kafka.offsets import send_acked
 from pipeline.keys import pseudonymizer
-from pipeline.offsets import send_acked
 from pipeline.privacy.consent import Purposes
 from pipeline.privacy.identity import canonical_user_id, user_key
 from pipeline.rights.requests import send_erasure
+from pipeline.services.connect import Endpoints, kafka_producer, redis_client
 from pipeline.serving.controls import Controls, get_controls, set_controls
 from pipeline.serving.layout import Layout
 from pipeline.settings import Settings

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.connect import Endpoints
 from pipeline.errors import ServiceUnavailable
+from pipeline.services.connect import Endpoints
 from pipeline.settings import Settings
 
 __all__ = ["key_partition", "lag_consumer", "receipt_watcher"]

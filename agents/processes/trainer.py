@@ -6,8 +6,8 @@ import os
 import uuid
 from typing import Any
 
-from pipeline.connect import Endpoints, kafka_producer, redis_client, resolve
 from pipeline.keys import pseudonymizer
+from pipeline.services.connect import Endpoints, kafka_producer, redis_client, resolve
 from pipeline.settings import Settings
 
 __all__ = ["close_trainer", "make_trainer", "observe_receipt", "serve_trainer_metrics", "trainer_group"]
@@ -23,7 +23,7 @@ def make_trainer(settings: Settings, endpoints: Endpoints | None = None, *, comm
 
     from agents.trainer import TOPICS as TRAINER_TOPICS
     from agents.trainer import Trainer
-    from pipeline.tail import TopicTail
+    from pipeline.kafka.tail import TopicTail
 
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # implicit's advice: ALS threads, not BLAS threads
     endpoints = endpoints or resolve(settings)

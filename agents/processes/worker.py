@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from pipeline.connect import redis_client, resolve
 from pipeline.keys import pseudonymizer
+from pipeline.services.connect import redis_client, resolve
 from pipeline.settings import Settings
 
 __all__ = ["run_worker"]

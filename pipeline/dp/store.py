@@ -16,8 +16,8 @@ from typing import Any
 import msgspec
 
 from pipeline.dp.ledger import LedgerRecord, decode_record, encode_record
-from pipeline.end_offsets import probe_end_offsets
 from pipeline.errors import ServiceUnavailable
+from pipeline.kafka.end_offsets import probe_end_offsets
 
 __all__ = ["LEDGER_PARTITION", "KafkaLedgerStore"]
 

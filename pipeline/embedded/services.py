@@ -12,7 +12,7 @@ from urllib.parse import quote
 from pipeline.embedded import process, redis_server
 from pipeline.embedded.binaries import find_redis_server, find_tansu
 from pipeline.errors import EmbeddedServiceError
-from pipeline.health import kafka_reachable, redis_reachable
+from pipeline.services.health import kafka_reachable, redis_reachable
 
 __all__ = ["EMBEDDED_CLUSTER_ID", "EmbeddedServices", "ServiceRecord"]
 

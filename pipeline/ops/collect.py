@@ -3,7 +3,7 @@
 kafka-python clients are passed in: a ``KafkaAdminClient`` (committed offsets,
 group descriptions) and a group-less ``KafkaConsumer`` (log-end offsets, and
 the record at a committed offset for age-based lag). Log-end offsets are the
-*true* ones: :func:`~pipeline.end_offsets.probe_end_offsets` corrects brokers
+*true* ones: :func:`~pipeline.kafka.end_offsets.probe_end_offsets` corrects brokers
 that under-report them (Tansu). Kafka does not say when an offset was
 committed; :class:`~pipeline.ops.lag.LagWindow` infers it from samples.
 """
@@ -16,8 +16,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.end_offsets import probe_end_offsets
 from pipeline.errors import ServiceUnavailable
+from pipeline.kafka.end_offsets import probe_end_offsets
 from pipeline.ops.lag import PartitionSample
 from pipeline.settings import Settings
 

@@ -25,7 +25,7 @@ unobserved one, also when nothing was watched (a ``play`` that never started).
 
 Defaults (measured)
 -------------------
-:func:`pipeline.recs.tuning.simulate_pipeline_eval`: per user the newest 20% of
+:func:`tests.support.pipeline_eval.simulate_pipeline_eval`: per user the newest 20% of
 ratings held out; the other 80% replayed as playback sessions through the
 window engine; our model trained on the windows (it never sees a rating, only
 watch time, plays, completion), the baseline

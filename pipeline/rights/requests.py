@@ -6,7 +6,7 @@ import time
 import uuid
 from typing import Any
 
-from pipeline.offsets import send_acked
+from pipeline.kafka.offsets import send_acked
 from pipeline.privacy.identity import user_key
 from pipeline.settings import Settings
 from pipeline.wire import encode

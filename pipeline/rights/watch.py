@@ -14,7 +14,7 @@ import time
 from collections.abc import Collection
 from typing import Any
 
-from pipeline.end_offsets import probe_end_offsets
+from pipeline.kafka.end_offsets import probe_end_offsets
 from pipeline.wire import decode_as
 from pipeline.wire.rights import ErasureStage, Receipt
 

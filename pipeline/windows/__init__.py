@@ -5,7 +5,7 @@ folds events into hourly per-(user, title) aggregates and closes them by a
 per-partition watermark; closed windows become ``interaction.v1`` records.
 The agent persists :class:`PartitionMeta` and :class:`WindowState` values and
 rebuilds the engine with :meth:`PartitionWindows.restore`. The test oracle
-lives in :mod:`pipeline.windows.reference` and is not re-exported here.
+lives in :mod:`tests.support.windows_reference` and is not re-exported here.
 """
 
 from pipeline.windows.engine import AddResult, PartitionWindows, WindowEvent

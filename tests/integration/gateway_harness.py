@@ -19,8 +19,8 @@ from typing import Any
 from kafka import KafkaAdminClient
 
 from pipeline.gateway.auth import issue_token
+from pipeline.kafka.topics import create_topics
 from pipeline.settings import Settings
-from pipeline.topics import create_topics
 
 
 @dataclass

@@ -12,7 +12,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from agents import procs
 from agents.procs import ChildProcess, wait_until
-from pipeline.offsets import send_acked
+from pipeline.kafka.offsets import send_acked
 from pipeline.settings import Settings
 
 
@@ -70,7 +70,7 @@ def produce(
 def wait_processed(settings: Settings, topic: str, ends: dict[int, int], timeout: float = 120) -> None:
     from kafka import KafkaAdminClient
 
-    from pipeline.offsets import committed_offsets
+    from pipeline.kafka.offsets import committed_offsets
 
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)
     try:

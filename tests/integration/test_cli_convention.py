@@ -18,8 +18,8 @@ import pytest
 from kafka import KafkaAdminClient, KafkaProducer
 
 from agents.procs import settings_env
+from pipeline.kafka.topics import create_topics
 from pipeline.settings import Settings
-from pipeline.topics import create_topics
 from tests.cli import REPO, privrec
 from tests.integration.test_lag import consume_and_commit
 

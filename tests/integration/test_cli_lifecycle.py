@@ -9,7 +9,7 @@ import pytest
 
 from pipeline.embedded.process import is_alive
 from pipeline.embedded.redis_server import parse_version, version_warning
-from pipeline.topics import TOPICS
+from pipeline.kafka.topics import TOPICS
 from tests.cli import privrec
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -9,7 +9,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from agents import compat
 from agents.app import create_app
-from pipeline.connect import embedded_broker, resolve
+from pipeline.services.connect import embedded_broker, resolve
 
 pytestmark = pytest.mark.integration
 

@@ -11,14 +11,14 @@ import redis as redis_lib
 
 from agents.procs import settings_env
 from agents.trending import ledger_store, release
-from pipeline.connect import kafka_admin, kafka_producer, resolve
 from pipeline.dp.bounding import day_start_ms
 from pipeline.dp.ledger import BudgetExceeded, spent_by_day
+from pipeline.kafka.topics import create_topics
 from pipeline.keys import pseudonymizer
+from pipeline.services.connect import kafka_admin, kafka_producer, resolve
 from pipeline.serving.layout import Layout
 from pipeline.serving.reader import Reader
 from pipeline.settings import Settings
-from pipeline.topics import create_topics
 from pipeline.wire import encode
 from pipeline.wire.outbound import Purposes, RedactedBatch, RedactedEvent
 from tests.cli import privrec

@@ -20,12 +20,12 @@ import redis as redis_lib
 from kafka import KafkaAdminClient
 
 from agents.procs import settings_env
+from pipeline.kafka.topics import create_topics
 from pipeline.keys import pseudonymizer
 from pipeline.serving.controls import set_controls
 from pipeline.serving.layout import Layout
 from pipeline.serving.reader import Reader
 from pipeline.sources import consent_record
-from pipeline.topics import create_topics
 from tests.cli import privrec
 from tests.integration.harness import produce, wait_processed
 from tests.integration.test_rights import _close_windows, _event, _start_trainer, deployment

@@ -27,11 +27,11 @@ from agents.procs import ChildProcess
 from pipeline.embedded import EmbeddedServices
 from pipeline.embedded import process as embedded_process
 from pipeline.errors import ServiceUnavailable
+from pipeline.kafka.offsets import committed_offsets
+from pipeline.kafka.topics import create_topics
 from pipeline.keys import pseudonymizer
-from pipeline.offsets import committed_offsets
 from pipeline.serving import Layout, Reader, live_version, read_meta
 from pipeline.sources import consent_record
-from pipeline.topics import create_topics
 from pipeline.wire import encode
 from pipeline.wire.outbound import Interaction
 from tests.hostile import PENDING, hostile_messages

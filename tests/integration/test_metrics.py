@@ -19,11 +19,11 @@ from kafka import KafkaAdminClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from agents.procs import settings_env
+from pipeline.kafka.topics import create_topics
 from pipeline.keys import pseudonymizer
 from pipeline.serving.layout import Layout
 from pipeline.serving.publish import publish
 from pipeline.sources import consent_record
-from pipeline.topics import create_topics
 from tests.cli import privrec
 from tests.integration.harness import Worker, produce, wait_assigned, wait_for, wait_processed, worker_stats
 from tests.unit.test_stream_processor import event
@@ -183,7 +183,7 @@ def test_worker_serves_exact_metrics_and_status_lists_it(settings, worker):
 def test_trainer_metrics_follow_its_counters_and_are_advertised(make_settings, monkeypatch):
     from agents import metrics as process_metrics
     from agents.trainer import TrainReport
-    from pipeline.connect import resolve
+    from pipeline.services.connect import resolve
 
     monkeypatch.setattr(process_metrics, "MODEL_REFRESH_S", 0.2)
     s = make_settings()

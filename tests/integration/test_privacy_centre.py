@@ -24,12 +24,12 @@ import redis as redis_lib
 from kafka import KafkaAdminClient
 
 from agents.procs import ChildProcess, settings_env
+from pipeline.kafka.topics import create_topics
 from pipeline.keys import pseudonymizer
 from pipeline.recs.types import PopularItem, Recommendation, UserRecs
 from pipeline.serving.layout import Layout
 from pipeline.serving.publish import publish
 from pipeline.sources import consent_record
-from pipeline.topics import create_topics
 from tests.cli import privrec
 from tests.integration.harness import Worker, produce, wait_assigned, wait_for, wait_processed
 

@@ -21,13 +21,13 @@ import redis as redis_lib
 from kafka import KafkaAdminClient
 
 from agents.procs import settings_env
+from pipeline.kafka.topics import create_topics
 from pipeline.keys import pseudonymizer
 from pipeline.recs.artefact import load_model
 from pipeline.serving.layout import Layout
 from pipeline.serving.publish import live_version
 from pipeline.serving.reader import Reader
 from pipeline.sources import consent_record
-from pipeline.topics import create_topics
 from tests.cli import privrec
 from tests.integration.harness import Worker, produce, read_all, wait_assigned, wait_for, wait_processed
 

@@ -6,9 +6,9 @@ import pytest
 from kafka import KafkaAdminClient
 
 from agents.gateway.rights_store import RightsStore
-from pipeline.connect import resolve
+from pipeline.kafka.topics import create_topics
 from pipeline.privacy.consent import Purposes
-from pipeline.topics import create_topics
+from pipeline.services.connect import resolve
 from tests.integration.harness import produce
 
 pytestmark = pytest.mark.integration

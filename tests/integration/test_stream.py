@@ -14,6 +14,7 @@ from collections import defaultdict
 import pytest
 from kafka import KafkaAdminClient
 
+from pipeline.kafka.topics import create_topics
 from pipeline.keys import pseudonymizer
 from pipeline.replay import close_windows
 from pipeline.sources import (
@@ -23,7 +24,6 @@ from pipeline.sources import (
     ratings_to_sessions,
     synthetic_ratings,
 )
-from pipeline.topics import create_topics
 from tests.integration.harness import (
     Worker,
     produce,
@@ -283,7 +283,7 @@ def test_sigkill_mid_stream_gives_same_interactions(stream_settings, workers):
     half = len(msgs) // 2
     first = produce(s, s.topic("playback.raw"), msgs[:half])
     # kill once some but not all of the first half was processed
-    from pipeline.offsets import committed_offsets
+    from pipeline.kafka.offsets import committed_offsets
 
     admin = KafkaAdminClient(bootstrap_servers=s.kafka.bootstrap_servers)
     wait_for(

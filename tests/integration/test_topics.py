@@ -8,7 +8,7 @@ import pytest
 from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType
 
-from pipeline.topics import TOPICS, create_topics, describe_topics
+from pipeline.kafka.topics import TOPICS, create_topics, describe_topics
 from tests.cli import privrec
 
 pytestmark = pytest.mark.integration

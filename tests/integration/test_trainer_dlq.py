@@ -8,9 +8,9 @@ import pytest
 from kafka import KafkaAdminClient
 
 from agents.processes.trainer import close_trainer, make_trainer
+from pipeline.kafka.topics import create_topics
 from pipeline.keys import pseudonymizer
 from pipeline.sources import consent_record
-from pipeline.topics import create_topics
 from pipeline.wire import DeadLetter, decode_as
 from tests.integration.harness import produce, read_all
 

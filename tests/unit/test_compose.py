@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.kafka.topics import topic_specs
 from pipeline.settings import Settings
-from pipeline.topics import topic_specs
 
 yaml = pytest.importorskip("yaml")
 
@@ -204,7 +204,7 @@ def _needs(settings: Settings) -> dict[str, dict[str, set[str]]]:
     from agents.app import AppTopics
     from agents.processes.trainer import trainer_group
     from agents.trainer import TOPICS as TRAINER_TOPICS
-    from pipeline.topics import AUDITS, DLQ, DP_LEDGER, QUARANTINE, TRAINER_DLQ
+    from pipeline.kafka.topics import AUDITS, DLQ, DP_LEDGER, QUARANTINE, TRAINER_DLQ
 
     t = settings.topic
     app = AppTopics.from_settings(settings)

@@ -1,7 +1,7 @@
 """Consent over time without Kafka: ordering, event time, the bound, the table encoding.
 
 The fast functions of :mod:`pipeline.privacy.consent_history` are checked
-against the naive model in :mod:`pipeline.privacy.consent_reference`.
+against the naive model in :mod:`tests.support.consent_reference`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pipeline.privacy.consent_history import (
     purposes_at,
     record_change,
 )
-from pipeline.privacy.consent_reference import Record, reference_decision
+from tests.support.consent_reference import Record, reference_decision
 
 FULL = Purposes(True, True, False)
 ANALYTICS = Purposes(True, False, False)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, generate_latest
 
+from pipeline.kafka.topics import DP_LEDGER, TOPICS
 from pipeline.ops.metrics import PipelineMetrics, update_dp_spent
 from pipeline.recs.types import Recommendation, UserRecs
 from pipeline.serving.controls import DEFAULT
 from pipeline.serving.response import Fallback, compose
 from pipeline.settings import Settings
-from pipeline.topics import DP_LEDGER, TOPICS
 
 POPULAR = [Recommendation(content_id="pop-1", score=9.0)]
 TRENDING = Fallback(day="2024-03-05", epsilon=1.0, items=[Recommendation(content_id="dp-1", score=300.0)])

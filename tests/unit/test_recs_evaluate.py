@@ -89,7 +89,7 @@ def test_evaluate_averages_over_known_users() -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["movielens-100k", "movielens-latest-small"])
 def test_pipeline_beats_raw_ratings_baseline_on_movielens(name: str) -> None:
-    from pipeline.recs.tuning import simulate_pipeline_eval
+    from tests.support.pipeline_eval import simulate_pipeline_eval
 
     path = dataset_path(name)
     if not path.is_dir():

@@ -21,7 +21,7 @@ from pipeline.stream import (
 )
 from pipeline.stream.control import CONTROL_KEY, Control
 from pipeline.windows import WindowSpec
-from pipeline.windows.reference import CLOSE_ALL, expected_interactions
+from tests.support.windows_reference import CLOSE_ALL, expected_interactions
 
 NOW = 1_900_000_000_000
 SPEC = WindowSpec(size_ms=3_600_000, grace_ms=600_000)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from pipeline.errors import ConfigError
+from pipeline.kafka.topics import TOPICS, create_topics, topic_specs
 from pipeline.settings import Settings, load_settings
-from pipeline.topics import TOPICS, create_topics, topic_specs
 
 DAY = 86_400_000
 

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.windows import Interaction, PartitionWindows, WindowSpec
-from pipeline.windows.reference import CLOSE_ALL, Purge, expected_interactions, reference_run
+from tests.support.windows_reference import CLOSE_ALL, Purge, expected_interactions, reference_run
 
 USERS = ["u0", "u1", "u2"]
 CONTENT = ["c0", "c1"]

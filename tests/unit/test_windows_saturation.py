@@ -14,9 +14,9 @@ import pytest
 from pipeline.errors import ConfigError
 from pipeline.recs.matrix import InteractionStore
 from pipeline.windows import PartitionWindows, WindowSpec, WindowState
-from pipeline.windows.reference import expected_interactions
 from pipeline.wire import Interaction, decode_as
 from pipeline.wire.fields import MAX_COUNT, MAX_WINDOW_WATCHED_MS
+from tests.support.windows_reference import expected_interactions
 
 SIZE = 1_000
 

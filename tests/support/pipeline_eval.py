@@ -9,7 +9,7 @@ What ``privrec eval`` (and the choice of defaults in
    event-time order, keep only the fields that survive redaction (the raw user
    id stands in for the pseudonym), and fold them into hourly windows with the
    production window engine (:class:`pipeline.windows.PartitionWindows`, which
-   the tests hold equal to :func:`pipeline.windows.reference.expected_interactions`;
+   the tests hold equal to :func:`tests.support.windows_reference.expected_interactions`;
    the reference itself is quadratic and too slow for 800k events);
 3. train our model on the windows and the baseline on the raw training ratings;
 4. score both by NDCG@10 / precision@10 on the held-out titles.

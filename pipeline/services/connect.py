@@ -82,7 +82,7 @@ def redis_client(endpoints: Endpoints, **kwargs: Any) -> redis.Redis:
 
 
 def embedded_broker(endpoints: Endpoints, timeout_s: float = 3.0) -> bool:
-    """Whether Kafka is the Tansu broker privrec embeds (which needs :mod:`pipeline.end_offsets`).
+    """Whether Kafka is the Tansu broker privrec embeds (which needs :mod:`pipeline.kafka.end_offsets`).
 
     True when settings leave Kafka to ``privrec up``, and also when they name
     such a broker's address (tests and benches do): it is recognised by the

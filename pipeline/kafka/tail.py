@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
-from pipeline.end_offsets import probe_end_offsets
+from pipeline.kafka.end_offsets import probe_end_offsets
 
 __all__ = ["TopicTail"]
 

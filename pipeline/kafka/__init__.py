@@ -1,0 +1,1 @@
+"""Kafka plumbing: the topic registry and admin, group offsets, true log ends, whole-topic readers."""

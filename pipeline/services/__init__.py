@@ -1,0 +1,1 @@
+"""Where Kafka and Redis are (external or embedded) and whether they answer."""

@@ -1,0 +1,1 @@
+"""Test support: reference models, the pipeline-eval simulation, shared factories."""
