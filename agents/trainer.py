@@ -472,7 +472,36 @@ class Trainer:
         return float(value) if value is not None else None
 
     def train_and_publish(self, *, force: bool = False) -> TrainReport:
-        """Full retrain: holdout evaluation, quality gate, refit on everything, publish."""
+        """Full retrain: holdout evaluation, quality gate, refit on everything, publish; recorded."""
+        report = self._retrain(force=force)
+        self._record_run(report)
+        return report
+
+    def _record_run(self, report: TrainReport) -> None:
+        """Append the round to the model quality history (``privrec models``); never raises."""
+        from pipeline.recs.history import SETTING_FIELDS, ModelRun, decide, record_run
+
+        ndcg = report.metrics.get("ndcg_at_10")
+        run = ModelRun(
+            at_ms=int(self.clock() * 1000),
+            decision=decide(report.published, "published anyway" in report.reason, ndcg is not None),
+            reason=report.reason,
+            version=report.version,
+            setting={name: getattr(self.cfg, name) for name in SETTING_FIELDS},
+            holdout_ndcg_at_10=ndcg,
+            validation_ndcg_at_10=report.metrics.get("validation_ndcg_at_10"),
+            live_ndcg_at_10=report.live_ndcg_at_10,
+            users=report.users,
+            items=report.items,
+            interactions=report.interactions,
+            seconds=report.seconds,
+        )
+        try:
+            record_run(self.redis, self.layout.model_runs, run)
+        except Exception as exc:  # the history must never stop the trainer
+            log.warning("could not record the training round: %s", type(exc).__name__)
+
+    def _retrain(self, *, force: bool) -> TrainReport:
         report = TrainReport(users=len(self.store.users()), interactions=len(self.store))
         if not len(self.store):
             report.reason = "no interactions with personalisation consent yet"
@@ -489,7 +518,9 @@ class Trainer:
         report.live_ndcg_at_10 = self.live_ndcg()
         decision = quality_gate(report.metrics["ndcg_at_10"], report.live_ndcg_at_10, self.cfg.gate_margin)
         report.reason = decision.reason
-        if not decision.publish and not force:
+        if not decision.publish and force:
+            report.reason += "; published anyway: --force"
+        elif not decision.publish:
             if not self.erased_since_train:
                 log.warning("model not published: %s", decision.reason)
                 return report

@@ -21,6 +21,7 @@ from agents.cli import (
     demo,
     evaluate,
     gateway,
+    models,
     ops,
     recs,
     rights,
@@ -35,7 +36,7 @@ from pipeline.settings import load_settings, unknown_env_names
 __all__ = ["build_parser", "main", "version"]
 
 COMMAND_MODULES = (
-    services, stream, train, trending, recs, gateway, rights, ops, demo, evaluate, bench, audit,
+    services, stream, train, models, trending, recs, gateway, rights, ops, demo, evaluate, bench, audit,
 )  # fmt: skip
 
 

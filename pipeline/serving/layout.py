@@ -110,6 +110,11 @@ class Layout:
         return f"{self.namespace}:recs:{version}:*"
 
     @property
+    def model_runs(self) -> str:
+        """The model quality history (:mod:`pipeline.recs.history`), newest first."""
+        return f"{self.namespace}:models:runs"
+
+    @property
     def trending_prefix(self) -> str:
         """``<ns>:trending:``, followed by a release id or ``days``."""
         return f"{self.namespace}:trending:"

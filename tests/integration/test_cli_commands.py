@@ -171,6 +171,23 @@ def test_replay_windows_close_and_train_once(settings, env, worker):
     assert text.stdout.startswith("model ")
 
 
+def test_models_lists_every_training_round_newest_first(settings, env, worker):
+    # after test_replay_windows_close_and_train_once: two rounds, the first published
+    done = privrec("models", "--json", env=env)
+    assert done.returncode == 0, done.stderr
+    runs = json.loads(done.stdout)
+    assert len(runs) >= 2 and runs[0]["at_ms"] >= runs[1]["at_ms"]
+    first = runs[-1]
+    assert first["decision"] in ("published", "published_forced") and first["version"]
+    assert 0 <= first["holdout_ndcg_at_10"] <= 1 and first["family"] == "als"
+    assert first["setting"]["factors"] == settings.trainer.factors and first["at"].endswith("Z")
+    assert runs[0]["decision"] in ("published", "kept_live") and runs[0]["live_ndcg_at_10"] is not None
+    text = privrec("models", "--n", "1", env=env)
+    assert text.returncode == 0, text.stderr
+    assert "holdout ndcg@10" in text.stdout and len(text.stdout.strip().splitlines()) == 2
+    assert privrec("models", "--n", "0", env=env).returncode == 2
+
+
 @pytest.mark.slow
 def test_train_continuous_reports_and_stops_on_sigterm(settings, env, redis):
     proc = subprocess.Popen(
