@@ -242,7 +242,7 @@ def collect_export(
     pz = pseudonymizer(settings)
     names = pz.candidates(user_id)
     selector = Selector(user_id, names)
-    n = min(n or settings.view.top_n, MAX_N)
+    n = min(n or settings.trainer.top_n, MAX_N)
     t0 = time.monotonic()
 
     def left() -> float:
