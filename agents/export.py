@@ -1,9 +1,9 @@
 """Collect a viewer's data export (Art. 15/20) from Kafka and Redis: the reading side.
 
-Interactions are judged by the trainer's own ingestion: an
-:class:`ExportTrainer` (a :class:`agents.trainer.Trainer` that never writes)
-runs the trainer's ``catch_up`` over the topics, with every record that is not
-the viewer's dropped *before* it is applied. So the export holds exactly the
+Interactions are judged by the trainer's own rules: an :class:`ExportView`
+feeds the trainer's core (:class:`pipeline.trainer.Admission`) in the order the
+trainer reads at start (:func:`agents.trainer.catch_up`), with every record
+that is not the viewer's dropped *before* it is applied. So the export holds exactly the
 windows a trainer started now would hold for them, by the same rules.
 
 The document itself is assembled by :mod:`pipeline.rights.export`. Neither
@@ -22,7 +22,7 @@ from typing import Any
 import msgspec
 
 from agents.trainer import TOPICS as TRAINER_TOPICS
-from agents.trainer import Trainer
+from agents.trainer import catch_up, trainer_topics
 from pipeline.kafka.tail import TopicTail
 from pipeline.keys import pseudonymizer
 from pipeline.privacy.identity import canonical_user_id
@@ -44,25 +44,27 @@ from pipeline.serving.controls import get_controls
 from pipeline.serving.layout import Layout
 from pipeline.serving.reader import MAX_N, Reader
 from pipeline.settings import Settings
+from pipeline.trainer import Admission
 
-__all__ = ["ExportTrainer", "collect_export"]
+__all__ = ["ExportView", "collect_export"]
 
 log = logging.getLogger(__name__)
 
 
-class ExportTrainer(Trainer):
-    """The trainer's ingestion over one viewer's records only, without side effects.
+class ExportView:
+    """The trainer's rules (:class:`pipeline.trainer.Admission`) over one viewer's records only.
 
-    ``catch_up`` is the trainer's own (consent and erasure topics first, then
-    everything); each record passes :meth:`keeps` first. Nothing is written:
-    no Redis (``forget`` only drops the in-memory rows), no producer.
+    Each record passes :meth:`keeps` first; the core's effects are not
+    performed (no Redis, no producer): a withdrawal or erasure only drops the
+    rows in memory, which the core does itself.
     """
 
-    def __init__(self, settings: Settings, tail: TopicTail, pz: Pseudonymizer, selector: Selector) -> None:
-        super().__init__(settings, tail, None, pz)
+    def __init__(self, topics: dict[str, str], pz: Pseudonymizer, selector: Selector) -> None:
+        self.topics = topics
+        self.core = Admission(topics, pz)
         self.selector = selector
-        self.kept: dict[str, list[LogRecord]] = {name: [] for name in self.topics}
-        self._names = {topic: name for name, topic in self.topics.items()}
+        self.kept: dict[str, list[LogRecord]] = {name: [] for name in topics}
+        self._names = {topic: name for name, topic in topics.items()}
 
     def keeps(self, record: LogRecord) -> bool:
         name = self._names.get(record.topic)
@@ -75,17 +77,18 @@ class ExportTrainer(Trainer):
             return s.stage(record.value) is not None
         return name == "interactions" and s.interaction(record.key, record.value)
 
-    def apply_many_one(self, record: Any) -> None:
+    def take(self, record: Any) -> None:
+        """One record as the tail reads it: kept and applied if it is the viewer's."""
         if self.keeps(record):
             self.kept[self._names[record.topic]].append(record)
-            self.apply([record])
+            self.core.apply([record])
 
-    def forget(self, pseudonym: str) -> bool:
-        """A withdrawal: drop the rows in memory (the real trainer also deletes Redis entries)."""
-        return bool(self.forget_profile([pseudonym]))
+    @property
+    def counters(self) -> dict[str, int]:
+        return self.core.counters
 
     def held(self) -> list[dict[str, Any]]:
-        return [r for p in self.selector.pseudonyms for r in self.store.records(p)]
+        return [r for p in self.selector.pseudonyms for r in self.core.store.records(p)]
 
 
 @dataclass
@@ -111,7 +114,7 @@ def _consumer(endpoints: Endpoints) -> Any:
 
 def read_trainer_view(
     settings: Settings, endpoints: Endpoints, pz: Pseudonymizer, selector: Selector, timeout_s: float
-) -> ExportTrainer:
+) -> ExportView:
     """Consent, erasure, stages, receipts, then interactions, as the trainer reads them at start."""
     consumer = _consumer(endpoints)
     try:
@@ -122,9 +125,9 @@ def read_trainer_view(
             bootstrap=endpoints.kafka_bootstrap,
             client_options=endpoints.kafka_options,
         )
-        trainer = ExportTrainer(settings, tail, pz, selector)
-        trainer.catch_up(timeout_s)
-        return trainer
+        view = ExportView(trainer_topics(settings), pz, selector)
+        catch_up(tail, view.take, view.topics, timeout_s)
+        return view
     finally:
         consumer.close()
 
@@ -182,19 +185,19 @@ def read_serving(
     return msgspec.to_builtins(response), stored
 
 
-def _sources(settings: Settings, trainer: ExportTrainer, logs: Changelogs, n: int) -> dict[str, Any]:
-    kept = {name: len(rows) for name, rows in trainer.kept.items()}
+def _sources(settings: Settings, view: ExportView, logs: Changelogs, n: int) -> dict[str, Any]:
+    kept = {name: len(rows) for name, rows in view.kept.items()}
     layout = Layout.from_settings(settings)
     topics = changelog_topics(settings.app_id)
     return {
-        "consent": {"topic": trainer.topics["consent"], "key": "user id", "records": kept["consent"]},
+        "consent": {"topic": view.topics["consent"], "key": "user id", "records": kept["consent"]},
         "consent.stream_table": {"topic": topics["consent"], "exists": logs.found.get("consent", False)},
         "erasure": {
-            "topics": {t: trainer.topics[t] for t in ("erasure", "stages", "receipts")},
+            "topics": {t: view.topics[t] for t in ("erasure", "stages", "receipts")},
             "records": {t: kept[t] for t in ("erasure", "stages", "receipts")},
         },
         "interactions": {
-            "topic": trainer.topics["interactions"],
+            "topic": view.topics["interactions"],
             "records": kept["interactions"],
             "how": "read after the consent and erasure topics, judged by the trainer's ingestion",
         },
@@ -248,24 +251,22 @@ def collect_export(
             raise TimeoutError(f"export not collected within {timeout_s:g} s")
         return remaining
 
-    trainer = read_trainer_view(settings, endpoints, pz, selector, left())
+    view = read_trainer_view(settings, endpoints, pz, selector, left())
     logs = read_changelogs(settings, endpoints, selector, left())
     recs, controls = read_serving(settings, endpoints, pz, user_id, names, n)
     left()
     log.info("export collected in %.2f s", time.monotonic() - t0)
     _count_export(settings, endpoints)
-    consent = consent_section(trainer.kept["consent"]) | {"stream_table": stream_consent(logs.consent)}
+    consent = consent_section(view.kept["consent"]) | {"stream_table": stream_consent(logs.consent)}
     return assemble(
         user_id=user_id,
         pseudonyms=names,
         generated_at_ms=int(clock() * 1000),
         consent=consent,
-        erasure=erasure_section(trainer.kept["erasure"], trainer.kept["stages"], trainer.kept["receipts"]),
-        interactions=interactions_section(
-            trainer.held(), len(trainer.kept["interactions"]), trainer.counters
-        ),
+        erasure=erasure_section(view.kept["erasure"], view.kept["stages"], view.kept["receipts"]),
+        interactions=interactions_section(view.held(), len(view.kept["interactions"]), view.counters),
         windows=open_windows(logs.windows, selector, settings.stream.window_size_ms),
         recommendations=recs,
         controls=controls,
-        sources=_sources(settings, trainer, logs, n),
+        sources=_sources(settings, view, logs, n),
     )

@@ -491,7 +491,7 @@ def test_erasure_receipt_still_issued_after_redis_failed_in_the_cache_stage(make
     Record = namedtuple("Record", "topic key value timestamp")
     s = make_settings()
     client = FailingUnlink.from_url(redis_url)
-    trainer = Trainer(s, tail=None, redis=client, pseudonymizer=pseudonymizer(s))  # type: ignore[arg-type]
+    trainer = Trainer(s, tail=None, redis=client, pseudonymizer=pseudonymizer(s))
     name = trainer.pz.pseudonym("gone")
     request = ErasureRequest(request_id="0123456789abcdef0123456789abcdef", requested_at=1)
     stream = ErasureStage(
@@ -532,7 +532,7 @@ def test_withdrawal_during_a_redis_failure_deletes_the_cache_on_the_next_step(ma
     Record = namedtuple("Record", "topic partition offset key value timestamp")
     s = make_settings()
     client = FailingUnlink.from_url(redis_url)
-    trainer = Trainer(s, tail=None, redis=client, pseudonymizer=pseudonymizer(s))  # type: ignore[arg-type]
+    trainer = Trainer(s, tail=None, redis=client, pseudonymizer=pseudonymizer(s))
     name = trainer.pz.pseudonym("leaving")
     controls = trainer.layout.controls(name)
     client.set(controls, b"{}")

@@ -50,7 +50,7 @@ def _consent(topic: str, user: str, *, personalization: bool) -> Record:
 def trainer(make_settings, redis_url):
     settings = make_settings()
     client = redis.Redis.from_url(redis_url)
-    t = Trainer(settings, tail=None, redis=client, pseudonymizer=pseudonymizer(settings))  # type: ignore[arg-type]
+    t = Trainer(settings, tail=None, redis=client, pseudonymizer=pseudonymizer(settings))
     yield t
     for key in client.scan_iter(match=t.layout.all_pattern(), count=1000):
         client.unlink(key)

@@ -289,11 +289,12 @@ def test_interactions_section_sorts_rows_and_counts_refusals():
 
 @pytest.fixture
 def export_trainer(tmp_path):
-    from agents.export import ExportTrainer
+    from agents.export import ExportView
+    from agents.trainer import trainer_topics
 
     settings = Settings(state_dir=tmp_path, pseudonym={"keys": "k1:base64:" + "A" * 43 + "="})
     pz = Pseudonymizer([OLD, NEW])
-    return ExportTrainer(settings, None, pz, Selector("alice", pz.candidates("alice")))  # type: ignore[arg-type]
+    return ExportView(trainer_topics(settings), pz, Selector("alice", pz.candidates("alice")))
 
 
 def test_export_trainer_applies_the_trainers_rules_to_the_viewers_records_only(export_trainer):
@@ -313,12 +314,12 @@ def test_export_trainer_applies_the_trainers_rules_to_the_viewers_records_only(e
         Rec(topics["interactions"], 0, 4, 2_500, a.encode(), interaction(a, "c4", T0)),  # made before it
     ]
     for r in log:
-        t.apply_many_one(r)
+        t.take(r)
     held = t.held()
     assert [(r["content_id"], r["watched_ms"]) for r in held] == [("c2", 20), ("c3", 60_000)]
     assert [r.offset for r in t.kept["consent"]] == [0, 2, 3]  # bob's record was never applied
     assert len(t.kept["interactions"]) == 5
-    assert b not in t.consent and b not in t.store
+    assert b not in t.core.consent and b not in t.core.store
     assert t.counters["interactions_refused_withdrawn"] == 1
 
 
@@ -326,13 +327,13 @@ def test_export_trainer_refuses_interactions_up_to_an_erasure(export_trainer):
     t = export_trainer
     topics = t.topics
     a = ALICE[0]
-    t.apply_many_one(Rec(topics["consent"], 0, 0, 1_000, b"alice", consent("alice")))
-    t.apply_many_one(Rec(topics["interactions"], 0, 0, 2_000, a.encode(), interaction(a, "c1", T0)))
+    t.take(Rec(topics["consent"], 0, 0, 1_000, b"alice", consent("alice")))
+    t.take(Rec(topics["interactions"], 0, 0, 2_000, a.encode(), interaction(a, "c1", T0)))
     request = encode(ErasureRequest(request_id=RID, requested_at=3_000))
-    t.apply_many_one(Rec(topics["erasure"], 0, 0, 3_000, b"alice", request))
+    t.take(Rec(topics["erasure"], 0, 0, 3_000, b"alice", request))
     assert t.held() == []
     # read again after the request (a rebuild): refused while the stream stage is pending
-    t.apply_many_one(Rec(topics["interactions"], 0, 0, 2_000, a.encode(), interaction(a, "c1", T0)))
+    t.take(Rec(topics["interactions"], 0, 0, 2_000, a.encode(), interaction(a, "c1", T0)))
     assert t.held() == [] and t.counters["interactions_refused_erased"] == 1
 
 

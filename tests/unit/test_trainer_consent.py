@@ -1,4 +1,4 @@
-"""The trainer's consent rules without Kafka or Redis: the stream's order, the window's time, now."""
+"""The trainer's consent rules (its core), no Kafka or Redis: the stream's order, the window's time, now."""
 
 from __future__ import annotations
 
@@ -7,10 +7,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from agents.trainer import Trainer
 from pipeline.privacy.pseudonym import Pseudonymizer, PseudonymKey
-from pipeline.settings import Settings
 from pipeline.sources import consent_record
+from pipeline.trainer import Admission
 from pipeline.wire import encode
 from pipeline.wire.outbound import Interaction
 
@@ -30,22 +29,19 @@ class Rec:
     value: bytes | None
 
 
-class _Trainer(Trainer):
-    def forget(self, pseudonym: str) -> bool:  # no Redis here: the in-memory part of a withdrawal
-        return bool(self.forget_profile([pseudonym]))
+TOPICS = {k: f"t.{k}" for k in ("consent", "erasure", "stages", "receipts", "interactions")}
 
 
 @pytest.fixture
-def trainer(tmp_path) -> _Trainer:
-    settings = Settings(state_dir=tmp_path, pseudonym={"keys": "k1:base64:" + "A" * 43 + "="})
-    pz = Pseudonymizer([PseudonymKey("k1", b"0123456789abcdef0123")])
-    return _Trainer(settings, None, None, pz)  # type: ignore[arg-type]
+def trainer() -> Admission:
+    """The trainer's core: the rules and the matrix (a withdrawal drops the rows itself)."""
+    return Admission(TOPICS, Pseudonymizer([PseudonymKey("k1", b"0123456789abcdef0123")]))
 
 
 class Log:
     """Feeds records to the trainer with increasing offsets and topic timestamps."""
 
-    def __init__(self, t: Trainer) -> None:
+    def __init__(self, t: Admission) -> None:
         self.t, self.offsets, self.clock = t, {}, 1_000
 
     def send(self, topic: str, key: bytes, value: bytes | None) -> None:
@@ -75,7 +71,7 @@ class Log:
         self.send("interactions", user.encode(), encode(row))
 
 
-def held(t: Trainer) -> list[str]:
+def held(t: Admission) -> list[str]:
     return sorted(r["content_id"] for r in t.store.records(t.pz.pseudonym("alice")))
 
 
