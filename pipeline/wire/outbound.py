@@ -24,7 +24,7 @@ from pipeline.wire.fields import (
     PlayheadMs,
     WindowWatchedMs,
 )
-from pipeline.wire.inbound import MAX_BATCH_EVENTS
+from pipeline.wire.inbound import MAX_BATCH_EVENTS, ConsentPurposes
 
 __all__ = [
     "DLQ",
@@ -55,12 +55,8 @@ Pseudonym = Annotated[
 ]
 
 
-class Purposes(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, gc=False):
+class Purposes(ConsentPurposes, frozen=True, kw_only=True, forbid_unknown_fields=True, gc=False):
     """The consent purposes in force when the event was processed."""
-
-    analytics: bool
-    personalization: bool
-    advertising: bool
 
 
 class RedactedEvent(
