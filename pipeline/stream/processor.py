@@ -368,19 +368,9 @@ class StreamProcessor:
             state = self.partitions[partition] = PartitionState(partition, self.config.window)
         return state
 
-    def _emit(self, fx: Effects, closed: list[Any]) -> None:
+    def _emit(self, fx: Effects, closed: list[Interaction]) -> None:
         for w in closed:
-            record = Interaction(
-                user=w.user,
-                content_id=w.content_id,
-                window_start=w.window_start,
-                window_end=w.window_end,
-                watched_ms=w.watched_ms,
-                plays=w.plays,
-                completed=w.completed,
-                events=w.events,
-            )
-            fx.interactions.append((w.user.encode(), encode(record)))
+            fx.interactions.append((w.user.encode(), encode(w)))
         if closed:
             self.counters["windows_emitted"] += len(closed)
 

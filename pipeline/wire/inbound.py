@@ -114,7 +114,6 @@ class ConsentPurposes(Struct, frozen=True, kw_only=True, gc=False):
 
     # One field per pipeline.privacy.consent.Purpose, in its order (tests/unit/test_consent.py
     # checks); the redacted records' Purposes inherits them.
-
     analytics: bool
     personalization: bool
     advertising: bool
