@@ -259,8 +259,7 @@ def cmd_consent(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     existing = None
     if record is not None:
-        p = record.purposes
-        existing = Purposes(p.analytics, p.personalization, p.advertising)
+        existing = Purposes.from_wire(record.purposes)
     try:
         updated = apply_update(existing, args.grant, args.revoke)
     except ValueError as exc:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from pipeline.gateway.rights import MAX_HIDDEN, MAX_IDS_PER_REQUEST
-from pipeline.privacy.consent import PURPOSE_NAMES
+from pipeline.privacy.consent import Purpose
 from pipeline.wire.fields import CONTENT_ID_PATTERN
 from pipeline.wire.rights import STAGES
 
@@ -32,14 +32,14 @@ _CONSENT = {
     "properties": {
         "purposes": {
             "type": "object",
-            "required": list(PURPOSE_NAMES),
+            "required": [p.value for p in Purpose],
             "properties": {
-                name: {
+                name.value: {
                     "type": "object",
                     "required": ["granted", "description"],
                     "properties": {"granted": {"type": "boolean"}, "description": {"type": "string"}},
                 }
-                for name in PURPOSE_NAMES
+                for name in Purpose
             },
         },
         "recorded": {"type": "boolean", "description": "false: no record, every purpose denied"},
@@ -50,7 +50,7 @@ _CONSENT_CHANGE = {
     "type": "object",
     "additionalProperties": False,
     "minProperties": 1,
-    "properties": {name: {"type": "boolean"} for name in PURPOSE_NAMES},
+    "properties": {name.value: {"type": "boolean"} for name in Purpose},
     "description": "purposes to change; the others keep their value",
 }
 _CONTROLS = {

@@ -156,8 +156,7 @@ class RightsStore:
         current = values[-1] if values else None  # a tombstone last (an erasure): no record
         if current is None:
             return None, None
-        p = current.purposes
-        return Purposes(p.analytics, p.personalization, p.advertising), current.updated_at_ms
+        return Purposes.from_wire(current.purposes), current.updated_at_ms
 
     def set_consent(self, user_id: str, purposes: Purposes) -> int:
         """Write a ``consent.v1`` record (acknowledged); returns its ``updated_at``."""

@@ -13,6 +13,8 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from pipeline.privacy.consent import Purpose
+
 __all__ = [
     "CONSENT_CLASSES",
     "ConsentEvent",
@@ -25,7 +27,7 @@ __all__ = [
     "receipt_seconds",
 ]
 
-PURPOSES = ("analytics", "personalization", "advertising")
+_PURPOSES = tuple(p.value for p in Purpose)
 CONSENT_CLASSES = ("personalization", "analytics_only", "none", "withdrawn")
 """A viewer's class by their latest record: personalisation granted; analytics but not
 personalisation; neither; or a tombstone (everything withdrawn, e.g. by an erasure)."""
@@ -43,9 +45,9 @@ class ConsentEvent:
 def consent_class(purposes: Mapping[str, bool] | None) -> str:
     if purposes is None:
         return "withdrawn"
-    if purposes.get("personalization"):
+    if purposes.get(Purpose.PERSONALIZATION):
         return "personalization"
-    if purposes.get("analytics"):
+    if purposes.get(Purpose.ANALYTICS):
         return "analytics_only"
     return "none"
 
@@ -65,7 +67,7 @@ def consent_mix(events: Iterable[ConsentEvent]) -> dict[str, object]:
     for e in _ordered(events):
         latest[e.user] = e.purposes
     classes = Counter(consent_class(p) for p in latest.values())
-    purposes = {p: sum(1 for v in latest.values() if v and v.get(p)) for p in PURPOSES}
+    purposes = {p: sum(1 for v in latest.values() if v and v.get(p)) for p in _PURPOSES}
     return {
         "viewers": len(latest),
         "classes": {c: classes.get(c, 0) for c in CONSENT_CLASSES},
@@ -87,8 +89,8 @@ def consent_changes_by_day(events: Iterable[ConsentEvent]) -> dict[str, dict[str
             _day(e.at_ms),
             {
                 "records": 0,
-                "granted": dict.fromkeys(PURPOSES, 0),
-                "revoked": dict.fromkeys(PURPOSES, 0),
+                "granted": dict.fromkeys(_PURPOSES, 0),
+                "revoked": dict.fromkeys(_PURPOSES, 0),
                 "withdrawn": 0,
             },
         )
@@ -97,7 +99,7 @@ def consent_changes_by_day(events: Iterable[ConsentEvent]) -> dict[str, dict[str
         day["records"] = int(day["records"]) + 1  # type: ignore[call-overload]
         if e.purposes is None:
             day["withdrawn"] = int(day["withdrawn"]) + 1  # type: ignore[call-overload]
-        for p in PURPOSES:
+        for p in _PURPOSES:
             was, now = bool(before.get(p)), bool(after.get(p))
             if now and not was:
                 day["granted"][p] += 1  # type: ignore[index]

@@ -30,7 +30,7 @@ from typing import Any
 
 from pipeline.errors import RequestRefused
 from pipeline.gateway.principal import PRIVACY_SELF, Principal
-from pipeline.privacy.consent import PURPOSE_NAMES, Purposes
+from pipeline.privacy.consent import Purpose, Purposes
 from pipeline.serving.controls import MODES, Controls
 from pipeline.wire.rights import STAGES
 
@@ -63,12 +63,12 @@ MAX_IDS_PER_REQUEST = 100
 REQUEST_ID = re.compile(r"[0-9a-f]{32}")
 """An erasure request id: uuid4 hex, as ``erasure.v1`` records carry it."""
 
-PURPOSE_DESCRIPTIONS: dict[str, str] = {
-    "analytics": "Count what you play so we can measure and improve the service. "
+PURPOSE_DESCRIPTIONS: dict[Purpose, str] = {
+    Purpose.ANALYTICS: "Count what you play so we can measure and improve the service. "
     "Without it nothing you watch is processed at all.",
-    "personalization": "Use what you watch to recommend titles to you. "
+    Purpose.PERSONALIZATION: "Use what you watch to recommend titles to you. "
     "Needs analytics as well; without it you see the same popular titles as everyone.",
-    "advertising": "Use what you watch to choose the ads you see. "
+    Purpose.ADVERTISING: "Use what you watch to choose the ads you see. "
     "Your browser's Global Privacy Control turns this off whatever you choose here.",
 }
 
@@ -127,9 +127,9 @@ def parse_consent_change(data: Mapping[str, Any], current: Purposes | None) -> P
     Raises:
         Refused: 422 for no purpose, an unknown one, or a value that is not a boolean.
     """
-    _only(data, PURPOSE_NAMES)
+    _only(data, tuple(Purpose))
     if not data:
-        raise Refused(422, "no_purpose", f"name one or more of {', '.join(PURPOSE_NAMES)}")
+        raise Refused(422, "no_purpose", f"name one or more of {', '.join(Purpose)}")
     if not all(isinstance(v, bool) for v in data.values()):
         raise Refused(422, "not_a_boolean", "each purpose is true or false")
     merged = (current or Purposes()).as_dict() | dict(data)
@@ -141,8 +141,8 @@ def consent_view(purposes: Purposes | None, updated_at_ms: int | None) -> dict[s
     granted = (purposes or Purposes()).as_dict()
     return {
         "purposes": {
-            name: {"granted": granted[name], "description": PURPOSE_DESCRIPTIONS[name]}
-            for name in PURPOSE_NAMES
+            name.value: {"granted": granted[name], "description": PURPOSE_DESCRIPTIONS[name]}
+            for name in Purpose
         },
         "recorded": purposes is not None,
         "updated_at": updated_at_ms if purposes is not None else None,

@@ -5,9 +5,8 @@ object, testable without Kafka or Redis; the agents wire these to topics.
 """
 
 from pipeline.privacy.consent import (
-    PURPOSE_NAMES,
-    ConsentState,
     Decision,
+    Purpose,
     Purposes,
     apply_update,
     decide,
@@ -29,14 +28,13 @@ from pipeline.privacy.scrub import find_pii, scrub
 
 __all__ = [
     "ALLOWED_FIELDS",
-    "PURPOSE_NAMES",
     "REDACTED_SCHEMA",
     "Change",
     "ConsentHistory",
-    "ConsentState",
     "Decision",
     "PseudonymKey",
     "Pseudonymizer",
+    "Purpose",
     "Purposes",
     "apply_update",
     "canonical_user_id",

@@ -18,26 +18,48 @@ changes nothing else (first-party personalization is not sale or sharing).
 
 :mod:`pipeline.privacy.consent_history` applies these rules at an event's
 time as well as now (``not_granted_at_event_time``).
+
+This module is the home of a purpose: :class:`Purpose` names each one and
+:class:`Purposes` holds a viewer's grants. Everything else is derived from
+them (the consent table's bits, the gateway's lists, the CLI's names) or
+checked against them (the wire structs, by ``tests/unit/test_consent.py``);
+the conversions from and to the wire structs are :meth:`Purposes.from_wire`
+and :meth:`Purposes.to_wire`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
+from enum import StrEnum
 from typing import Literal
 
+from pipeline.wire.inbound import ConsentPurposes
+from pipeline.wire.outbound import Purposes as WirePurposes
+
 __all__ = [
-    "PURPOSE_NAMES",
     "Action",
-    "ConsentState",
     "Decision",
+    "Purpose",
     "Purposes",
     "Reason",
     "apply_update",
     "decide",
 ]
 
-PURPOSE_NAMES: tuple[str, ...] = ("analytics", "personalization", "advertising")
+
+class Purpose(StrEnum):
+    """A consent purpose by name, as records, the API and the CLI spell it.
+
+    The order is the bit order of the consent table's value
+    (:mod:`pipeline.privacy.consent_history`): append a new purpose, never
+    insert or reorder, or stored histories would decode differently.
+    """
+
+    ANALYTICS = "analytics"
+    PERSONALIZATION = "personalization"
+    ADVERTISING = "advertising"
+
 
 Action = Literal["drop", "analytics_only", "personalize"]
 Reason = Literal[
@@ -58,12 +80,21 @@ class Purposes:
     advertising: bool = False
 
     def as_dict(self) -> dict[str, bool]:
-        """A fresh ``{purpose: bool}`` dict, as written into redacted records."""
-        return {
-            "analytics": self.analytics,
-            "personalization": self.personalization,
-            "advertising": self.advertising,
-        }
+        """A fresh ``{purpose: bool}`` dict in :class:`Purpose` order, as ``consent.v1`` carries it."""
+        return {p.value: getattr(self, p.value) for p in Purpose}
+
+    def __and__(self, other: Purposes) -> Purposes:
+        """The purposes granted in both (e.g. at an event's time and now)."""
+        return Purposes(*(getattr(self, p.value) and getattr(other, p.value) for p in Purpose))
+
+    @classmethod
+    def from_wire(cls, purposes: ConsentPurposes) -> Purposes:
+        """The grants of a decoded ``consent.v1`` (or redacted record's) ``purposes``."""
+        return cls(*(getattr(purposes, p.value) for p in Purpose))
+
+    def to_wire(self) -> WirePurposes:
+        """The ``purposes`` of a redacted record: what was in force when it was made."""
+        return WirePurposes(**self.as_dict())
 
     @classmethod
     def from_dict(cls, data: Mapping[str, object]) -> Purposes:
@@ -76,22 +107,18 @@ class Purposes:
             ValueError: a known purpose whose value is not a bool.
         """
         values: dict[str, bool] = {}
-        for name in PURPOSE_NAMES:
+        for name in Purpose:
             if name not in data:
                 continue
             value = data[name]
             if not isinstance(value, bool):
-                raise ValueError(f"purpose {name!r} must be a bool")
-            values[name] = value
+                raise ValueError(f"purpose {name.value!r} must be a bool")
+            values[name.value] = value
         return cls(**values)
 
 
-@dataclass(frozen=True, slots=True)
-class ConsentState:
-    """A user's stored consent and when it last changed (epoch milliseconds)."""
-
-    purposes: Purposes
-    updated_at_ms: int
+if tuple(f.name for f in fields(Purposes)) != tuple(Purpose):
+    raise TypeError("Purposes must have one field per Purpose, in Purpose order")
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,9 +165,9 @@ def apply_update(current: Purposes | None, grant: Iterable[str], revoke: Iterabl
             ones), or a purpose both granted and revoked.
     """
     grant, revoke = set(grant), set(revoke)
-    unknown = sorted((grant | revoke) - set(PURPOSE_NAMES))
+    unknown = sorted((grant | revoke) - set(Purpose))
     if unknown:
-        raise ValueError(f"unknown purposes {unknown}; valid: {', '.join(PURPOSE_NAMES)}")
+        raise ValueError(f"unknown purposes {unknown}; valid: {', '.join(Purpose)}")
     both = sorted(grant & revoke)
     if both:
         raise ValueError(f"purposes both granted and revoked: {', '.join(both)}")

@@ -26,7 +26,8 @@ user's latest. The rules:
 
 The consent table's value (key: pseudonym) is :func:`encode_history`'s
 versioned JSON: ``[2, complete, [updated_at, offset, bits, ...]]`` with
-``bits`` = analytics 1 | personalization 2 | advertising 4. The first
+bit *i* of ``bits`` for the *i*-th :class:`~pipeline.privacy.consent.Purpose`
+(analytics 1 | personalization 2 | advertising 4). The first
 encoding, ``[analytics, personalization, advertising, updated_at]``, still
 decodes (as an incomplete one-change history). :func:`decode_history` is the
 one decoder: the stream, the trainer and the export all use it.
@@ -41,7 +42,7 @@ from itertools import pairwise
 
 import msgspec
 
-from pipeline.privacy.consent import Decision, Purposes, decide
+from pipeline.privacy.consent import Decision, Purpose, Purposes, decide
 
 __all__ = [
     "MAX_CHANGES",
@@ -144,14 +145,6 @@ def purposes_at(history: ConsentHistory | None, t: int) -> Purposes | None:
     return None if history.complete else _DENY
 
 
-def _both(a: Purposes, b: Purposes) -> Purposes:
-    return Purposes(
-        a.analytics and b.analytics,
-        a.personalization and b.personalization,
-        a.advertising and b.advertising,
-    )
-
-
 def decide_at(
     history: ConsentHistory | None, event_time: int, *, gpc: bool, default: Purposes | None
 ) -> Decision:
@@ -167,7 +160,7 @@ def decide_at(
     then = purposes_at(history, event_time)
     if then is None:
         then = default if default is not None else _DENY
-    both = decide(_both(history.current, then), gpc=gpc, default=default)
+    both = decide(history.current & then, gpc=gpc, default=default)
     if both.action == now.action:
         return both
     return Decision(both.action, "not_granted_at_event_time", both.purposes)
@@ -195,11 +188,11 @@ def granted_during(history: ConsentHistory | None, start: int, end: int) -> bool
 
 
 def _bits(p: Purposes) -> int:
-    return int(p.analytics) | int(p.personalization) << 1 | int(p.advertising) << 2
+    return sum(1 << i for i, name in enumerate(Purpose) if getattr(p, name.value))
 
 
 def _purposes(bits: int) -> Purposes:
-    return Purposes(bool(bits & 1), bool(bits & 2), bool(bits & 4))
+    return Purposes(*(bool(bits >> i & 1) for i in range(len(Purpose))))
 
 
 def encode_history(history: ConsentHistory) -> bytes:

@@ -56,8 +56,8 @@ _AUTO_COMPACT_MIN = 1_000_000
 def record_fields(record: Mapping[str, Any] | Any) -> tuple[str, str, int, int, int, int, bool]:
     """``(user, content_id, window_start, window_end, watched_ms, plays, completed)`` of a record.
 
-    Accepts ``interaction.v1`` dicts, :class:`pipeline.wire.outbound.Interaction`
-    structs and :class:`pipeline.windows.Interaction` tuples.
+    Accepts ``interaction.v1`` dicts and :class:`pipeline.wire.outbound.Interaction`
+    structs (the window engine's closed windows).
 
     Raises:
         ValueError: an id is not a non-empty string, or a number is not an

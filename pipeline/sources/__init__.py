@@ -13,7 +13,6 @@ Everything here is pure and deterministic for a seed; nothing talks to Kafka.
 from pipeline.sources.consent import (
     CONSENT_SCHEMA,
     DEFAULT_MIX,
-    PURPOSES,
     consent_mix,
     consent_record,
     parse_mix,
@@ -40,7 +39,6 @@ __all__ = [
     "HEARTBEAT_MS",
     "MAX_BATCH_EVENTS",
     "PLAYBACK_SCHEMA",
-    "PURPOSES",
     "WATCH_BUDGET_MS",
     "Rating",
     "SyntheticWorld",

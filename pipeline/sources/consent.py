@@ -12,12 +12,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from pipeline.errors import ConfigError, ValidationFailed
+from pipeline.privacy.consent import Purpose, Purposes
 from pipeline.sources._stable import stable_unit
 
-__all__ = ["CONSENT_SCHEMA", "DEFAULT_MIX", "PURPOSES", "consent_mix", "consent_record", "parse_mix"]
+__all__ = ["CONSENT_SCHEMA", "DEFAULT_MIX", "consent_mix", "consent_record", "parse_mix"]
 
 CONSENT_SCHEMA = "consent.v1"
-PURPOSES = ("analytics", "personalization", "advertising")
+_PERSONALIZATION = Purposes(analytics=True, personalization=True)
+_ANALYTICS_ONLY = Purposes(analytics=True)
 DEFAULT_MIX = "0.8,0.1,0.1"
 """The demo mix: 80% personalization (and analytics), 10% analytics only, 10% no record."""
 
@@ -67,9 +69,9 @@ def consent_mix(
     for user in user_ids:
         roll = stable_unit(seed, "consent", user)
         if roll < personalization:
-            out[user] = {"analytics": True, "personalization": True, "advertising": False}
+            out[user] = _PERSONALIZATION.as_dict()
         elif roll < personalization + analytics_only:
-            out[user] = {"analytics": True, "personalization": False, "advertising": False}
+            out[user] = _ANALYTICS_ONLY.as_dict()
         else:
             out[user] = None
     return out
@@ -81,14 +83,15 @@ def consent_record(
     """A ``consent.v1`` record granting exactly ``purposes``.
 
     Raises:
-        ValidationFailed: ``purposes`` does not name each of :data:`PURPOSES` with a bool.
+        ValidationFailed: ``purposes`` does not name each :class:`~pipeline.privacy.consent.Purpose`
+            with a bool.
     """
-    if set(purposes) != set(PURPOSES) or not all(isinstance(v, bool) for v in purposes.values()):
-        raise ValidationFailed("purposes", f"needs exactly {', '.join(PURPOSES)} as booleans")
+    if set(purposes) != set(Purpose) or not all(isinstance(v, bool) for v in purposes.values()):
+        raise ValidationFailed("purposes", f"needs exactly {', '.join(Purpose)} as booleans")
     return {
         "schema": CONSENT_SCHEMA,
         "user_id": user_id,
-        "purposes": {name: purposes[name] for name in PURPOSES},
+        "purposes": {name.value: purposes[name] for name in Purpose},
         "updated_at": updated_at_ms,
         "source": source,
     }

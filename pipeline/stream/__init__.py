@@ -14,11 +14,10 @@ from pipeline.stream.partition import (
     entry_key,
     split_key,
 )
-from pipeline.stream.processor import ConsentStore, Effects, StreamConfig, StreamProcessor
+from pipeline.stream.processor import Effects, StreamConfig, StreamProcessor
 
 __all__ = [
     "CONTROL_KEY",
-    "ConsentStore",
     "Control",
     "Effects",
     "PartitionState",

@@ -6,13 +6,12 @@ import re
 from dataclasses import dataclass, field
 
 from pipeline.privacy.consent import Purposes
-from pipeline.privacy.consent_history import ConsentHistory, decode_history, encode_history
 from pipeline.settings import Settings
 from pipeline.stream.partition import StateWrite
 from pipeline.windows import WindowSpec
 from pipeline.wire import DEFAULT_CONTENT_ID_PATTERN
 
-__all__ = ["ConsentStore", "Effects", "StreamConfig"]
+__all__ = ["Effects", "StreamConfig"]
 
 
 @dataclass(frozen=True)
@@ -65,20 +64,3 @@ class Effects:
     consent: list[tuple[str, bytes | None]] = field(default_factory=list)
     #: produced last, after the state writes, and acknowledged: (``"consent"`` | ``"stages"``, key, value)
     after: list[tuple[str, bytes, bytes | None]] = field(default_factory=list)
-
-
-class ConsentStore:
-    """The consent table's values (key: pseudonym): a user's consent history, versioned.
-
-    See :mod:`pipeline.privacy.consent_history` for the encoding and the rules;
-    this class only names the two directions for the stream.
-    """
-
-    @staticmethod
-    def encode(history: ConsentHistory) -> bytes:
-        return encode_history(history)
-
-    @staticmethod
-    def decode(raw: bytes | None) -> ConsentHistory | None:
-        """The history held, ``None`` for none. Raises ``ValueError`` for a value it cannot read."""
-        return decode_history(raw)

@@ -18,14 +18,14 @@ import msgspec
 
 from pipeline.errors import ValidationFailed
 from pipeline.privacy.consent import Decision, Purposes
-from pipeline.privacy.consent_history import Change, decide_at, record_change
+from pipeline.privacy.consent_history import Change, decide_at, decode_history, encode_history, record_change
 from pipeline.privacy.deadletter import dead_letter, quarantine_key
 from pipeline.privacy.identity import INVALID_USER_ID
 from pipeline.privacy.pseudonym import Pseudonymizer
 from pipeline.privacy.redact import redact_event, removed_field_count
 from pipeline.stream.control import decode_control
 from pipeline.stream.counters import StreamCounters
-from pipeline.stream.effects import ConsentStore, Effects, StreamConfig
+from pipeline.stream.effects import Effects, StreamConfig
 from pipeline.stream.partition import PartitionState, split_key
 from pipeline.wire import (
     DlqSource,
@@ -40,7 +40,7 @@ from pipeline.wire import (
 from pipeline.wire import Purposes as WirePurposes
 from pipeline.wire.rights import ErasureRequest, ErasureStage
 
-__all__ = ["ConsentStore", "Effects", "StreamConfig", "StreamProcessor"]
+__all__ = ["Effects", "StreamConfig", "StreamProcessor"]
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +48,6 @@ KEY_MISMATCH = "key_mismatch"
 INVALID_CONSENT = "invalid_consent"
 INVALID_CONTROL = "invalid_control"
 INVALID_ERASURE = "invalid_erasure"
-
-
-def _wire(p: Purposes) -> WirePurposes:
-    return WirePurposes(analytics=p.analytics, personalization=p.personalization, advertising=p.advertising)
 
 
 class StreamProcessor:
@@ -151,7 +147,7 @@ class StreamProcessor:
             return fx
         c["received"] += len(events)
         pseudonym = self.pz.pseudonym(user_id)
-        history = ConsentStore.decode(consent_of(pseudonym))
+        history = decode_history(consent_of(pseudonym))
         # decided once per (gpc, consent epoch of the event time): equal epochs, equal purposes
         decisions: dict[tuple[bool, int], tuple[Decision, WirePurposes]] = {}
         redacted: list[RedactedEvent] = []
@@ -162,7 +158,7 @@ class StreamProcessor:
             decided = decisions.get((ev.gpc, epoch))
             if decided is None:
                 d = decide_at(history, t, gpc=ev.gpc, default=self.config.consent_default)
-                decided = decisions[ev.gpc, epoch] = (d, _wire(d.purposes))
+                decided = decisions[ev.gpc, epoch] = (d, d.purposes.to_wire())
             if decided[0].action == "drop":
                 c["dropped:" + decided[0].reason] += 1
                 continue
@@ -276,16 +272,13 @@ class StreamProcessor:
             self.counters["consent:withdrawn"] += 1
             personalize = False
         else:
-            p = record.purposes
-            change = Change(
-                record.updated_at_ms, offset, Purposes(p.analytics, p.personalization, p.advertising)
-            )
-            held = ConsentStore.decode(consent_of(pseudonym))
+            change = Change(record.updated_at_ms, offset, Purposes.from_wire(record.purposes))
+            held = decode_history(consent_of(pseudonym))
             history, in_force = record_change(held, change)
             if history is held:  # a redelivery, or older than a history's known past
                 self.counters["consent:ignored"] += 1
             else:
-                fx.consent.append((pseudonym, ConsentStore.encode(history)))
+                fx.consent.append((pseudonym, encode_history(history)))
                 self.counters["consent:updated" if in_force else "consent:stale"] += 1
             personalize = history.current.analytics and history.current.personalization
         if not personalize:
@@ -375,19 +368,9 @@ class StreamProcessor:
             state = self.partitions[partition] = PartitionState(partition, self.config.window)
         return state
 
-    def _emit(self, fx: Effects, closed: list[Any]) -> None:
+    def _emit(self, fx: Effects, closed: list[Interaction]) -> None:
         for w in closed:
-            record = Interaction(
-                user=w.user,
-                content_id=w.content_id,
-                window_start=w.window_start,
-                window_end=w.window_end,
-                watched_ms=w.watched_ms,
-                plays=w.plays,
-                completed=w.completed,
-                events=w.events,
-            )
-            fx.interactions.append((w.user.encode(), encode(record)))
+            fx.interactions.append((w.user.encode(), encode(w)))
         if closed:
             self.counters["windows_emitted"] += len(closed)
 

@@ -1,5 +1,9 @@
 """Values the window engine hands out: closed windows and persistable state.
 
+A closed window is the ``interaction.v1`` record itself
+(:class:`pipeline.wire.outbound.Interaction`, re-exported here): the engine
+builds it once and the stream encodes it as is.
+
 The Faust agent keeps the engine's state in a changelogged table, one entry
 per open window plus one meta entry per partition. Both are plain dicts of
 ``str``/``int``/``bool``/``None`` so JSON, msgspec or Faust's codecs can carry
@@ -15,6 +19,7 @@ from typing import Any, NamedTuple
 
 from pipeline.errors import PrivrecError
 from pipeline.windows.spec import WindowKey
+from pipeline.wire.outbound import Interaction
 
 __all__ = [
     "STATE_VERSION",
@@ -30,28 +35,6 @@ STATE_VERSION = 1
 
 class WindowStateError(PrivrecError):
     """Persisted window state is malformed or was written for another spec."""
-
-
-class Interaction(NamedTuple):
-    """One closed window: the value of an ``interaction.v1`` record."""
-
-    user: str
-    content_id: str
-    window_start: int
-    window_end: int
-    watched_ms: int
-    plays: int
-    completed: bool
-    events: int
-
-    @property
-    def key(self) -> WindowKey:
-        """The window this record closes (the state entry to delete)."""
-        return WindowKey(self.user, self.content_id, self.window_start)
-
-    def as_record(self) -> dict[str, Any]:
-        """The ``interaction.v1`` value as a plain dict."""
-        return self._asdict()
 
 
 def _need(state: Mapping[str, Any], name: str, kind: type, *, nullable: bool = False) -> Any:

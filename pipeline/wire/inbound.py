@@ -112,6 +112,8 @@ class PlaybackBatch(Struct, tag_field="schema", tag=PLAYBACK_BATCH, frozen=True)
 class ConsentPurposes(Struct, frozen=True, kw_only=True, gc=False):
     """What the user agreed to. Extra purposes are tolerated for additive change."""
 
+    # One field per pipeline.privacy.consent.Purpose, in its order (tests/unit/test_consent.py
+    # checks); the redacted records' Purposes inherits them.
     analytics: bool
     personalization: bool
     advertising: bool

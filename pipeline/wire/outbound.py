@@ -24,7 +24,7 @@ from pipeline.wire.fields import (
     PlayheadMs,
     WindowWatchedMs,
 )
-from pipeline.wire.inbound import MAX_BATCH_EVENTS
+from pipeline.wire.inbound import MAX_BATCH_EVENTS, ConsentPurposes
 
 __all__ = [
     "DLQ",
@@ -55,12 +55,8 @@ Pseudonym = Annotated[
 ]
 
 
-class Purposes(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, gc=False):
+class Purposes(ConsentPurposes, frozen=True, kw_only=True, forbid_unknown_fields=True, gc=False):
     """The consent purposes in force when the event was processed."""
-
-    analytics: bool
-    personalization: bool
-    advertising: bool
 
 
 class RedactedEvent(
@@ -101,13 +97,15 @@ class RedactedBatch(
     events: Annotated[list[RedactedEvent], Meta(min_length=1, max_length=MAX_BATCH_EVENTS)]
 
 
-class Interaction(Struct, tag_field="schema", tag=INTERACTION, frozen=True, kw_only=True, gc=False):
+class Interaction(Struct, tag_field="schema", tag=INTERACTION, frozen=True, gc=False):
     """One user x content aggregate over a window: the input of the ALS model.
 
     Every number is bounded so that a consumer's int32/int64 columns hold it;
     the window engine saturates its sums at these bounds.
     """
 
+    # Also the window engine's closed window (pipeline.windows), built positionally in its hot
+    # loop: fields are positional, in this order.
     user: Pseudonym
     content_id: ContentId
     window_start: EpochMs
@@ -116,6 +114,11 @@ class Interaction(Struct, tag_field="schema", tag=INTERACTION, frozen=True, kw_o
     plays: Count
     completed: bool
     events: Annotated[int, Meta(ge=1, le=MAX_COUNT, description="Events folded into this row.")]
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        """``(user, content_id, window_start)``: the window's name (a re-emission replaces the row)."""
+        return (self.user, self.content_id, self.window_start)
 
 
 class DlqSource(Struct, frozen=True, kw_only=True, gc=False):

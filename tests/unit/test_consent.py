@@ -1,21 +1,25 @@
-"""Tests for pipeline.privacy.consent: the decision table, GPC, CLI updates."""
+"""Tests for pipeline.privacy.consent: the decision table, GPC, CLI updates, one home per purpose."""
 
 from __future__ import annotations
 
 import dataclasses
 
+import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pipeline.gateway.rights import PURPOSE_DESCRIPTIONS
 from pipeline.privacy.consent import (
-    PURPOSE_NAMES,
-    ConsentState,
     Decision,
+    Purpose,
     Purposes,
     apply_update,
     decide,
 )
+from pipeline.wire import ConsentPurposes, decode_consent
+from pipeline.wire import Purposes as WirePurposes
+from pipeline.wire.examples import consent as consent_example
 
 ALL = Purposes(analytics=True, personalization=True, advertising=True)
 purposes = st.builds(Purposes, st.booleans(), st.booleans(), st.booleans())
@@ -81,16 +85,13 @@ def test_decision_invariants(consent: Purposes | None, gpc: bool, default: Purpo
 def test_values_are_frozen() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         ALL.analytics = False  # type: ignore[misc]
-    state = ConsentState(ALL, updated_at_ms=1_700_000_000_000)
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        state.updated_at_ms = 0  # type: ignore[misc]
 
 
 def test_purposes_dict_round_trip() -> None:
     assert Purposes.from_dict(ALL.as_dict()) == ALL
     assert Purposes.from_dict({"analytics": True}) == Purposes(analytics=True)
     assert Purposes.from_dict({"analytics": True, "future_purpose": True}) == Purposes(analytics=True)
-    assert list(ALL.as_dict()) == list(PURPOSE_NAMES)
+    assert list(ALL.as_dict()) == list(Purpose)
     with pytest.raises(ValueError, match="bool"):
         Purposes.from_dict({"analytics": "yes"})
 
@@ -107,10 +108,37 @@ def test_apply_update() -> None:
 def test_apply_update_rejects_unknown_names_listing_valid_ones() -> None:
     with pytest.raises(ValueError) as err:
         apply_update(None, {"personalisation"}, set())
-    for name in ("personalisation", *PURPOSE_NAMES):
+    for name in ("personalisation", *Purpose):
         assert name in str(err.value)
 
 
 def test_apply_update_rejects_contradiction() -> None:
     with pytest.raises(ValueError, match="advertising"):
         apply_update(None, {"advertising"}, {"advertising"})
+
+
+def test_every_purpose_is_named_once_and_found_everywhere() -> None:
+    """Adding a :class:`Purpose` fails here until the value, the wire and the privacy centre know it."""
+    names = tuple(p.value for p in Purpose)
+    assert tuple(f.name for f in dataclasses.fields(Purposes)) == names
+    assert tuple(f.name for f in msgspec.structs.fields(ConsentPurposes)) == names
+    assert tuple(f.name for f in msgspec.structs.fields(WirePurposes)) == names
+    assert set(PURPOSE_DESCRIPTIONS) == set(Purpose)
+
+
+@given(purposes)
+def test_wire_conversions_round_trip(p: Purposes) -> None:
+    wire = p.to_wire()
+    assert isinstance(wire, WirePurposes)
+    assert Purposes.from_wire(wire) == p
+    assert msgspec.json.decode(msgspec.json.encode(wire)) == p.as_dict()
+    record = decode_consent(msgspec.json.encode(consent_example(purposes=p.as_dict())))
+    assert record is not None
+    assert Purposes.from_wire(record.purposes) == p
+
+
+@given(purposes, purposes)
+def test_and_keeps_what_both_grant(a: Purposes, b: Purposes) -> None:
+    both = a & b
+    for name in Purpose:
+        assert getattr(both, name.value) == (getattr(a, name.value) and getattr(b, name.value))

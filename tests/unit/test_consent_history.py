@@ -203,3 +203,13 @@ def test_past_the_bound_decisions_are_never_more_permissive(log, event_time, gpc
         assert all(purposes[n] or not v for n, v in d.purposes.as_dict().items())
     if h is None or h.complete or event_time >= h.changes[0].at_ms:
         assert d.action == action  # within what the bound keeps, exactly the reference
+
+
+@pytest.mark.parametrize("bits", range(8))
+def test_stored_bits_keep_their_meaning(bits: int):
+    """analytics 1 | personalization 2 | advertising 4, as every stored value was written."""
+    raw = b"[2,1,[1700000000000,0,%d]]" % bits
+    h = decode_history(raw)
+    assert h is not None
+    assert h.current == Purposes(bool(bits & 1), bool(bits & 2), bool(bits & 4))
+    assert encode_history(h) == raw

@@ -20,16 +20,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.privacy.consent import Purposes
-from pipeline.privacy.consent_history import Change, ConsentHistory
+from pipeline.privacy.consent_history import Change, ConsentHistory, encode_history
 from pipeline.privacy.pseudonym import Pseudonymizer, PseudonymKey
-from pipeline.stream import ConsentStore, StreamConfig, StreamProcessor, encode_control
+from pipeline.stream import StreamConfig, StreamProcessor, encode_control
 from pipeline.stream.control import Control
 from pipeline.windows import WindowSpec
 from tests.hostile import PENDING, STRATEGIES, Hostile, hostile_messages
 
 NOW = 1_900_000_000_000
 PARTITIONS = 4
-GRANTED = ConsentStore.encode(ConsentHistory((Change(0, 0, Purposes(analytics=True, personalization=True)),)))
+GRANTED = encode_history(ConsentHistory((Change(0, 0, Purposes(analytics=True, personalization=True)),)))
 
 
 def make() -> StreamProcessor:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 
 from pipeline.privacy.consent import Purposes
+from pipeline.privacy.consent_history import decode_history
 from pipeline.sources import consent_record
-from pipeline.stream import ConsentStore, StreamProcessor
+from pipeline.stream import StreamProcessor
 from tests.unit.test_stream_processor import enc, event, make
 
 T = 1_700_000_000_000
@@ -43,7 +44,7 @@ def test_a_stale_grant_after_a_newer_revoke_does_not_turn_personalisation_back_o
     table.consent(proc, 0, ANALYTICS, at=T + 10_000)
     fx = table.consent(proc, 1, FULL, at=T)  # arrives later, decided earlier
     assert proc.counters["consent:stale"] == 1
-    assert ConsentStore.decode(fx.consent[0][1]).current == Purposes(True, False, False)
+    assert decode_history(fx.consent[0][1]).current == Purposes(True, False, False)
     fx = proc.on_playback(0, 2, b"alice", enc(event(t=T + 20_000)), table.get)
     assert personalised(fx) == [False] and not fx.state
 

@@ -8,11 +8,10 @@ from collections import defaultdict
 import msgspec
 
 from pipeline.privacy.consent import Purposes
-from pipeline.privacy.consent_history import Change, ConsentHistory
+from pipeline.privacy.consent_history import Change, ConsentHistory, decode_history, encode_history
 from pipeline.privacy.pseudonym import Pseudonymizer, PseudonymKey
 from pipeline.sources import batch_sessions, consent_record, ratings_to_sessions, synthetic_ratings
 from pipeline.stream import (
-    ConsentStore,
     StateWrite,
     StreamConfig,
     StreamProcessor,
@@ -65,7 +64,7 @@ def enc(obj) -> bytes:
 class Consents(dict):
     def set(self, proc, user, a, p, d=False):
         history = ConsentHistory((Change(1, 0, Purposes(a, p, d)),))
-        self[proc.pz.pseudonym(user)] = ConsentStore.encode(history)
+        self[proc.pz.pseudonym(user)] = encode_history(history)
 
 
 def test_no_consent_record_drops_everything():
@@ -175,7 +174,7 @@ def test_consent_withdrawal_purges_open_windows():
     fx = proc.on_consent(0, 1, b"alice", enc(record))
     assert proc.counters["windows_purged"] == 1
     ((_pseud, value),) = fx.consent
-    assert ConsentStore.decode(value).current == Purposes(True, False, False)
+    assert decode_history(value).current == Purposes(True, False, False)
     fx = proc.on_control(0, 2, encode_control(Control(command="close_windows", id="x", at=NOW)))
     assert not fx.interactions
 

@@ -90,7 +90,7 @@ def test_aggregates_sum_count_any(engine: PartitionWindows, ev: MakeEvent) -> No
     )
     (closed,) = engine.close_all().closed
     assert closed == Interaction("u1", "c1", 0, 1000, 550, 2, True, 5)
-    assert closed.as_record() == {
+    assert msgspec.structs.asdict(closed) == {
         "user": "u1",
         "content_id": "c1",
         "window_start": 0,

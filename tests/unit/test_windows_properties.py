@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -131,7 +132,7 @@ def test_engine_matches_reference(data: st.DataObject) -> None:
     emitted.extend(engine.close_all().closed)
 
     expected = reference_run(items, spec)
-    assert [c.as_record() for c in emitted] == expected.interactions
+    assert [msgspec.structs.asdict(c) for c in emitted] == expected.interactions
     assert (late, invalid) == (expected.late, expected.invalid)
     assert (engine.late_total, engine.invalid_total) == (late, invalid)
     assert engine.open_count == 0
@@ -147,7 +148,7 @@ def test_batching_does_not_change_output(data: st.DataObject) -> None:
     each = PartitionWindows(spec, clock=lambda: 0)
     single = [c for i in items for c in each.add([i]).closed] + list(each.close_all().closed)
     assert list(whole) == single
-    assert [c.as_record() for c in single] == expected_interactions(items, spec)
+    assert [msgspec.structs.asdict(c) for c in single] == expected_interactions(items, spec)
 
 
 def test_reference_on_a_hand_checked_stream() -> None:

@@ -28,7 +28,7 @@ def ev(t: int, watched: Any = 0, kind: str = "heartbeat") -> dict[str, Any]:
 def closed(spec: WindowSpec, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     engine = PartitionWindows(spec, clock=lambda: 0)
     out = engine.add(events).closed + engine.close_all().closed
-    return [c.as_record() for c in out]
+    return [msgspec.structs.asdict(c) for c in out]
 
 
 def test_default_caps_are_the_wire_bounds() -> None:

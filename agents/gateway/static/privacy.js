@@ -63,8 +63,9 @@
   function showConsent(consent) {
     const box = $("consent");
     box.replaceChildren();
-    Object.entries(PURPOSES).forEach(([name, label]) => {
-      const p = consent.purposes[name];
+    // Every purpose the gateway names, in its order; a label here is optional (the name stands in).
+    Object.entries(consent.purposes).forEach(([name, p]) => {
+      const label = PURPOSES[name] || name;
       const row = el("div", { class: "switch" });
       const input = el("input", { type: "checkbox", role: "switch", id: "consent-" + name, "aria-describedby": "consent-" + name + "-why" });
       input.checked = p.granted;
@@ -81,7 +82,7 @@
     try {
       const consent = await json("PUT", "/v1/me/consent", { [name]: input.checked });
       showConsent(consent);
-      say(PURPOSES[name] + (input.checked ? " allowed." : " turned off."));
+      say((PURPOSES[name] || name) + (input.checked ? " allowed." : " turned off."));
     } catch (e) {
       input.checked = !input.checked;
       say(e.message);
