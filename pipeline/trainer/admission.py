@@ -173,7 +173,7 @@ class Admission:
             else:
                 p = record.purposes
                 change = Change(
-                    record.updated_at_ms, r.offset, Purposes(p.analytics, p.personalization, p.advertising)
+                    record.updated_at_ms, r.offset, Purposes.from_wire(p)
                 )
                 history, in_force = record_change(self.consent.get(pseudonym), change)
                 self.consent[pseudonym] = history
