@@ -41,7 +41,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from pipeline.errors import ServiceUnavailable, ValidationFailed
 from pipeline.kafka.tail import TopicTail
-from pipeline.kafka.topics import TRAINER_DLQ
+from pipeline.kafka.topics import Topic
 from pipeline.privacy.consent import Purposes
 from pipeline.privacy.consent_history import Change, ConsentHistory, granted_during, record_change
 from pipeline.privacy.deadletter import dead_letter
@@ -73,7 +73,7 @@ from pipeline.wire.rights import ErasureRequest, ErasureStage, Receipt
 
 __all__ = ["TOPICS", "TrainReport", "Trainer"]
 
-TOPICS = ("consent", "erasure", "erasure.stages", "receipts", "interactions")
+TOPICS = (Topic.CONSENT, Topic.ERASURE, Topic.ERASURE_STAGES, Topic.RECEIPTS, Topic.INTERACTIONS)
 """What the trainer reads (names without prefix): consent and erasure topics before interactions."""
 
 log = logging.getLogger(__name__)
@@ -154,14 +154,14 @@ class Trainer:
         self._uncached: set[str] = set()  # forgotten users whose cached recommendations await deletion
         self.trending: Any | None = None  # pipeline.dp.service.TrendingJob: DP releases of closed days
         self.topics = {
-            "consent": settings.topic("consent"),
-            "interactions": settings.topic("interactions"),
-            "erasure": settings.topic("erasure"),
-            "stages": settings.topic("erasure.stages"),
-            "receipts": settings.topic("receipts"),
+            "consent": settings.topic(Topic.CONSENT),
+            "interactions": settings.topic(Topic.INTERACTIONS),
+            "erasure": settings.topic(Topic.ERASURE),
+            "stages": settings.topic(Topic.ERASURE_STAGES),
+            "receipts": settings.topic(Topic.RECEIPTS),
         }
         self.artefacts = Path(settings.state_dir) / "models" / settings.app_id  # one folder per deployment
-        self.dlq_topic = settings.topic(TRAINER_DLQ)
+        self.dlq_topic = settings.topic(Topic.TRAINER_DLQ)
         self._judged: dict[tuple[str, int], int] | None = None  # committed offsets at start
         self.audit_after_retrain = False  # the continuous loop turns it on (audit.after_retrain)
 
