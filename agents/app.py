@@ -13,6 +13,7 @@ from typing import Any
 import faust
 
 from agents.compat import KafkaPartitioner, install_hole_repair, install_patches
+from pipeline.kafka.topics import Topic
 from pipeline.services.connect import Endpoints, embedded_broker
 from pipeline.settings import Settings
 
@@ -44,14 +45,14 @@ class AppTopics:
     def from_settings(cls, settings: Settings) -> AppTopics:
         t = settings.topic
         return cls(
-            raw=t("playback.raw"),
-            consent=t("consent"),
-            erasure=t("erasure"),
-            erasure_stages=t("erasure.stages"),
-            redacted=t("playback.redacted"),
-            interactions=t("interactions"),
-            dlq=t("playback.dlq"),
-            quarantine=t("playback.quarantine"),
+            raw=t(Topic.RAW),
+            consent=t(Topic.CONSENT),
+            erasure=t(Topic.ERASURE),
+            erasure_stages=t(Topic.ERASURE_STAGES),
+            redacted=t(Topic.REDACTED),
+            interactions=t(Topic.INTERACTIONS),
+            dlq=t(Topic.DLQ),
+            quarantine=t(Topic.QUARANTINE),
         )
 
 

@@ -27,16 +27,17 @@ from pipeline.audit.data import (
     consent_changes_by_day,
     consent_mix,
     drops_by_reason,
-    exports_key,
     receipt_seconds,
 )
 from pipeline.audit.holdout import split_matrix
 from pipeline.audit.report import mean_ndcg
 from pipeline.errors import ValidationFailed
+from pipeline.kafka.consumer import BULK_FETCH_BYTES
 from pipeline.kafka.tail import TopicTail
-from pipeline.kafka.topics import AUDITS, DLQ, TRAINER_DLQ, topic_specs
+from pipeline.kafka.topics import Topic, topic_specs
 from pipeline.keys import pseudonymizer
-from pipeline.services.connect import Endpoints, redis_client, resolve
+from pipeline.ops.keys import exports_key
+from pipeline.services.connect import Endpoints, kafka_consumer, redis_client, resolve
 from pipeline.serving.layout import Layout
 from pipeline.serving.publish import live_meta, live_version
 from pipeline.serving.rerank import xquad
@@ -215,15 +216,7 @@ def load_live_model(settings: Settings, redis: Any) -> tuple[Any, dict[str, Any]
 
 
 def _read_topics(settings: Settings, endpoints: Endpoints, names: list[str], timeout_s: float) -> list[Any]:
-    from kafka import KafkaConsumer
-
-    consumer = KafkaConsumer(
-        bootstrap_servers=endpoints.kafka_bootstrap,
-        client_id=f"privrec-audit-{uuid.uuid4().hex[:6]}",
-        enable_auto_commit=False,
-        max_partition_fetch_bytes=8 * 1024 * 1024,
-        **endpoints.kafka_options,
-    )
+    consumer = kafka_consumer(endpoints, "audit", unique=True, max_partition_fetch_bytes=BULK_FETCH_BYTES)
     try:
         existing = consumer.topics()
         topics = [settings.topic(n) for n in names if settings.topic(n) in existing]
@@ -250,9 +243,12 @@ def data_section(
     from agents.pipeline_run import sum_counters
     from agents.procs import worker_stats
 
-    names = {n: settings.topic(n) for n in ("consent", "erasure", "receipts", DLQ, TRAINER_DLQ)}
+    names = {
+        n: settings.topic(n)
+        for n in (Topic.CONSENT, Topic.ERASURE, Topic.RECEIPTS, Topic.DLQ, Topic.TRAINER_DLQ)
+    }
     consent: list[ConsentEvent] = []
-    dlq: dict[str, dict[str, int]] = {DLQ: {}, TRAINER_DLQ: {}}
+    dlq: dict[str, dict[str, int]] = {Topic.DLQ: {}, Topic.TRAINER_DLQ: {}}
     requests: dict[str, int] = {}
     receipts: dict[str, int] = {}
     unreadable = 0
@@ -260,17 +256,17 @@ def data_section(
     for r in _read_topics(settings, endpoints, list(names), timeout_s):
         kind = by_topic.get(r.topic)
         try:
-            if kind == "consent":
+            if kind == Topic.CONSENT:
                 user = (r.key or b"").decode("utf-8", "replace")
                 rec = decode_consent(r.value)
                 if rec is None:
                     consent.append(ConsentEvent(user, int(r.timestamp), None))
                 else:
                     consent.append(ConsentEvent(user, rec.updated_at_ms, msgspec.to_builtins(rec.purposes)))
-            elif kind == "erasure" and r.value is not None:
+            elif kind == Topic.ERASURE and r.value is not None:
                 req = _request.decode(r.value)
                 requests[req.request_id] = req.requested_at
-            elif kind == "receipts" and r.value is not None:
+            elif kind == Topic.RECEIPTS and r.value is not None:
                 rec = _receipt.decode(r.value)
                 receipts[rec.request_id] = rec.completed_at
             elif kind in dlq and r.value is not None:
@@ -360,7 +356,7 @@ def write_audit(settings: Settings, report: dict[str, Any], *, producer: Any = N
     tmp.replace(html_path)
     if producer is not None:
         key = ((report.get("model") or {}).get("version") or "none").encode()
-        producer.send(settings.topic(AUDITS), key=key, value=body)
+        producer.send(settings.topic(Topic.AUDITS), key=key, value=body)
         producer.flush(timeout=10)
     return html_path
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +22,7 @@ import msgspec
 
 from agents.trainer import TOPICS as TRAINER_TOPICS
 from agents.trainer import catch_up, trainer_topics
+from pipeline.kafka.consumer import BULK_FETCH_BYTES
 from pipeline.kafka.tail import TopicTail
 from pipeline.keys import pseudonymizer
 from pipeline.privacy.identity import canonical_user_id
@@ -39,7 +39,7 @@ from pipeline.rights.export import (
     open_windows,
     stream_consent,
 )
-from pipeline.services.connect import Endpoints, redis_client
+from pipeline.services.connect import Endpoints, kafka_consumer, redis_client
 from pipeline.serving.controls import get_controls
 from pipeline.serving.layout import Layout
 from pipeline.serving.reader import MAX_N, Reader
@@ -101,15 +101,7 @@ class Changelogs:
 
 
 def _consumer(endpoints: Endpoints) -> Any:
-    from kafka import KafkaConsumer
-
-    return KafkaConsumer(
-        bootstrap_servers=endpoints.kafka_bootstrap,
-        client_id=f"privrec-export-{uuid.uuid4().hex[:6]}",
-        enable_auto_commit=False,  # no group id: reads commit nothing and join no group
-        max_partition_fetch_bytes=8 * 1024 * 1024,
-        **endpoints.kafka_options,
-    )
+    return kafka_consumer(endpoints, "export", unique=True, max_partition_fetch_bytes=BULK_FETCH_BYTES)
 
 
 def read_trainer_view(
@@ -213,7 +205,7 @@ def _sources(settings: Settings, view: ExportView, logs: Changelogs, n: int) -> 
 
 def _count_export(settings: Settings, endpoints: Endpoints) -> None:
     """One more export served, for the ethics audit (a count only; a failure only logs)."""
-    from pipeline.audit.data import exports_key
+    from pipeline.ops.keys import exports_key
 
     client = redis_client(endpoints)
     try:

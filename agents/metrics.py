@@ -24,6 +24,7 @@ from typing import Any
 from pipeline.errors import ConfigError
 from pipeline.ops.collect import LagCollector, pipeline_groups
 from pipeline.ops.exporter import LagJob, Periodic, refresh_model
+from pipeline.ops.keys import stats_key
 from pipeline.ops.metrics import (
     PipelineMetrics,
     process_registry,
@@ -33,8 +34,7 @@ from pipeline.ops.metrics import (
     update_from_worker_counters,
     update_model,
 )
-from pipeline.ops.summary import stats_key
-from pipeline.services.connect import Endpoints, kafka_admin, redis_client
+from pipeline.services.connect import Endpoints, kafka_admin, kafka_consumer, redis_client
 from pipeline.serving.layout import Layout
 from pipeline.settings import Settings
 
@@ -48,17 +48,13 @@ TRAINER_STATS_TTL_S = 60
 
 def lag_collector(endpoints: Endpoints) -> LagCollector:
     """A collector with its own group-less clients (made on the calling thread)."""
-    from kafka import KafkaConsumer
-
     admin = kafka_admin(endpoints)
     try:
-        consumer = KafkaConsumer(
-            bootstrap_servers=endpoints.kafka_bootstrap,
-            client_id="privrec-metrics",
-            enable_auto_commit=False,
+        consumer = kafka_consumer(
+            endpoints,
+            "metrics",
             allow_auto_create_topics=False,
             request_timeout_ms=int(endpoints.request_timeout_s * 1000) + 1000,
-            **endpoints.kafka_options,
         )
     except Exception:
         admin.close()

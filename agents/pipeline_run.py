@@ -18,9 +18,16 @@ from agents.procs import ChildProcess, clear_worker_stats, wait_assigned, wait_u
 from pipeline.errors import ServiceUnavailable
 from pipeline.kafka.end_offsets import probe_end_offsets
 from pipeline.kafka.offsets import wait_committed
-from pipeline.kafka.topics import create_topics
+from pipeline.kafka.topics import Topic, create_topics
 from pipeline.replay import ReplayReport, close_windows, replay_ratings
-from pipeline.services.connect import Endpoints, kafka_admin, kafka_producer, redis_client, resolve
+from pipeline.services.connect import (
+    Endpoints,
+    kafka_admin,
+    kafka_consumer,
+    kafka_producer,
+    redis_client,
+    resolve,
+)
 from pipeline.settings import Settings
 from pipeline.sources import Rating
 
@@ -95,8 +102,8 @@ class PipelineRun:
             return replay_ratings(
                 ratings,
                 producer=producer,
-                raw_topic=self.settings.topic("playback.raw"),
-                consent_topic=self.settings.topic("consent"),
+                raw_topic=self.settings.topic(Topic.RAW),
+                consent_topic=self.settings.topic(Topic.CONSENT),
                 consent_spec=consent,
                 seed=seed,
                 titles=titles,
@@ -115,7 +122,7 @@ class PipelineRun:
         producer = kafka_producer(self.endpoints)
         try:
             for key, value in records:
-                producer.send(self.settings.topic("playback.raw"), key=key, value=value)
+                producer.send(self.settings.topic(Topic.RAW), key=key, value=value)
             producer.flush()
         finally:
             producer.close()
@@ -124,14 +131,14 @@ class PipelineRun:
         """Close every window after all events sent so far; wait until the workers passed it."""
         producer = kafka_producer(self.endpoints)
         try:
-            close_windows(producer, self.settings.topic("playback.raw"), self.settings.partitions)
+            close_windows(producer, self.settings.topic(Topic.RAW), self.settings.partitions)
         finally:
             producer.close()
         self.wait_processed(timeout_s)
 
     def wait_processed(self, timeout_s: float = 300.0) -> None:
         """Wait until the workers committed past the current end of ``playback.raw``."""
-        topic = self.settings.topic("playback.raw")
+        topic = self.settings.topic(Topic.RAW)
         ends = self.true_end_offsets(topic)
         admin = kafka_admin(self.endpoints)
         try:
@@ -143,13 +150,9 @@ class PipelineRun:
             admin.close()
 
     def true_end_offsets(self, topic: str) -> dict[int, int]:
-        from kafka import KafkaConsumer, TopicPartition
+        from kafka import TopicPartition
 
-        consumer = KafkaConsumer(
-            bootstrap_servers=self.endpoints.kafka_bootstrap,
-            enable_auto_commit=False,
-            **self.endpoints.kafka_options,
-        )
+        consumer = kafka_consumer(self.endpoints, "end-offsets")
         try:
             tps = [TopicPartition(topic, p) for p in range(self.settings.partitions)]
             reported = consumer.end_offsets(tps)
@@ -181,6 +184,8 @@ class PipelineRun:
     def _wait_consent(self, ends: dict[int, int]) -> bool:
         admin = kafka_admin(self.endpoints)
         try:
-            return wait_committed(admin, self.settings.app_id, self.settings.topic("consent"), ends, 120.0)
+            return wait_committed(
+                admin, self.settings.app_id, self.settings.topic(Topic.CONSENT), ends, 120.0
+            )
         finally:
             admin.close()

@@ -18,10 +18,10 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, SecretStr
 
+from pipeline.ops.keys import stats_pattern
 from pipeline.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
-STATS_PREFIX = "privrec:stats:worker:"
 
 T = TypeVar("T")
 
@@ -124,7 +124,7 @@ class ChildProcess:
 def worker_stats(redis_client: Any, app_id: str) -> list[dict[str, Any]]:
     """The live stats every worker of `app_id` publishes to Redis (short TTL)."""
     out = []
-    for key in redis_client.scan_iter(f"{STATS_PREFIX}{app_id}:*"):
+    for key in redis_client.scan_iter(stats_pattern("worker", app_id)):
         raw = redis_client.get(key)
         if raw:
             out.append(json.loads(raw))
@@ -132,7 +132,7 @@ def worker_stats(redis_client: Any, app_id: str) -> list[dict[str, Any]]:
 
 
 def clear_worker_stats(redis_client: Any, app_id: str) -> None:
-    for key in redis_client.scan_iter(f"{STATS_PREFIX}{app_id}:*"):
+    for key in redis_client.scan_iter(stats_pattern("worker", app_id)):
         redis_client.delete(key)
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from pipeline.embedded import EmbeddedServices
 from pipeline.embedded.redis_server import running_version, version_warning
 from pipeline.errors import ServiceUnavailable
+from pipeline.kafka.topics import Topic
 from pipeline.keys import key_source
 from pipeline.services.connect import Endpoints, resolve
 from pipeline.services.health import kafka_reachable, redis_reachable
@@ -134,7 +135,7 @@ def _kafka_parts(
     collector = lag_collector(endpoints)
     try:
         lag = _lag(collector, pipeline_groups(settings), samples, interval_s) if samples > 0 else None
-        topic = settings.topic("receipts")
+        topic = settings.topic(Topic.RECEIPTS)
         partitions = collector.consumer.partitions_for_topic(topic)
         receipt = None
         if partitions:

@@ -46,6 +46,7 @@ import faust
 
 from agents.app import AppTopics
 from agents.compat import as_current_event
+from pipeline.ops.keys import stats_key
 from pipeline.stream import (
     CONTROL_KEY,
     Control,
@@ -308,7 +309,7 @@ def stats_to_redis(client: Any, ttl_s: int = 300) -> Callable[[dict[str, Any]], 
 
     def write(data: dict[str, Any]) -> None:
         try:
-            client.set(f"privrec:stats:worker:{data['worker']}", json.dumps(data), ex=ttl_s)
+            client.set(stats_key("worker", data["worker"]), json.dumps(data), ex=ttl_s)
         except Exception as exc:  # metrics must never stop the stream
             log.warning("could not publish stats: %s", type(exc).__name__)
 

@@ -39,7 +39,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from pipeline.errors import ServiceUnavailable
 from pipeline.kafka.tail import TopicTail
-from pipeline.kafka.topics import TRAINER_DLQ
+from pipeline.kafka.topics import Topic
 from pipeline.privacy.pseudonym import Pseudonymizer
 from pipeline.recs import (
     InteractionStore,
@@ -69,7 +69,7 @@ from pipeline.wire.rights import Receipt, Stage
 
 __all__ = ["TOPICS", "TrainReport", "Trainer", "catch_up"]
 
-TOPICS = ("consent", "erasure", "erasure.stages", "receipts", "interactions")
+TOPICS = (Topic.CONSENT, Topic.ERASURE, Topic.ERASURE_STAGES, Topic.RECEIPTS, Topic.INTERACTIONS)
 """What the trainer reads (names without prefix): consent and erasure topics before interactions."""
 
 log = logging.getLogger(__name__)
@@ -81,11 +81,11 @@ RETRYABLE = (RedisConnectionError, RedisTimeoutError, ServiceUnavailable, Publis
 def trainer_topics(settings: Settings) -> dict[str, str]:
     """The core's input roles (:data:`pipeline.trainer.Kind`) and their topic names."""
     return {
-        "consent": settings.topic("consent"),
-        "interactions": settings.topic("interactions"),
-        "erasure": settings.topic("erasure"),
-        "stages": settings.topic("erasure.stages"),
-        "receipts": settings.topic("receipts"),
+        "consent": settings.topic(Topic.CONSENT),
+        "interactions": settings.topic(Topic.INTERACTIONS),
+        "erasure": settings.topic(Topic.ERASURE),
+        "stages": settings.topic(Topic.ERASURE_STAGES),
+        "receipts": settings.topic(Topic.RECEIPTS),
     }
 
 
@@ -156,7 +156,7 @@ class Trainer:
         self._uncached: set[str] = set()  # forgotten users whose cached recommendations await deletion
         self.trending: Any | None = None  # pipeline.dp.service.TrendingJob: DP releases of closed days
         self.artefacts = Path(settings.state_dir) / "models" / settings.app_id  # one folder per deployment
-        self.dlq_topic = settings.topic(TRAINER_DLQ)
+        self.dlq_topic = settings.topic(Topic.TRAINER_DLQ)
         self._judged: dict[tuple[str, int], int] | None = None  # committed offsets at start
         self.audit_after_retrain = False  # the continuous loop turns it on (audit.after_retrain)
 

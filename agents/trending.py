@@ -8,7 +8,6 @@ retries when Redis or Kafka are away); ``privrec trending --release`` uses
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Collection
 from typing import Any
 
@@ -17,9 +16,10 @@ from pipeline.dp.ledger import LedgerRecord
 from pipeline.dp.service import TrendingJob, release_day
 from pipeline.dp.source import bounding_key, read_days
 from pipeline.dp.store import KafkaLedgerStore
-from pipeline.kafka.topics import DP_LEDGER
+from pipeline.kafka.consumer import BULK_FETCH_BYTES
+from pipeline.kafka.topics import Topic
 from pipeline.keys import load_keys
-from pipeline.services.connect import Endpoints, kafka_producer, redis_client, resolve
+from pipeline.services.connect import Endpoints, kafka_consumer, kafka_producer, redis_client, resolve
 from pipeline.serving.layout import Layout
 from pipeline.settings import Settings
 
@@ -30,7 +30,7 @@ def ledger_store(settings: Settings, endpoints: Endpoints, producer: Any | None 
     """The ``dp.ledger`` topic as a ledger store (a producer of its own unless one is given)."""
     producer = producer or kafka_producer(endpoints, client_id="privrec-dp-ledger", linger_ms=0)
     return KafkaLedgerStore(
-        settings.topic(DP_LEDGER),
+        settings.topic(Topic.DP_LEDGER),
         endpoints.kafka_bootstrap,
         producer,
         client_options=endpoints.kafka_options,
@@ -42,21 +42,14 @@ def redacted_feed(settings: Settings, endpoints: Endpoints) -> Any:
     """A feed reading the whole ``playback.redacted`` topic once per call (a fresh consumer)."""
 
     def feed(bounder: Bounder, days: Collection[str]) -> tuple[int, int]:
-        from kafka import KafkaConsumer
 
         from pipeline.kafka.tail import TopicTail
 
-        consumer = KafkaConsumer(
-            bootstrap_servers=endpoints.kafka_bootstrap,
-            client_id=f"privrec-dp-{uuid.uuid4().hex[:6]}",
-            enable_auto_commit=False,
-            max_partition_fetch_bytes=8 * 1024 * 1024,
-            **endpoints.kafka_options,
-        )
+        consumer = kafka_consumer(endpoints, "dp", unique=True, max_partition_fetch_bytes=BULK_FETCH_BYTES)
         try:
             tail = TopicTail(
                 consumer,
-                [settings.topic("playback.redacted")],
+                [settings.topic(Topic.REDACTED)],
                 settings.partitions,
                 bootstrap=endpoints.kafka_bootstrap,
                 client_options=endpoints.kafka_options,

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import ServiceUnavailable
+from pipeline.kafka.topics import Topic
 from pipeline.settings import Settings
 
 __all__ = ["bench_erase"]
@@ -194,7 +195,7 @@ def _measure(
     requester = kafka_producer(endpoints, client_id="privrec-bench-erase")
     loader = _Load(
         kafka_producer(endpoints, client_id="privrec-bench-load"),
-        s.topic("playback.raw"),
+        s.topic(Topic.RAW),
         load_messages,
         events_per_message,
         load_rate,

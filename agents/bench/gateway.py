@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.gateway_client import EventPoster, GatewayProcess, viewer_token
-from pipeline.kafka.topics import create_topics, topic_specs
+from pipeline.kafka.topics import Topic, create_topics, topic_specs
 from pipeline.services.connect import kafka_admin, kafka_producer, resolve
 from pipeline.settings import Settings
 
@@ -155,7 +155,7 @@ def _sdk(s: Settings, endpoints: Any, batches: list[tuple[str, list[dict[str, An
 
     emitter = Emitter(
         kafka_producer(endpoints, client_id="privrec-bench-sdk"),
-        s.topic("playback.raw"),
+        s.topic(Topic.RAW),
         max_batch=BATCH,
         casefold_user_ids=s.pseudonym.casefold_user_ids,
     )

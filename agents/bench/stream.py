@@ -32,6 +32,7 @@ import msgspec
 
 from agents.procs import ChildProcess, clear_worker_stats, wait_assigned, wait_until, worker_stats
 from pipeline.embedded import EmbeddedServices
+from pipeline.kafka.topics import Topic
 from pipeline.settings import Settings
 from pipeline.sources import batch_sessions, consent_record, ratings_to_sessions, synthetic_ratings
 
@@ -129,15 +130,15 @@ def _run_privrec(
             )
             for u in users
         ]
-        ends = _produce(bootstrap, settings.topic("consent"), consent)
-        if not wait_committed(admin, settings.app_id, settings.topic("consent"), ends, 120):
+        ends = _produce(bootstrap, settings.topic(Topic.CONSENT), consent)
+        if not wait_committed(admin, settings.app_id, settings.topic(Topic.CONSENT), ends, 120):
             raise TimeoutError("bench: workers did not apply consent")
     finally:
         stop(procs)
     clear_worker_stats(r, settings.app_id)
 
     # 2. the events, then workers that only process
-    _produce(bootstrap, settings.topic("playback.raw"), [(u.encode(), v) for u, v in messages])
+    _produce(bootstrap, settings.topic(Topic.RAW), [(u.encode(), v) for u, v in messages])
     procs = start("run")
     try:
 
@@ -263,7 +264,7 @@ def bench_stream(
             )
             messages, total, users = bench_events(events, seed)
             ours = _run_privrec(settings, messages, users, total, workers, workdir)
-            raw = _run_raw(records["kafka"].url, settings.topic("playback.raw"), total, partitions)
+            raw = _run_raw(records["kafka"].url, settings.topic(Topic.RAW), total, partitions)
             n_naive = min(naive_events or min(total, 20_000), total)
             flat = [e for _, v in messages for e in _flatten(v)][:n_naive]
             naive = _run_naive(records["kafka"].url, flat, partitions, workdir)

@@ -11,9 +11,10 @@ from typing import Any
 from agents.cli._output import print_json, print_table
 from pipeline.embedded import EmbeddedServices
 from pipeline.errors import PrivrecError, ServiceUnavailable
-from pipeline.kafka.topics import create_topics, describe_topics, topic_specs
+from pipeline.kafka.topics import SMOKE_TOPIC, create_topics, describe_topics, topic_specs
 from pipeline.keys import ensure_dev_key, load_keys
-from pipeline.services.connect import kafka_admin, kafka_producer, redis_client, resolve
+from pipeline.ops.keys import SMOKE_KEY
+from pipeline.services.connect import kafka_admin, kafka_consumer, kafka_producer, redis_client, resolve
 from pipeline.settings import Settings, mask_url
 
 __all__ = ["register"]
@@ -186,11 +187,11 @@ def _duration(ms: int | None) -> str:
 
 def cmd_smoke(settings: Settings, args: argparse.Namespace) -> int:
     """Round trip one record through Kafka and one key through Redis."""
-    from kafka import KafkaConsumer, TopicPartition
+    from kafka import TopicPartition
 
     endpoints = resolve(settings)
     load_keys(settings)  # fail early and clearly when no pseudonym key is configured
-    topic = settings.topic("smoke")
+    topic = settings.topic(SMOKE_TOPIC)
     admin = kafka_admin(endpoints)
     try:
         if topic not in admin.list_topics():
@@ -207,7 +208,7 @@ def cmd_smoke(settings: Settings, args: argparse.Namespace) -> int:
         meta = producer.send(topic, key=b"smoke", value=marker).get(timeout=10)
     finally:
         producer.close()
-    consumer = KafkaConsumer(bootstrap_servers=endpoints.kafka_bootstrap, **endpoints.kafka_options)
+    consumer = kafka_consumer(endpoints, "smoke")
     try:
         tp = TopicPartition(topic, meta.partition)
         consumer.assign([tp])
@@ -223,10 +224,10 @@ def cmd_smoke(settings: Settings, args: argparse.Namespace) -> int:
         raise ServiceUnavailable(f"kafka: produced to {topic}[{meta.partition}] but could not read it back")
     client = redis_client(endpoints)
     try:
-        client.set("privrec:smoke", marker, ex=60)
-        if client.get("privrec:smoke") != marker:
+        client.set(SMOKE_KEY, marker, ex=60)
+        if client.get(SMOKE_KEY) != marker:
             raise PrivrecError("redis: SET/GET round trip returned a different value")
-        client.delete("privrec:smoke")
+        client.delete(SMOKE_KEY)
     finally:
         client.close()
     if args.json:

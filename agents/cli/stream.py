@@ -13,7 +13,8 @@ from typing import Any
 from agents.cli._output import print_json, user_id
 from agents.processes.clients import key_partition
 from pipeline.errors import ConfigError, PrivrecError, ServiceUnavailable
-from pipeline.services.connect import kafka_admin, kafka_producer, resolve
+from pipeline.kafka.topics import Topic
+from pipeline.services.connect import kafka_admin, kafka_consumer, kafka_producer, resolve
 from pipeline.settings import Settings
 
 __all__ = ["register"]
@@ -106,7 +107,7 @@ def consent_waiter(settings: Settings, endpoints: Any, timeout_s: float) -> Any:
     def wait(ends: dict[int, int]) -> bool:
         admin = kafka_admin(endpoints)
         try:
-            return wait_committed(admin, settings.app_id, settings.topic("consent"), ends, timeout_s)
+            return wait_committed(admin, settings.app_id, settings.topic(Topic.CONSENT), ends, timeout_s)
         finally:
             admin.close()
 
@@ -229,18 +230,14 @@ def cmd_windows_close(settings: Settings, args: argparse.Namespace) -> int:
 
     producer = kafka_producer(resolve(settings))
     try:
-        marker = close_windows(producer, settings.topic("playback.raw"), settings.partitions)
+        marker = close_windows(producer, settings.topic(Topic.RAW), settings.partitions)
     finally:
         producer.close()
-    print(
-        f"close marker {marker} sent to {settings.partitions} partitions of {settings.topic('playback.raw')}"
-    )
+    print(f"close marker {marker} sent to {settings.partitions} partitions of {settings.topic(Topic.RAW)}")
     return 0
 
 
 def cmd_consent(settings: Settings, args: argparse.Namespace) -> int:
-    from kafka import KafkaConsumer, TopicPartition
-
     from pipeline.privacy.consent import Purposes, apply_update
     from pipeline.privacy.identity import canonical_user_id
     from pipeline.wire import decode_consent
@@ -248,8 +245,8 @@ def cmd_consent(settings: Settings, args: argparse.Namespace) -> int:
     # One form for the lookup, the record and its key: the one the stream checks.
     args.user = canonical_user_id(args.user, casefold=settings.pseudonym.casefold_user_ids)
     endpoints = resolve(settings)
-    topic = settings.topic("consent")
-    current = _latest_consent(endpoints, topic, args.user, settings.partitions, KafkaConsumer, TopicPartition)
+    topic = settings.topic(Topic.CONSENT)
+    current = _latest_consent(endpoints, topic, args.user, settings.partitions)
     record = decode_consent(current) if current is not None else None
     if not (args.grant or args.revoke):  # --show alone (or nothing): the current record
         if record is None:
@@ -288,17 +285,15 @@ def cmd_consent(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _latest_consent(
-    endpoints: Any, topic: str, user: str, partitions: int, consumer_cls: Any, tp_cls: Any
-) -> bytes | None:
+def _latest_consent(endpoints: Any, topic: str, user: str, partitions: int) -> bytes | None:
     """Scan the user's partition of the consent topic for their latest record."""
+    from kafka import TopicPartition
+
     key = user.encode()
     partition = key_partition(key, partitions)
-    consumer = consumer_cls(
-        bootstrap_servers=endpoints.kafka_bootstrap, enable_auto_commit=False, **endpoints.kafka_options
-    )
+    consumer = kafka_consumer(endpoints, "consent")
     try:
-        tp = tp_cls(topic, partition)
+        tp = TopicPartition(topic, partition)
         consumer.assign([tp])
         consumer.seek_to_beginning(tp)
         end = consumer.end_offsets([tp])[tp]

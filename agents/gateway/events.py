@@ -19,6 +19,7 @@ from agents.gateway.deps import DEPS, json_response, principal, requires
 from pipeline.errors import RequestRefused
 from pipeline.gateway.collector import collect, envelopes
 from pipeline.gateway.principal import EVENTS_WRITE
+from pipeline.kafka.topics import Topic
 from pipeline.privacy.identity import user_key
 
 __all__ = ["post_events", "read_body"]
@@ -85,7 +86,7 @@ async def post_events(request: web.Request) -> web.Response:
     if result.status == 422:
         return json_response({"error": "no_valid_event", "accepted": 0, "errors": errors}, 422)
     key = user_key(viewer, casefold=settings.pseudonym.casefold_user_ids)
-    topic = deps.topic("playback.raw")
+    topic = deps.topic(Topic.RAW)
     for value in envelopes(result.events, stream.max_message_bytes):
         await deps.sink.send(topic, key, value)
     if deps.metrics is not None:

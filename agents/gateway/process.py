@@ -21,6 +21,7 @@ from agents.gateway.metrics import GatewayMetrics
 from agents.gateway.ratelimit import RateLimiter
 from pipeline.errors import ServiceUnavailable
 from pipeline.gateway.auth import TokenVerifier, ensure_hs256_key
+from pipeline.kafka.topics import Topic
 from pipeline.keys import pseudonymizer
 from pipeline.services.connect import Endpoints, kafka_producer, resolve
 from pipeline.settings import Settings
@@ -128,7 +129,7 @@ async def open_deps(settings: Settings, *, limits: bool = True) -> AsyncIterator
     verifier = TokenVerifier(settings)
     pz = pseudonymizer(settings)
     client = aredis.Redis.from_url(endpoints.redis_url, socket_timeout=5, socket_connect_timeout=5)
-    topics = [settings.topic(name) for name in ("playback.raw", "consent", "erasure")]
+    topics = [settings.topic(name) for name in (Topic.RAW, Topic.CONSENT, Topic.ERASURE)]
     sink = KafkaSink(endpoints, max(settings.stream.max_message_bytes, 1_048_576) + 64 * 1024, topics)
     try:
         await sink.start()

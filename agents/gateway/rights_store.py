@@ -18,7 +18,6 @@ import json
 import logging
 import threading
 import time
-import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
@@ -29,11 +28,12 @@ from agents.compat import KafkaPartitioner
 from pipeline.errors import ServiceUnavailable
 from pipeline.kafka.end_offsets import probe_end_offsets
 from pipeline.kafka.offsets import send_acked
+from pipeline.kafka.topics import Topic
 from pipeline.keys import pseudonymizer
 from pipeline.privacy.consent import Purposes
 from pipeline.privacy.identity import canonical_user_id, user_key
 from pipeline.rights.requests import send_erasure
-from pipeline.services.connect import Endpoints, kafka_producer, redis_client
+from pipeline.services.connect import Endpoints, kafka_consumer, kafka_producer, redis_client
 from pipeline.serving.controls import Controls, get_controls, set_controls
 from pipeline.serving.layout import Layout
 from pipeline.settings import Settings
@@ -106,18 +106,13 @@ class RightsStore:
 
     def _read(self, topic: str, key: bytes, timeout_s: float = READ_TIMEOUT_S) -> list[Any]:
         """Every record under ``key`` in its partition of ``topic``, in log order."""
-        from kafka import KafkaConsumer, TopicPartition
+        from kafka import TopicPartition
 
         tp = TopicPartition(topic, self._partition(key))
         out: list[Any] = []
         with self._lock:
             if self._consumer is None:
-                self._consumer = KafkaConsumer(
-                    bootstrap_servers=self.endpoints.kafka_bootstrap,
-                    client_id=f"privrec-gateway-{uuid.uuid4().hex[:6]}",
-                    enable_auto_commit=False,
-                    **self.endpoints.kafka_options,
-                )
+                self._consumer = kafka_consumer(self.endpoints, "gateway", unique=True)
             consumer = self._consumer
             consumer.assign([tp])
             consumer.seek_to_beginning(tp)
@@ -152,7 +147,7 @@ class RightsStore:
     def consent(self, user_id: str) -> tuple[Purposes | None, int | None]:
         """The viewer's current consent and when it was set; ``(None, None)``: no record."""
         key = user_key(user_id, casefold=self._casefold)
-        values = self._values(self.settings.topic("consent"), key, decode_consent)
+        values = self._values(self.settings.topic(Topic.CONSENT), key, decode_consent)
         current = values[-1] if values else None  # a tombstone last (an erasure): no record
         if current is None:
             return None, None
@@ -165,7 +160,7 @@ class RightsStore:
         value = json.dumps(
             consent_record(user, purposes.as_dict(), updated_at_ms=now, source="privacy-centre")
         ).encode()
-        send_acked(self._kafka_producer(), self.settings.topic("consent"), [(user.encode(), value)])
+        send_acked(self._kafka_producer(), self.settings.topic(Topic.CONSENT), [(user.encode(), value)])
         return now
 
     # -- controls ------------------------------------------------------------------------
@@ -204,7 +199,7 @@ class RightsStore:
             return None
         rid = request_id.encode()
         stages: dict[str, int] = {}
-        for stage in self._values(self.settings.topic("erasure.stages"), rid, _decoder(ErasureStage)):
+        for stage in self._values(self.settings.topic(Topic.ERASURE_STAGES), rid, _decoder(ErasureStage)):
             if stage is None or stage.request_id != request_id:
                 continue
             if stage.pseudonym not in names:
@@ -221,7 +216,9 @@ class RightsStore:
 
     def _receipt(self, request_id: str, names: list[str]) -> dict[str, Any] | None:
         for name in names:
-            for receipt in self._values(self.settings.topic("receipts"), name.encode(), _decoder(Receipt)):
+            for receipt in self._values(
+                self.settings.topic(Topic.RECEIPTS), name.encode(), _decoder(Receipt)
+            ):
                 if receipt is not None and receipt.request_id == request_id:
                     found = msgspec.to_builtins(receipt)
                     self._remember(self._receipts, request_id, found)
@@ -230,7 +227,7 @@ class RightsStore:
 
     def _requested(self, user: str, request_id: str) -> bool:
         """Whether the viewer's key carries this request on the ``erasure`` topic."""
-        requests = self._values(self.settings.topic("erasure"), user.encode(), _decoder(ErasureRequest))
+        requests = self._values(self.settings.topic(Topic.ERASURE), user.encode(), _decoder(ErasureRequest))
         return any(r is not None and r.request_id == request_id for r in requests)
 
     @staticmethod

@@ -14,6 +14,7 @@ from typing import Any
 
 from agents.processes.clients import lag_consumer
 from pipeline.kafka.end_offsets import probe_end_offsets
+from pipeline.kafka.topics import Topic
 from pipeline.replay import ReplayReport, close_windows, replay_ratings
 from pipeline.replay_guard import ReplayState, read_replay_state, replay_start_ms, shift_ratings
 from pipeline.services.connect import Endpoints, kafka_producer
@@ -42,9 +43,9 @@ def read_state(settings: Settings, endpoints: Endpoints) -> ReplayState:
     try:
         return read_replay_state(
             consumer,
-            raw_topic=settings.topic("playback.raw"),
-            consent_topic=settings.topic("consent"),
-            erasure_topic=settings.topic("erasure"),
+            raw_topic=settings.topic(Topic.RAW),
+            consent_topic=settings.topic(Topic.CONSENT),
+            erasure_topic=settings.topic(Topic.ERASURE),
             partitions=settings.partitions,
             end_offsets=lambda tps: probe_end_offsets(
                 endpoints.kafka_bootstrap, consumer.end_offsets(tps), **endpoints.kafka_options
@@ -93,8 +94,8 @@ def run_replay(
         report = replay_ratings(
             plan.ratings,
             producer=producer,
-            raw_topic=settings.topic("playback.raw"),
-            consent_topic=settings.topic("consent"),
+            raw_topic=settings.topic(Topic.RAW),
+            consent_topic=settings.topic(Topic.CONSENT),
             consent_spec=consent_spec,
             seed=seed,
             titles=titles,
@@ -107,7 +108,7 @@ def run_replay(
             skip_messages=skip_messages,
         )
         if close:
-            close_windows(producer, settings.topic("playback.raw"), settings.partitions)
+            close_windows(producer, settings.topic(Topic.RAW), settings.partitions)
     finally:
         producer.close()
     return report

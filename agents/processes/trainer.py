@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-import uuid
 from typing import Any
 
+from pipeline.kafka.consumer import BULK_FETCH_BYTES
 from pipeline.keys import pseudonymizer
-from pipeline.services.connect import Endpoints, kafka_producer, redis_client, resolve
+from pipeline.services.connect import Endpoints, kafka_consumer, kafka_producer, redis_client, resolve
 from pipeline.settings import Settings
 
 __all__ = ["close_trainer", "make_trainer", "observe_receipt", "serve_trainer_metrics", "trainer_group"]
@@ -19,7 +19,6 @@ def trainer_group(settings: Settings) -> str:
 
 def make_trainer(settings: Settings, endpoints: Endpoints | None = None, *, commit: bool = True) -> Any:
     """A :class:`agents.trainer.Trainer` reading the deployment's topics from the beginning."""
-    from kafka import KafkaConsumer
 
     from agents.trainer import TOPICS as TRAINER_TOPICS
     from agents.trainer import Trainer
@@ -27,13 +26,12 @@ def make_trainer(settings: Settings, endpoints: Endpoints | None = None, *, comm
 
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # implicit's advice: ALS threads, not BLAS threads
     endpoints = endpoints or resolve(settings)
-    consumer = KafkaConsumer(
-        bootstrap_servers=endpoints.kafka_bootstrap,
+    consumer = kafka_consumer(
+        endpoints,
+        "trainer",
+        unique=True,
         group_id=trainer_group(settings) if commit else None,
-        client_id=f"privrec-trainer-{uuid.uuid4().hex[:6]}",
-        enable_auto_commit=False,
-        max_partition_fetch_bytes=8 * 1024 * 1024,
-        **endpoints.kafka_options,
+        max_partition_fetch_bytes=BULK_FETCH_BYTES,
     )
     tail = TopicTail(
         consumer,

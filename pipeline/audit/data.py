@@ -22,7 +22,6 @@ __all__ = [
     "consent_class",
     "consent_mix",
     "drops_by_reason",
-    "exports_key",
     "percentiles",
     "receipt_seconds",
 ]
@@ -147,8 +146,3 @@ def receipt_seconds(
         "pending": sum(1 for r in requests if r not in receipts),
         **percentiles(seconds),
     }
-
-
-def exports_key(app_id: str) -> str:
-    """The Redis counter of exports served (``privrec export``), per deployment."""
-    return f"privrec:stats:exports:{app_id}"

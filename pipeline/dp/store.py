@@ -17,6 +17,7 @@ import msgspec
 
 from pipeline.dp.ledger import LedgerRecord, decode_record, encode_record
 from pipeline.errors import ServiceUnavailable
+from pipeline.kafka.consumer import new_consumer
 from pipeline.kafka.end_offsets import probe_end_offsets
 
 __all__ = ["LEDGER_PARTITION", "KafkaLedgerStore"]
@@ -30,7 +31,7 @@ class KafkaLedgerStore:
     """Reads the whole ledger and appends records, on a real topic.
 
     Args:
-        topic: the full topic name (``settings.topic("dp.ledger")``).
+        topic: the full topic name (``settings.topic(Topic.DP_LEDGER)``).
         bootstrap: the brokers.
         producer: a ``kafka.KafkaProducer`` (acks=all).
         client_options: security options for the consumers it creates.
@@ -55,16 +56,10 @@ class KafkaLedgerStore:
 
     def read(self) -> list[LedgerRecord]:
         """Every record from the beginning to the current end, in log order."""
-        from kafka import KafkaConsumer, TopicPartition
-        from kafka.errors import KafkaError
+        from kafka import TopicPartition
 
         tp = TopicPartition(self.topic, LEDGER_PARTITION)
-        try:
-            consumer = KafkaConsumer(
-                bootstrap_servers=self._bootstrap, enable_auto_commit=False, **self._options
-            )
-        except (KafkaError, OSError):
-            raise ServiceUnavailable(f"kafka: no broker answered reading {self.topic}") from None
+        consumer = new_consumer(self._bootstrap, self._options, "dp-ledger", unique=True)
         out: list[LedgerRecord] = []
         try:
             consumer.assign([tp])

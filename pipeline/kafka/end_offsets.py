@@ -15,6 +15,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from pipeline.kafka.consumer import new_consumer
+
 __all__ = ["probe_end_offsets"]
 
 
@@ -22,7 +24,7 @@ def probe_end_offsets(
     bootstrap: str, reported: Mapping[Any, int], *, timeout_s: float = 5.0, **client_options: Any
 ) -> dict[Any, int]:
     """Correct ``reported`` end offsets (``TopicPartition``-like keys with ``topic``/``partition``)."""
-    from kafka import KafkaConsumer, TopicPartition
+    from kafka import TopicPartition
 
     out = dict(reported)
     todo = {TopicPartition(tp.topic, tp.partition): tp for tp, end in reported.items() if end and end > 0}
@@ -30,8 +32,7 @@ def probe_end_offsets(
         return out
     # check_crcs off: only offsets are read here, and kafka-python checks CRC-32C in pure Python
     # (no crc32c extension installed), holding the GIL for milliseconds per batch in the worker.
-    options = {"check_crcs": False, **client_options}
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, **options)
+    consumer = new_consumer(bootstrap, client_options, "end-offsets", unique=True, check_crcs=False)
     try:
         consumer.assign(list(todo))
         for tp in todo:

@@ -1,26 +1,26 @@
 """The topics privrec uses, and idempotent creation on any Kafka-protocol broker.
 
-Each topic's retention comes from :class:`pipeline.settings.TopicSettings`
-and is set as ``retention.ms`` when the topic is created; ``consent`` and
-``dp.ledger`` are compacted instead. ``privrec topics list`` prints both per topic.
+:class:`Topic` is the one place a topic's logical name is spelled: code asks
+``settings.topic(Topic.CONSENT)`` for the full (prefixed) name. Each topic's
+retention comes from :class:`pipeline.settings.TopicSettings` and is set as
+``retention.ms`` when the topic is created; ``consent`` and ``dp.ledger`` are
+compacted instead. ``privrec topics list`` prints both per topic.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, Literal
 
 from pipeline.errors import ServiceUnavailable
 from pipeline.settings import Settings
 
 __all__ = [
-    "AUDITS",
-    "DLQ",
-    "DP_LEDGER",
-    "QUARANTINE",
+    "SMOKE_TOPIC",
     "TOPICS",
-    "TRAINER_DLQ",
+    "Topic",
     "TopicSpec",
     "create_topics",
     "describe_topics",
@@ -29,11 +29,31 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-AUDITS = "audits"
-DLQ = "playback.dlq"
-QUARANTINE = "playback.quarantine"
-TRAINER_DLQ = "trainer.dlq"
-DP_LEDGER = "dp.ledger"
+
+class Topic(StrEnum):
+    """The logical name of every pipeline topic, without the configured prefix.
+
+    A member is a ``str``, so it goes wherever a name does; :data:`TOPICS`
+    gives each one its role and retention (a unit test keeps the two in step).
+    """
+
+    RAW = "playback.raw"
+    REDACTED = "playback.redacted"
+    DLQ = "playback.dlq"
+    QUARANTINE = "playback.quarantine"
+    CONSENT = "consent"
+    INTERACTIONS = "interactions"
+    ERASURE = "erasure"
+    ERASURE_STAGES = "erasure.stages"
+    RECEIPTS = "receipts"
+    TRAINER_DLQ = "trainer.dlq"
+    DP_LEDGER = "dp.ledger"
+    AUDITS = "audits"
+
+
+#: The throw-away topic ``privrec smoke`` round-trips one record through. Not a
+#: pipeline topic: ``privrec topics create`` leaves it alone, the smoke check makes it.
+SMOKE_TOPIC = "smoke"
 
 Retention = Literal["raw", "redacted", "dlq", "quarantine", "history"]
 
@@ -46,7 +66,7 @@ class TopicSpec:
     with ``cleanup="compact"`` keeps the latest record per key for ever.
     """
 
-    name: str
+    name: Topic
     purpose: str
     retention: Retention | None = None
     cleanup: Literal["delete", "compact"] = "delete"
@@ -70,27 +90,27 @@ class TopicSpec:
 #: ``playback.raw`` and ``consent`` is the raw user id, so the two are
 #: co-partitioned: a user's consent and events land on the same partition.
 TOPICS: tuple[TopicSpec, ...] = (
-    TopicSpec("playback.raw", "raw playback events from clients (key: user id)", "raw"),
-    TopicSpec("playback.redacted", "consent-checked, pseudonymised events (key: pseudonym)", "redacted"),
-    TopicSpec(DLQ, "stream dead letters: reason, field names, source coordinates; no values", "dlq"),
+    TopicSpec(Topic.RAW, "raw playback events from clients (key: user id)", "raw"),
+    TopicSpec(Topic.REDACTED, "consent-checked, pseudonymised events (key: pseudonym)", "redacted"),
+    TopicSpec(Topic.DLQ, "stream dead letters: reason, field names, source coordinates; no values", "dlq"),
     TopicSpec(
-        QUARANTINE,
+        Topic.QUARANTINE,
         "raw bytes of dead messages (stream.dlq_include_raw only): PERSONAL DATA; key: dlq quarantine",
         "quarantine",
     ),
-    TopicSpec("consent", "consent state per user (key: user id), compacted", None, "compact"),
-    TopicSpec("interactions", "closed watch windows per user and title (key: pseudonym)", "history"),
-    TopicSpec("erasure", "erasure requests (key: user id)", "history"),
-    TopicSpec("erasure.stages", "erasure stage confirmations (key: request id)", "history"),
-    TopicSpec("receipts", "erasure receipts (key: pseudonym)", "history"),
-    TopicSpec(TRAINER_DLQ, "trainer dead letters: records it could not apply; no values", "dlq"),
+    TopicSpec(Topic.CONSENT, "consent state per user (key: user id), compacted", None, "compact"),
+    TopicSpec(Topic.INTERACTIONS, "closed watch windows per user and title (key: pseudonym)", "history"),
+    TopicSpec(Topic.ERASURE, "erasure requests (key: user id)", "history"),
+    TopicSpec(Topic.ERASURE_STAGES, "erasure stage confirmations (key: request id)", "history"),
+    TopicSpec(Topic.RECEIPTS, "erasure receipts (key: pseudonym)", "history"),
+    TopicSpec(Topic.TRAINER_DLQ, "trainer dead letters: records it could not apply; no values", "dlq"),
     TopicSpec(
-        DP_LEDGER,
+        Topic.DP_LEDGER,
         "privacy budget ledger: every DP release (key: release id; partition 0), compacted, kept for ever",
         None,
         "compact",
     ),
-    TopicSpec(AUDITS, "ethics audits (audit.v1 JSON, aggregates only; key: model version)", "history"),
+    TopicSpec(Topic.AUDITS, "ethics audits (audit.v1 JSON, aggregates only; key: model version)", "history"),
 )
 
 

@@ -1,8 +1,8 @@
 """What ``privrec status`` reads: process reports in Redis, the live model, the last erasure receipt.
 
-Workers publish their stats every 2 s to ``privrec:stats:worker:<app_id>:<id>``
-and the trainer its own to ``privrec:stats:trainer:<app_id>:<id>`` (JSON, with
-a TTL); both carry ``metrics``, the URL of their ``/metrics`` when served.
+Workers publish their stats every 2 s and the trainer its own, under the keys
+of :mod:`pipeline.ops.keys` (JSON, with a TTL); both carry ``metrics``, the URL
+of their ``/metrics`` when served.
 These functions read them with clients passed in and return plain data: no
 payloads, no user ids (a receipt's pseudonym is never read out).
 """
@@ -16,28 +16,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pipeline.ops.keys import StatsKind, stats_pattern
 from pipeline.serving.layout import Layout
 from pipeline.serving.publish import live_version, read_meta
 
 __all__ = [
-    "STATS_PREFIXES",
     "LiveModel",
     "ProcessReport",
     "last_receipt",
     "live_model",
     "process_reports",
-    "stats_key",
 ]
 
 log = logging.getLogger(__name__)
-
-STATS_PREFIXES = {"worker": "privrec:stats:worker:", "trainer": "privrec:stats:trainer:"}
-"""Redis key prefix of each kind of process's stats; the app id and the process id follow."""
-
-
-def stats_key(kind: str, process_id: str) -> str:
-    """The Redis key of one process's stats (``process_id`` is ``<app_id>:<hex>``)."""
-    return f"{STATS_PREFIXES[kind]}{process_id}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,11 +52,13 @@ class ProcessReport:
         }
 
 
-def process_reports(redis: Any, app_id: str, kind: str, now_ms: int | None = None) -> list[ProcessReport]:
+def process_reports(
+    redis: Any, app_id: str, kind: StatsKind, now_ms: int | None = None
+) -> list[ProcessReport]:
     """Every ``kind`` (``worker``/``trainer``) process of ``app_id`` whose stats have not expired."""
     now = int(time.time() * 1000) if now_ms is None else now_ms
     out = []
-    for key in redis.scan_iter(f"{STATS_PREFIXES[kind]}{app_id}:*"):
+    for key in redis.scan_iter(stats_pattern(kind, app_id)):
         raw = redis.get(key)
         if not raw:
             continue

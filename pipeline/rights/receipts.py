@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from pipeline.kafka.topics import Topic
 from pipeline.rights.ledger import Pending
 from pipeline.wire.rights import STAGES, Receipt, Remains
 
 __all__ = ["build_receipt", "remains"]
 
 _LOG_TOPICS = (
-    "playback.raw, playback.redacted, interactions, the dead-letter topics playback.dlq and trainer.dlq "
-    "(pseudonyms, never values) and playback.quarantine (raw values, only if enabled)"
+    f"{Topic.RAW}, {Topic.REDACTED}, {Topic.INTERACTIONS}, the dead-letter topics {Topic.DLQ} and "
+    f"{Topic.TRAINER_DLQ} (pseudonyms, never values) and {Topic.QUARANTINE} (raw values, only if enabled)"
 )
 
 

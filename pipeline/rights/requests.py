@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 from pipeline.kafka.offsets import send_acked
+from pipeline.kafka.topics import Topic
 from pipeline.privacy.identity import user_key
 from pipeline.settings import Settings
 from pipeline.wire import encode
@@ -26,5 +27,5 @@ def send_erasure(producer: Any, settings: Settings, user_id: str) -> tuple[str, 
     """
     key = user_key(user_id, casefold=settings.pseudonym.casefold_user_ids)
     request = ErasureRequest(request_id=uuid.uuid4().hex, requested_at=int(time.time() * 1000))
-    send_acked(producer, settings.topic("erasure"), [(key, encode(request))])
+    send_acked(producer, settings.topic(Topic.ERASURE), [(key, encode(request))])
     return request.request_id, request.requested_at

@@ -11,12 +11,21 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.embedded import EMBEDDED_CLUSTER_ID, EmbeddedServices
 from pipeline.errors import ServiceUnavailable
+from pipeline.kafka.consumer import new_consumer
 from pipeline.settings import Settings, mask_url
 
 if TYPE_CHECKING:
     import redis
 
-__all__ = ["Endpoints", "embedded_broker", "kafka_admin", "kafka_producer", "redis_client", "resolve"]
+__all__ = [
+    "Endpoints",
+    "embedded_broker",
+    "kafka_admin",
+    "kafka_consumer",
+    "kafka_producer",
+    "redis_client",
+    "resolve",
+]
 
 
 @dataclass(frozen=True)
@@ -148,3 +157,13 @@ def kafka_producer(endpoints: Endpoints, **overrides: Any) -> Any:
             f"kafka.bootstrap_servers (PRIVREC_KAFKA__BOOTSTRAP_SERVERS): no broker answered "
             f"at {endpoints.kafka_bootstrap}"
         ) from None
+
+
+def kafka_consumer(endpoints: Endpoints, role: str, *, unique: bool = False, **overrides: Any) -> Any:
+    """A ``kafka.KafkaConsumer`` with privrec's defaults (no group, no auto-commit, the security options).
+
+    ``role`` names the client (``privrec-<role>``, a random suffix with ``unique``);
+    see :func:`pipeline.kafka.consumer.new_consumer`. Raises :class:`ServiceUnavailable`
+    if no broker answers.
+    """
+    return new_consumer(endpoints.kafka_bootstrap, endpoints.kafka_options, role, unique=unique, **overrides)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from pipeline.kafka.topics import Topic
 from pipeline.privacy.consent import Purposes
 from pipeline.settings import Settings
 from pipeline.stream.partition import StateWrite
@@ -24,9 +25,9 @@ class StreamConfig:
     idle_close_ms: int = 60_000
     consent_default: Purposes | None = None
     dlq_include_raw: bool = False
-    raw_topic: str = "playback.raw"
-    consent_topic: str = "consent"
-    erasure_topic: str = "erasure"
+    raw_topic: str = Topic.RAW
+    consent_topic: str = Topic.CONSENT
+    erasure_topic: str = Topic.ERASURE
     content_id_pattern: re.Pattern[str] = DEFAULT_CONTENT_ID_PATTERN
 
     @classmethod
@@ -44,9 +45,9 @@ class StreamConfig:
             idle_close_ms=s.idle_close_ms,
             consent_default=default,
             dlq_include_raw=s.dlq_include_raw,
-            raw_topic=settings.topic("playback.raw"),
-            consent_topic=settings.topic("consent"),
-            erasure_topic=settings.topic("erasure"),
+            raw_topic=settings.topic(Topic.RAW),
+            consent_topic=settings.topic(Topic.CONSENT),
+            erasure_topic=settings.topic(Topic.ERASURE),
             content_id_pattern=re.compile(s.content_id_pattern),
         )
 

@@ -204,7 +204,7 @@ def _needs(settings: Settings) -> dict[str, dict[str, set[str]]]:
     from agents.app import AppTopics
     from agents.processes.trainer import trainer_group
     from agents.trainer import TOPICS as TRAINER_TOPICS
-    from pipeline.kafka.topics import AUDITS, DLQ, DP_LEDGER, QUARANTINE, TRAINER_DLQ
+    from pipeline.kafka.topics import Topic
 
     t = settings.topic
     app = AppTopics.from_settings(settings)
@@ -239,22 +239,35 @@ def _needs(settings: Settings) -> dict[str, dict[str, set[str]]]:
         "trainer": {
             # DP trending (pipeline.dp, run by the trainer): the redacted stream in, the ledger
             # and the ethics audit after each full retrain (agents.audit): dead letters in, audits out
-            "read": trainer_topics | {t("playback.redacted"), t(DP_LEDGER), t(DLQ), t(TRAINER_DLQ)},
-            "write": {t(TRAINER_DLQ), t("erasure.stages"), t("receipts"), t(DP_LEDGER), t(AUDITS)},
+            "read": trainer_topics
+            | {t("playback.redacted"), t(Topic.DP_LEDGER), t(Topic.DLQ), t(Topic.TRAINER_DLQ)},
+            "write": {
+                t(Topic.TRAINER_DLQ),
+                t("erasure.stages"),
+                t("receipts"),
+                t(Topic.DP_LEDGER),
+                t(Topic.AUDITS),
+            },
             "group": {trainer_group(settings)},
         },
         "operator": {
             # privrec trending [--release]: the ledger, and the redacted stream for a release
             # ... and privrec audit (--latest reads the stored audits)
             "read": trainer_topics
-            | {t(DLQ), t(TRAINER_DLQ), t(DP_LEDGER), t("playback.redacted"), t(AUDITS)},
-            "write": {t("erasure"), t(DP_LEDGER)},
+            | {
+                t(Topic.DLQ),
+                t(Topic.TRAINER_DLQ),
+                t(Topic.DP_LEDGER),
+                t("playback.redacted"),
+                t(Topic.AUDITS),
+            },
+            "write": {t("erasure"), t(Topic.DP_LEDGER)},
             "create": {name for name, _ in topic_specs(settings)},
             "group": set(),
         },
         # downstream consumers of the pseudonymised stream (nothing in privrec reads it back)
         "analytics": {"read": {t("playback.redacted")}, "write": set(), "group": {"analytics-reports"}},
-        "_quarantine": {"name": {t(QUARANTINE)}},
+        "_quarantine": {"name": {t(Topic.QUARANTINE)}},
     }
 
 

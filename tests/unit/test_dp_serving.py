@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, generate_latest
 
-from pipeline.kafka.topics import DP_LEDGER, TOPICS
+from pipeline.kafka.topics import TOPICS, Topic
 from pipeline.ops.metrics import PipelineMetrics, update_dp_spent
 from pipeline.recs.types import Recommendation, UserRecs
 from pipeline.serving.controls import DEFAULT
@@ -84,5 +84,5 @@ def test_epsilon_spent_gauge_per_day() -> None:
 
 
 def test_ledger_topic_is_compacted_and_kept() -> None:
-    spec = next(t for t in TOPICS if t.name == DP_LEDGER)
+    spec = next(t for t in TOPICS if t.name == Topic.DP_LEDGER)
     assert spec.config(Settings()) == {"cleanup.policy": "compact"}

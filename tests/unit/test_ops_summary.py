@@ -5,7 +5,8 @@ from __future__ import annotations
 import fnmatch
 import json
 
-from pipeline.ops.summary import _receipt_summary, live_model, process_reports, stats_key
+from pipeline.ops.keys import stats_key
+from pipeline.ops.summary import _receipt_summary, live_model, process_reports
 from pipeline.serving.layout import Layout
 
 
