@@ -122,6 +122,7 @@ def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
             max_hold_ms=settings.stream.window_grace_ms,
             wait_consent=None if args.no_wait_consent else consent_waiter(settings, endpoints, 60.0),
             casefold_user_ids=settings.pseudonym.casefold_user_ids,
+            progress=not args.json,  # a bar on stderr, only when stdout and stderr are terminals
         )
         if args.close_windows:
             close_windows(producer, settings.topic("playback.raw"), settings.partitions)
