@@ -3,16 +3,23 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Exact versions with hashes of everything privrec and its dev extras need; pyproject.toml keeps ranges.
+LOCK := requirements.lock
 
-.PHONY: install demo test test-fast lint schemas clean down
+.PHONY: install lock demo test test-fast lint schemas clean down
 
-$(STAMP): pyproject.toml
+$(STAMP): $(LOCK) pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q --require-hashes -r $(LOCK)
+	$(BIN)/python -m pip install -q --no-deps -e .
 	touch $(STAMP)
 
-install: $(STAMP)  ## create .venv and install privrec with its dev extras
+install: $(STAMP)  ## create .venv and install the locked dependencies, then privrec itself
+
+lock: $(STAMP)  ## regenerate requirements.lock from pyproject.toml (keeps pins; UPGRADE=--upgrade for newer)
+	$(BIN)/uv pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 \
+		--custom-compile-command 'make lock' $(UPGRADE) -o $(LOCK)
 
 demo: $(STAMP)  ## run the whole product on the embedded broker and Redis
 	$(BIN)/privrec demo

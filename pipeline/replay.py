@@ -13,7 +13,6 @@ a newer choice already held by the workers stays in force.
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ import msgspec
 
 from pipeline.errors import ReplayInterrupted
 from pipeline.kafka.offsets import send_acked
+from pipeline.ops.progress import Progress
 from pipeline.privacy.identity import DEFAULT_CASEFOLD_USER_IDS, user_key
 from pipeline.replay_guard import ReplayState, consent_decision
 from pipeline.sources import (
@@ -62,25 +62,6 @@ class ReplayReport:
     skipped_messages: int = 0
     #: stopped by SIGINT: ``events``/``messages`` are what was acknowledged before it
     interrupted: bool = False
-
-
-class Progress:
-    """A minimal stderr progress line (only on a terminal)."""
-
-    def __init__(self, total: int, label: str, enabled: bool | None = None) -> None:
-        self.total, self.label = total, label
-        self.enabled = sys.stderr.isatty() if enabled is None else enabled
-        self._last = 0.0
-
-    def update(self, done: int) -> None:
-        now = time.monotonic()
-        if self.enabled and (now - self._last > 0.2 or done >= self.total):
-            self._last = now
-            pct = 100 * done / max(self.total, 1)
-            sys.stderr.write(f"\r{self.label}: {done:,}/{self.total:,} events ({pct:5.1f}%)")
-            if done >= self.total:
-                sys.stderr.write("\n")
-            sys.stderr.flush()
 
 
 def close_windows(producer: Any, topic: str, partitions: int) -> str:
@@ -180,13 +161,14 @@ def replay_ratings(
             skip_messages=skip_messages,
         )
     except KeyboardInterrupt:
+        bar.close()
         producer.flush()
         report.interrupted = True
         report.seconds = time.monotonic() - started
         raise ReplayInterrupted(report) from None
     producer.flush()
-    bar.total = report.events
-    bar.update(report.events)
+    bar.update(report.events, total=report.events)
+    bar.close()
     report.seconds = time.monotonic() - started
     return report
 

@@ -1,14 +1,37 @@
-"""Small output and argument helpers shared by the commands."""
+"""Small output and argument helpers shared by the commands.
+
+Tables go through rich (:func:`table`, :func:`print_table`): on a terminal with a styled header;
+redirected, as plain columns two spaces apart with no styling, no wrapping and no trailing spaces,
+so scripts and tests can split them. Times go through :func:`pipeline.ops.times.rfc3339`.
+"""
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import sys
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["positive_number", "positive_seconds", "print_json", "print_table", "user_id"]
+from pipeline.ops.progress import Progress, interactive
+from pipeline.ops.times import now_rfc3339, rfc3339
+
+__all__ = [
+    "Progress",
+    "interactive",
+    "now_rfc3339",
+    "positive_number",
+    "positive_seconds",
+    "print_json",
+    "print_table",
+    "rfc3339",
+    "sparkline",
+    "table",
+    "user_id",
+]
+
+_SPARKS = "▁▂▃▄▅▆▇█"
 
 
 def positive_number(text: str, unit: str = "") -> float:
@@ -40,8 +63,56 @@ def print_json(data: Any) -> None:
     sys.stdout.write("\n")
 
 
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], *, styled: bool = False) -> Any:
+    """A rich ``Table`` of ``rows`` under ``headers``; cells are text, never rich markup."""
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    t = Table(
+        box=box.SIMPLE_HEAD if styled else None,
+        show_edge=False,
+        pad_edge=False,
+        padding=(0, 1),
+        header_style="bold" if styled else "",
+    )
+    for h in headers:
+        t.add_column(str(h), no_wrap=not styled, overflow="fold")
+    for row in rows:
+        t.add_row(*(Text(str(c)) for c in row))
+    return t
+
+
+def render_plain(renderable: Any) -> str:
+    """``renderable`` as plain text without width limit, styling or trailing spaces."""
+    from rich.console import Console
+
+    buffer = io.StringIO()
+    Console(file=buffer, width=100_000, color_system=None, highlight=False, soft_wrap=False).print(renderable)
+    return "\n".join(line.rstrip() for line in buffer.getvalue().splitlines())
+
+
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    for row in cells:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    """A table on stdout: styled on a terminal, plain columns otherwise (module docstring)."""
+    if sys.stdout.isatty():
+        from rich.console import Console
+
+        Console().print(table(headers, rows, styled=True))
+    else:
+        print(render_plain(table(headers, rows)))
+
+
+def sparkline(values: Sequence[float | int | None], width: int = 20) -> str:
+    """The last ``width`` values as block characters scaled to their maximum (``·`` for unknown)."""
+    recent = list(values)[-width:]
+    known = [v for v in recent if v is not None]
+    top = max(known, default=0)
+    out = []
+    for v in recent:
+        if v is None:
+            out.append("·")
+        elif top <= 0:
+            out.append(_SPARKS[0])
+        else:
+            out.append(_SPARKS[min(len(_SPARKS) - 1, int(v / top * (len(_SPARKS) - 1) + 0.5))])
+    return "".join(out)

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.cli import services
-from agents.cli._output import print_json
+from agents.cli._output import Progress, print_json
 from pipeline.embedded import EmbeddedServices
 from pipeline.settings import Settings
 
@@ -145,15 +145,18 @@ def run_eval(
         replay = run.replay(
             train_part, consent="1,0,0", seed=seed, progress=progress, heartbeat_ms=EVAL_HEARTBEAT_MS
         )
+        bar = Progress(3, "eval: closing windows", progress, "steps")
         run.close_and_wait(timeout_s=1800)
         counters = run.counters()
 
+    bar.update(1, label="eval: training")
     trainer = make_trainer(s)
     try:
         trainer.catch_up()
         report = trainer.train_and_publish(force=True)  # a fresh namespace: nothing to gate against
     finally:
         close_trainer(trainer)
+    bar.update(2, label="eval: scoring the held-out ratings")
 
     endpoints = resolve(s)
     redis = redis_client(endpoints)
@@ -167,6 +170,8 @@ def run_eval(
         precision += precision_at_k(recommended, heldout[user], 10)
     n = max(len(users), 1)
     baseline = baseline_eval(train_part, heldout, seed=s.trainer.seed)
+    bar.update(3, label="eval: done")
+    bar.close()
     result = {
         "dataset": str(dataset),
         "users_evaluated": len(users),

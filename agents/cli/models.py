@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from datetime import UTC, datetime
 from typing import Any
 
-from agents.cli._output import print_json, print_table
+from agents.cli._output import print_json, print_table, rfc3339
 from pipeline.settings import Settings
 
 __all__ = ["register"]
@@ -31,10 +30,6 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=cmd_models)
 
 
-def _time(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
 def _ndcg(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
 
@@ -51,7 +46,7 @@ def cmd_models(settings: Settings, args: argparse.Namespace) -> int:
         runs = read_runs(client, Layout.from_settings(settings).model_runs, args.n)
     finally:
         client.close()
-    docs = [msgspec.to_builtins(run) | {"at": _time(run.at_ms)} for run in runs]
+    docs = [msgspec.to_builtins(run) | {"at": rfc3339(run.at_ms)} for run in runs]
     if args.json:
         print_json(docs)
         return 0

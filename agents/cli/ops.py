@@ -6,12 +6,12 @@ import argparse
 import json
 import sys
 import time
-from datetime import UTC, datetime
+from collections import deque
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from agents.cli._output import print_json, print_table
+from agents.cli._output import interactive, now_rfc3339, print_json, print_table, sparkline, table
 from agents.processes.clients import lag_consumer
 from pipeline.errors import ConfigError, ServiceUnavailable
 from pipeline.ops.collect import GroupInfo, LagCollector, Member, pipeline_groups
@@ -36,6 +36,8 @@ COLUMNS = [
     "STATUS",
 ]
 _NOBODY = Member("-", "-", "-")
+HISTORY = 20
+"""Rounds of total lag per group that ``lag --watch`` keeps (its sparkline, its JSON ``lag_history``)."""
 
 
 def _positive_float(text: str) -> float:
@@ -132,9 +134,8 @@ def _seconds(value: float | None, method: str = "") -> str:
     return (">=" if method == "lower_bound" else "") + f"{value:.1f}"
 
 
-def print_report(rows: list[dict[str, Any]]) -> None:
-    """The columns of ``kafka-consumer-groups --describe``, LAG-SECONDS, STATUS; then a line per group."""
-    table = [
+def _table_rows(rows: list[dict[str, Any]]) -> list[list[Any]]:
+    return [
         [
             g["group"],
             p["topic"],
@@ -151,14 +152,14 @@ def print_report(rows: list[dict[str, Any]]) -> None:
         for g in rows
         for p in g["partitions"]
     ]
-    if table:
-        print_table(COLUMNS, table)
-        print()
-    for g in rows:
+
+
+def group_line(g: dict[str, Any]) -> str:
+    """One group's summary: status, total and slowest lag, state, members, window (and history)."""
+    if not g["partitions"]:
+        line = f"{g['group']}: {g['status']}: no committed offsets"
+    else:
         w = g["window"]
-        if not g["partitions"]:
-            print(f"{g['group']}: {g['status']}: no committed offsets")
-            continue
         slowest = max(
             (p for p in g["partitions"] if p["lag_seconds"] is not None),
             key=lambda p: p["lag_seconds"],
@@ -167,11 +168,47 @@ def print_report(rows: list[dict[str, Any]]) -> None:
         max_seconds = _seconds(slowest["lag_seconds"], slowest["seconds_method"]) if slowest else "-"
         n = g["members"]
         members = "? members" if n is None else f"{n} member" + ("" if n == 1 else "s")
-        print(
+        line = (
             f"{g['group']}: {g['status']}: lag {g['total_lag']} on {len(g['partitions'])} partitions, "
             f"max {max_seconds} s; state {g['state'] or '?'}, {members}; "
             f"window {w['samples']}/{w['size']} samples over {w['span_s']:g} s"
         )
+    if g.get("lag_history"):
+        line += f"; history {sparkline(g['lag_history'], HISTORY)}"
+    return line
+
+
+def print_report(rows: list[dict[str, Any]]) -> None:
+    """The columns of ``kafka-consumer-groups --describe``, LAG-SECONDS, STATUS; then a line per group."""
+    table_rows = _table_rows(rows)
+    if table_rows:
+        print_table(COLUMNS, table_rows)
+        print()
+    for g in rows:
+        print(group_line(g))
+
+
+def watch_view(rows: list[dict[str, Any]], at: str) -> Any:
+    """What ``lag --watch`` redraws in place on a terminal: the time, the table, a line per group."""
+    from rich.console import Group
+    from rich.text import Text
+
+    parts: list[Any] = [Text(f"-- {at}", style="bold")]
+    table_rows = _table_rows(rows)
+    if table_rows:
+        parts.append(table(COLUMNS, table_rows, styled=True))
+    for g in rows:
+        style = "red" if Status[g["status"]].is_error else ("yellow" if g["status"] == "WARN" else "")
+        parts.append(Text(group_line(g), style=style))
+    return Group(*parts)
+
+
+def _remember(rows: list[dict[str, Any]], history: dict[str, deque[int | None]]) -> None:
+    """Append each group's total lag to its history and attach the history to the row."""
+    for g in rows:
+        seen = history.setdefault(g["group"], deque(maxlen=HISTORY))
+        seen.append(g["total_lag"] if g["partitions"] else None)
+        g["lag_history"] = list(seen)
 
 
 def unknown_groups(rows: list[dict[str, Any]], named: list[str]) -> list[str]:
@@ -255,6 +292,13 @@ def cmd_lag(settings: Settings, args: argparse.Namespace) -> int:
             else:
                 print_report(rows)
             return _exit_status(rows)
+        live = None
+        if not args.json and interactive():  # redrawn in place; redirected, each round is printed
+            from rich.live import Live
+
+            live = Live(auto_refresh=False)
+            live.start()
+        history: dict[str, deque[int | None]] = {}
         try:
             while True:
                 try:
@@ -263,15 +307,21 @@ def cmd_lag(settings: Settings, args: argparse.Namespace) -> int:
                     print(f"privrec: error: {exc}", file=sys.stderr, flush=True)
                     pause()
                     continue
+                _remember(rows, history)
                 if args.json:
                     print(json.dumps(rows, separators=(",", ":")), flush=True)
+                elif live is not None:
+                    live.update(watch_view(rows, now_rfc3339()), refresh=True)
                 else:
-                    print(f"-- {datetime.now(UTC).isoformat(timespec='seconds')}")
+                    print(f"-- {now_rfc3339()}")
                     print_report(rows)
                     print(flush=True)
                 pause()
         except KeyboardInterrupt:
             return 0
+        finally:
+            if live is not None:
+                live.stop()
     finally:
         if server is not None:
             server.shutdown()

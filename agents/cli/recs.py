@@ -9,7 +9,7 @@ from typing import Any
 
 import msgspec
 
-from agents.cli._output import print_json, user_id
+from agents.cli._output import print_json, print_table, user_id
 from pipeline.embedded import EmbeddedServices
 from pipeline.errors import ServiceUnavailable
 from pipeline.keys import pseudonymizer
@@ -101,9 +101,14 @@ def cmd_recs(settings: Settings, args: argparse.Namespace) -> int:
         r = responses[user]
         kind = "personalised" if r.personalized else "not personalised"
         print(f"{user}: source={r.source} version={r.version or '-'} ({kind})")
-        for rank, item in enumerate(r.items, start=1):
-            because = f"  because: {', '.join(item.because)}" if item.because else ""
-            print(f"  {rank:>3}. {item.content_id}  {item.score:.4f}{because}")
+        if r.items:
+            print_table(
+                ["#", "CONTENT", "SCORE", "BECAUSE"],
+                [
+                    [rank, item.content_id, f"{item.score:.4f}", ", ".join(item.because) or "-"]
+                    for rank, item in enumerate(r.items, start=1)
+                ],
+            )
     return 0
 
 

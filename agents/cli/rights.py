@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
-from agents.cli._output import positive_seconds, print_json, user_id
+from agents.cli._output import positive_seconds, print_json, rfc3339, user_id
 from agents.cli.recs import n_items
 from agents.processes.clients import receipt_watcher
 from pipeline.errors import ConfigError, ServiceUnavailable
@@ -58,7 +57,12 @@ def cmd_erase(settings: Settings, args: argparse.Namespace) -> int:
         producer.close()
     pseudonym = pseudonymizer(settings).pseudonym(args.user)
     if watcher is None:
-        out = {"request_id": request_id, "pseudonym": pseudonym, "requested_at": requested_at}
+        out = {
+            "request_id": request_id,
+            "pseudonym": pseudonym,
+            "requested_at": requested_at,
+            "requested_at_rfc3339": rfc3339(requested_at, "milliseconds"),
+        }
         print_json(out) if args.json else print(f"erasure requested: {request_id} ({pseudonym})")
         return 0
     try:
@@ -74,15 +78,34 @@ def cmd_erase(settings: Settings, args: argparse.Namespace) -> int:
     finally:
         watcher.consumer.close()
     if args.json:
-        print_json(receipt)
+        print_json(receipt_json(receipt))
     else:
         print_receipt(receipt)
     return 0
 
 
+def receipt_json(receipt: dict[str, Any]) -> dict[str, Any]:
+    """The receipt as recorded (times in epoch milliseconds, as on the topic, in exports and over
+    HTTP), each time also as RFC 3339 under the same name plus ``_rfc3339``."""
+
+    def at(ms: int | None) -> str | None:
+        return rfc3339(ms, "milliseconds")
+
+    out = dict(receipt)
+    for name in ("requested_at", "completed_at"):
+        if name in receipt:
+            out[f"{name}_rfc3339"] = at(receipt[name])
+    out["stages_rfc3339"] = {stage: at(ms) for stage, ms in receipt.get("stages", {}).items()}
+    out["remains"] = [
+        item | ({"until_rfc3339": at(item["until"])} if item.get("until") else {})
+        for item in receipt.get("remains", [])
+    ]
+    return out
+
+
 def print_receipt(receipt: dict[str, Any]) -> None:
     def at(ms: int | None) -> str:
-        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ms / 1000)) if ms else "-"
+        return rfc3339(ms, "milliseconds") or "-"
 
     took = (receipt["completed_at"] - receipt["requested_at"]) / 1000
     print(f"erasure {receipt['request_id']} complete for {receipt['pseudonym']} in {took:.2f} s")

@@ -9,10 +9,9 @@ command.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
-from agents.cli._output import print_table
+from agents.cli._output import print_table, rfc3339
 
 __all__ = ["EXIT_OK", "EXIT_SERVICE_DOWN", "EXIT_UNHEALTHY", "exit_status", "print_health"]
 
@@ -38,9 +37,7 @@ def exit_status(out: dict[str, Any], worker_group: str) -> int:
 
 
 def _when(ms: int | None) -> str:
-    if ms is None:
-        return "?"
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return rfc3339(ms) or "?"
 
 
 def _ago(seconds: float | None) -> str:

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agents.cli._output import print_json, user_id
+from agents.cli._output import print_json, rfc3339, user_id
 from agents.processes.clients import key_partition
 from pipeline.errors import ConfigError, PrivrecError, ServiceUnavailable
 from pipeline.kafka.topics import Topic
@@ -138,6 +138,7 @@ def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
             wait_consent=None if args.no_wait_consent else consent_waiter(settings, endpoints, 60.0),
             close=args.close_windows,
             skip_messages=args.skip_messages,
+            progress=not args.json,  # a bar on stderr, only when stdout and stderr are terminals
         )
     except ReplayInterrupted as stop:
         _print_interrupted(stop.report, plan.start_ms, args)
@@ -161,7 +162,7 @@ def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
         "events": report.events,
         "messages": report.messages,
         "skipped_messages": report.skipped_messages,
-        "start": _rfc3339(plan.start_ms),
+        "start": rfc3339(plan.start_ms),
         "start_ms": plan.start_ms,
         "shifted_s": plan.shift_s,
         "behind_watermark": plan.behind_watermark,
@@ -182,14 +183,6 @@ def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
         refused = ", ".join(f"{n:,} {why}" for why, n in sorted(report.consent_refused.items()))
         print(f"consent not replayed (a newer choice or an erasure stands): {refused}")
     return 0
-
-
-def _rfc3339(ms: int | None) -> str | None:
-    from datetime import UTC, datetime
-
-    if ms is None:
-        return None
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _print_interrupted(report: Any, start_ms: int | None, args: argparse.Namespace) -> None:

@@ -8,7 +8,7 @@ import signal
 import threading
 from typing import Any
 
-from agents.cli._output import print_json
+from agents.cli._output import Progress, print_json
 from agents.processes.trainer import close_trainer, make_trainer, serve_trainer_metrics
 from pipeline.services.connect import resolve
 from pipeline.settings import Settings
@@ -44,10 +44,15 @@ def cmd_train(settings: Settings, args: argparse.Namespace) -> int:
     trainer = make_trainer(settings)
     try:
         if args.once:
-            trainer.catch_up()
-            trainer.tail.commit()
-            report = trainer.train_and_publish(force=args.force)
-            trainer.finish_erasures()
+            # the steps, not the ALS iterations: implicit's own bar would write to a redirected stderr
+            with Progress(3, "train: reading interactions", False if args.json else None, "steps") as bar:
+                trainer.catch_up()
+                trainer.tail.commit()
+                bar.update(1, label="train: fitting and publishing")
+                report = trainer.train_and_publish(force=args.force)
+                bar.update(2, label="train: finishing erasures")
+                trainer.finish_erasures()
+                bar.update(3, label="train: done")
             out = report_dict(report) | {"counters": trainer.counters}
             if args.json:
                 print_json(out)

@@ -87,6 +87,7 @@ def run_replay(
     wait_consent: Any,
     close: bool,
     skip_messages: int = 0,
+    progress: bool | None = None,
 ) -> ReplayReport:
     """Send the planned replay (and a close marker when ``close``); raises ReplayInterrupted on SIGINT."""
     producer = kafka_producer(endpoints)
@@ -106,6 +107,7 @@ def run_replay(
             casefold_user_ids=settings.pseudonym.casefold_user_ids,
             state=plan.state,
             skip_messages=skip_messages,
+            progress=progress,
         )
         if close:
             close_windows(producer, settings.topic(Topic.RAW), settings.partitions)

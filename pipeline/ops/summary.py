@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline.ops.keys import StatsKind, stats_pattern
+from pipeline.ops.times import rfc3339
 from pipeline.serving.layout import Layout
 from pipeline.serving.publish import live_version, read_meta
 
@@ -98,8 +99,10 @@ class LiveModel:
             "version": self.version,
             "ndcg_at_10": self.ndcg_at_10,
             "trained_at_ms": self.trained_at_ms,
+            "trained_at": rfc3339(self.trained_at_ms),
             "age_s": age(self.trained_at_ms),
             "published_at_ms": self.published_at_ms,
+            "published_at": rfc3339(self.published_at_ms),
             "published_age_s": age(self.published_at_ms),
         }
 
@@ -133,9 +136,11 @@ def _receipt_summary(value: bytes | None, timestamp_ms: int) -> dict[str, Any]:
     duration = None
     if isinstance(completed, int) and isinstance(requested, int):
         duration = round(max(0, completed - requested) / 1000, 3)
+    completed_at_ms = completed if isinstance(completed, int) else timestamp_ms
     return {
         "request_id": data.get("request_id"),
-        "completed_at_ms": completed if isinstance(completed, int) else timestamp_ms,
+        "completed_at_ms": completed_at_ms,
+        "completed_at": rfc3339(completed_at_ms),
         "duration_s": duration,
         "stages": sorted(data.get("stages") or {}) if isinstance(data.get("stages"), dict) else [],
     }

@@ -172,9 +172,7 @@ class Admission:
                 withdrawn = True
             else:
                 p = record.purposes
-                change = Change(
-                    record.updated_at_ms, r.offset, Purposes.from_wire(p)
-                )
+                change = Change(record.updated_at_ms, r.offset, Purposes.from_wire(p))
                 history, in_force = record_change(self.consent.get(pseudonym), change)
                 self.consent[pseudonym] = history
                 if not in_force:

@@ -79,8 +79,10 @@ def test_live_model_and_its_ages():
         "version": "v3",
         "ndcg_at_10": 0.3,
         "trained_at_ms": 1_940_000,
+        "trained_at": "1970-01-01T00:32:20Z",
         "age_s": 70.0,
         "published_at_ms": 2_000_000,
+        "published_at": "1970-01-01T00:33:20Z",
         "published_age_s": 10.0,
     }
 
@@ -101,9 +103,16 @@ def test_receipt_summary_reads_times_and_stage_names_only():
     assert summary == {
         "request_id": "ab" * 16,
         "completed_at_ms": 3_500,
+        "completed_at": "1970-01-01T00:00:03Z",
         "duration_s": 2.5,
         "stages": ["cache", "stream", "trainer"],
     }
     assert "0" * 32 not in json.dumps(summary)  # never the pseudonym
     garbled = _receipt_summary(b"\xff", timestamp_ms=9_999)
-    assert garbled == {"request_id": None, "completed_at_ms": 9_999, "duration_s": None, "stages": []}
+    assert garbled == {
+        "request_id": None,
+        "completed_at_ms": 9_999,
+        "completed_at": "1970-01-01T00:00:09Z",
+        "duration_s": None,
+        "stages": [],
+    }
