@@ -22,6 +22,7 @@ from agents.cli import (
     evaluate,
     gateway,
     ops,
+    receipts,
     recs,
     rights,
     services,
@@ -36,7 +37,7 @@ from pipeline.settings import load_settings, unknown_env_names
 __all__ = ["build_parser", "main", "version"]
 
 COMMAND_MODULES = (
-    services, stream, train, trending, recs, gateway, rights, ops, demo, evaluate, bench, audit,
+    services, stream, train, trending, recs, gateway, rights, receipts, ops, demo, evaluate, bench, audit,
 )  # fmt: skip
 
 UNREGISTERED = frozenset({"up", "down", "config", "token"})

@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 from pipeline.keys import pseudonymizer
+from pipeline.rights.proofs import ProofLedger
 from pipeline.services.connect import Endpoints, kafka_producer, redis_client, resolve
 from pipeline.settings import Settings
 
@@ -43,7 +44,9 @@ def make_trainer(settings: Settings, endpoints: Endpoints | None = None, *, comm
         client_options=endpoints.kafka_options,
     )
     producer = kafka_producer(endpoints, client_id="privrec-trainer")
-    return Trainer(settings, tail, redis_client(endpoints), pseudonymizer(settings), producer=producer)
+    trainer = Trainer(settings, tail, redis_client(endpoints), pseudonymizer(settings), producer=producer)
+    trainer.on_receipt = ProofLedger(settings.state_dir).receipt  # proofs outlive any broker
+    return trainer
 
 
 def close_trainer(trainer: Any) -> None:
@@ -74,5 +77,12 @@ def serve_trainer_metrics(settings: Settings, trainer: Any) -> Any:
     )
     if served is not None:
         trainer.on_report = served.on_report
-        trainer.on_receipt = lambda r: observe_receipt(served.metrics, r)
+        ledger = trainer.on_receipt
+
+        def on_receipt(receipt: Any) -> None:
+            if ledger is not None:
+                ledger(receipt)
+            observe_receipt(served.metrics, receipt)
+
+        trainer.on_receipt = on_receipt
     return served

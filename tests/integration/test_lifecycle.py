@@ -144,6 +144,10 @@ def test_data_survives_down_and_up(tmp_path):
         r.set("privrec:test:kept", b"yes")
         r.close()
 
+        erased = privrec("erase", "someone-else", "--json", env=env)  # no worker: it stays pending
+        assert erased.returncode == 0, erased.stderr
+        pending_id = json.loads(erased.stdout)["request_id"]
+
         down = privrec("down", "--json", env=env)
         assert down.returncode == 0, down.stderr
         saved = json.loads(down.stdout)["snapshot"]
@@ -176,5 +180,26 @@ def test_data_survives_down_and_up(tmp_path):
         r = redis.Redis(host="127.0.0.1", port=rrec["port"], password=password)
         assert r.get("privrec:test:kept") == b"yes"
         r.close()
+
+        # `privrec receipts`: the receipt (complete) and the request (pending), from the restored topics
+        listed = privrec("receipts", "--json", env=env)
+        assert listed.returncode == 0, listed.stderr
+        rows = {row["request_id"]: row for row in json.loads(listed.stdout)}
+        assert rows[request_id]["complete"] and rows[request_id]["pending"] == []
+        assert rows[request_id]["receipt"]["completed_at"] == receipt.completed_at
+        assert rows[pending_id]["pending"] == ["stream", "trainer", "cache", "receipt"]
+        assert rows[pending_id]["sources"] == ["broker", "ledger"]
+        assert "someone-else" not in listed.stdout  # the raw id never shows
+        only = privrec("receipts", "--pending", "--json", env=env)
+        assert [row["request_id"] for row in json.loads(only.stdout)] == [pending_id]
+        text = privrec("receipts", "--since", "1h", env=env)
+        assert text.returncode == 0 and "1 requests, 0 with a receipt, 1 pending" in text.stdout
+
+        # the proof ledger outlives a broker that lost everything
+        assert privrec("down", "--no-snapshot", env=env).returncode == 0
+        snapshot_path(state).unlink()
+        assert privrec("up", env=env).returncode == 0
+        ledger_only = json.loads(privrec("receipts", "--json", env=env).stdout)
+        assert [(row["request_id"], row["sources"]) for row in ledger_only] == [(pending_id, ["ledger"])]
     finally:
         privrec("down", "--no-snapshot", env=env)

@@ -1,0 +1,89 @@
+"""Read every erasure request, stage record and receipt, and the proof ledger (``privrec receipts``).
+
+The ``erasure`` topic is keyed by the raw user id; it is turned into the
+pseudonym under the newest key here and never kept or printed.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from pipeline.errors import PrivrecError
+from pipeline.kafka.tail import TopicTail
+from pipeline.rights.proofs import ProofLedger
+from pipeline.rights.standing import Standings
+from pipeline.services.connect import Endpoints
+from pipeline.settings import Settings
+from pipeline.wire import decode_as
+from pipeline.wire.rights import ErasureRequest, ErasureStage, Receipt
+
+__all__ = ["collect_standings"]
+
+log = logging.getLogger(__name__)
+
+
+def collect_standings(
+    settings: Settings, endpoints: Endpoints | None, timeout_s: float = 60.0
+) -> tuple[Standings, int]:
+    """Every request known to the topics (when ``endpoints``) and to the ledger; and how many
+    records or lines could not be read (skipped)."""
+    standings = Standings()
+    bad = standings.ledger(ProofLedger(settings.state_dir).entries())
+    if endpoints is not None:
+        bad += _read_topics(settings, endpoints, standings, timeout_s)
+    return standings, bad
+
+
+def _read_topics(settings: Settings, endpoints: Endpoints, standings: Standings, timeout_s: float) -> int:
+    from kafka import KafkaConsumer
+
+    try:
+        from pipeline.keys import pseudonymizer
+
+        pz: Any = pseudonymizer(settings)
+    except PrivrecError:  # no key configured: requests without a stage record show no pseudonym
+        pz = None
+    topics = {
+        "erasure": settings.topic("erasure"),
+        "stages": settings.topic("erasure.stages"),
+        "receipts": settings.topic("receipts"),
+    }
+    consumer = KafkaConsumer(
+        bootstrap_servers=endpoints.kafka_bootstrap,
+        enable_auto_commit=False,
+        client_id="privrec-receipts",
+        **endpoints.kafka_options,
+    )
+    bad = 0
+
+    def handle(r: Any) -> None:
+        nonlocal bad
+        try:
+            if r.topic == topics["erasure"]:
+                req = decode_as(r.value or b"", ErasureRequest)
+                name = pz.pseudonym(r.key.decode()) if pz is not None and r.key else None
+                standings.request(req.request_id, req.requested_at, name, "broker")
+            elif r.topic == topics["stages"]:
+                standings.stage(decode_as(r.value or b"", ErasureStage))
+            else:
+                standings.receipt(decode_as(r.value or b"", Receipt))
+        except Exception:  # a record privrec cannot read: count it, never stop the listing
+            bad += 1
+            log.warning("receipts: unreadable record at %s[%d]@%d", r.topic, r.partition, r.offset)
+
+    try:
+        existing = consumer.topics()
+        present = [t for t in topics.values() if t in existing]
+        if present:
+            tail = TopicTail(
+                consumer,
+                present,
+                settings.partitions,
+                bootstrap=endpoints.kafka_bootstrap,
+                client_options=endpoints.kafka_options,
+            )
+            tail.read_to_end(handle, timeout_s)
+    finally:
+        consumer.close()
+    return bad
