@@ -6,7 +6,11 @@ pseudonym under the newest key here and never kept or printed.
 
 from __future__ import annotations
 
+import argparse
 import logging
+import re
+import time
+from datetime import UTC, datetime
 from typing import Any
 
 from pipeline.errors import PrivrecError
@@ -18,7 +22,7 @@ from pipeline.settings import Settings
 from pipeline.wire import decode_as
 from pipeline.wire.rights import ErasureRequest, ErasureStage, Receipt
 
-__all__ = ["collect_standings"]
+__all__ = ["collect_standings", "since_ms"]
 
 log = logging.getLogger(__name__)
 
@@ -87,3 +91,21 @@ def _read_topics(settings: Settings, endpoints: Endpoints, standings: Standings,
     finally:
         consumer.close()
     return bad
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def since_ms(text: str, now: float | None = None) -> int:
+    """argparse type of ``--since``: RFC 3339 (``2025-01-31T12:00:00Z``; a date alone is midnight
+    UTC; no offset means UTC) or an age (``90m``, ``24h``, ``7d``); epoch ms."""
+    m = re.fullmatch(r"(\d+)([smhd])", text.strip())
+    if m:
+        return int(((now if now is not None else time.time()) - int(m[1]) * _UNITS[m[2]]) * 1000)
+    try:
+        parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an RFC 3339 time or an age like 24h: {text!r}") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return int(parsed.timestamp() * 1000)

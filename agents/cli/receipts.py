@@ -3,34 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import re
 import sys
-import time
 from datetime import UTC, datetime
 from typing import Any
 
 from agents.cli._output import positive_seconds, print_json, print_table
+from agents.receipts import since_ms
 from pipeline.errors import ServiceUnavailable
 from pipeline.settings import Settings
 
-__all__ = ["register", "since_ms"]
-
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def since_ms(text: str, now: float | None = None) -> int:
-    """argparse type of ``--since``: RFC 3339 (``2025-01-31T12:00:00Z``; a date alone is midnight
-    UTC; no offset means UTC) or an age (``90m``, ``24h``, ``7d``); epoch ms."""
-    m = re.fullmatch(r"(\d+)([smhd])", text.strip())
-    if m:
-        return int(((now if now is not None else time.time()) - int(m[1]) * _UNITS[m[2]]) * 1000)
-    try:
-        parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an RFC 3339 time or an age like 24h: {text!r}") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return int(parsed.timestamp() * 1000)
+__all__ = ["register"]
 
 
 def register(sub: Any) -> None:

@@ -123,7 +123,7 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_down(settings: Settings, args: argparse.Namespace) -> int:
     """Stop the state dir's privrec processes (SIGTERM, SIGKILL after 15 s), save, stop the services."""
-    report = EmbeddedServices(settings.state_dir).down(snapshot=not args.no_snapshot)
+    report = EmbeddedServices(settings.state_dir).down(snapshot=not getattr(args, "no_snapshot", False))
     procs = [
         {"pid": e.pid, "kind": e.kind, "signal": "SIGTERM" if e in report.processes else "SIGKILL"}
         for e in report.processes + report.killed

@@ -9,7 +9,7 @@ import os
 import msgspec
 import pytest
 
-from agents.cli.receipts import since_ms
+from agents.receipts import since_ms
 from pipeline.rights.ledger import Pending
 from pipeline.rights.proofs import ProofLedger
 from pipeline.rights.receipts import build_receipt
