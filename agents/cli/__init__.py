@@ -23,6 +23,7 @@ from agents.cli import (
     gateway,
     models,
     ops,
+    receipts,
     recs,
     rights,
     services,
@@ -30,14 +31,19 @@ from agents.cli import (
     train,
     trending,
 )
+from pipeline.embedded.registry import register_process
 from pipeline.errors import PrivrecError
 from pipeline.settings import load_settings, unknown_env_names
 
 __all__ = ["build_parser", "main", "version"]
 
 COMMAND_MODULES = (
-    services, stream, train, models, trending, recs, gateway, rights, ops, demo, evaluate, bench, audit,
+    services, stream, train, models, trending, recs, gateway, rights, receipts, ops, demo, evaluate, bench,
+    audit,
 )  # fmt: skip
+
+UNREGISTERED = frozenset({"up", "down", "config", "token"})
+"""Commands that do not register in the state dir: the lifecycle itself and those touching no service."""
 
 
 def version() -> str:
@@ -102,6 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     try:
         settings = load_settings()
+        if args.command not in UNREGISTERED:  # so that `privrec down` can stop it
+            register_process(settings.state_dir, args.command)
         return int(args.handler(settings, args) or 0)
     except PrivrecError as exc:
         print(f"privrec: error: {exc}", file=sys.stderr)

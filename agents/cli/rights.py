@@ -11,6 +11,7 @@ from agents.cli._output import positive_seconds, print_json, rfc3339, user_id
 from agents.cli.recs import n_items
 from agents.processes.clients import receipt_watcher
 from pipeline.errors import ConfigError, ServiceUnavailable
+from pipeline.rights.proofs import ProofLedger
 from pipeline.rights.requests import send_erasure
 from pipeline.services.connect import kafka_producer, resolve
 from pipeline.settings import Settings
@@ -56,6 +57,7 @@ def cmd_erase(settings: Settings, args: argparse.Namespace) -> int:
     finally:
         producer.close()
     pseudonym = pseudonymizer(settings).pseudonym(args.user)
+    ProofLedger(settings.state_dir).erasure_request(request_id, pseudonym, requested_at)
     if watcher is None:
         out = {
             "request_id": request_id,

@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import time
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from agents.cli._output import print_json, print_table
@@ -24,8 +25,20 @@ def register(sub: Any) -> None:
     p = sub.add_parser("up", help="start the embedded broker and Redis (when not configured externally)")
     p.add_argument("--json", action="store_true", help="per service: mode, state, address, pid, log")
     p.set_defaults(handler=cmd_up)
-    p = sub.add_parser("down", help="stop the embedded services started by `up`")
-    p.add_argument("--json", action="store_true", help='{"stopped": [service, ...]}')
+    p = sub.add_parser(
+        "down",
+        help="stop every privrec process of the state dir, save the broker's data, stop the services",
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help='{"stopped": [service, ...], "processes": [...], "snapshot": {...}}',
+    )
+    p.add_argument(
+        "--no-snapshot",
+        action="store_true",
+        help="do not save the broker's topics (the next `up` restores the previous snapshot, if any)",
+    )
     p.set_defaults(handler=cmd_down)
     p = sub.add_parser(
         "status",
@@ -63,11 +76,10 @@ def register(sub: Any) -> None:
 def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     services = EmbeddedServices(settings.state_dir)
     want_kafka, want_redis = settings.kafka.embedded, settings.redis.embedded
-    before = {n for n, r in services.records().items() if r.alive()}
     records = services.up(kafka=want_kafka, redis=want_redis)
     out: dict[str, Any] = {}
     for name, rec in records.items():
-        state = "already running" if name in before else "started"
+        state = "started" if name in services.started else "already running"
         out[name] = {
             "mode": "embedded",
             "state": state,
@@ -85,26 +97,55 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
         address = mask_url(settings.redis.url.get_secret_value())
         out["redis"] = {"mode": "external", "state": "not started", "address": address}
     dev_key = ensure_dev_key(settings)
+    restored = services.restored
     if args.json:
-        print_json({"services": out, "dev_key_file": None if dev_key is None else str(dev_key)})
+        print_json(
+            {
+                "services": out,
+                "dev_key_file": None if dev_key is None else str(dev_key),
+                "restored": restored,
+            }
+        )
         return 0
     for name, s in out.items():
         if s["mode"] == "embedded":
             print(f"{name}: embedded, {s['state']} at {s['address']} (pid {s['pid']}, log {s['log']})")
         else:
             print(f"{name}: external at {s['address']} (not started)")
+    if restored is not None:
+        print(
+            f"kafka: restored {restored['records']} records of {restored['topics']} topics and the "
+            f"offsets of {restored['groups']} groups from the snapshot of {rfc3339(restored['taken_at'])}"
+        )
     if dev_key is not None:
         print(f"pseudonym key: development key in {dev_key}")
     return 0
 
 
 def cmd_down(settings: Settings, args: argparse.Namespace) -> int:
-    stopped = EmbeddedServices(settings.state_dir).down()
+    """Stop the state dir's privrec processes (SIGTERM, SIGKILL after 15 s), save, stop the services."""
+    report = EmbeddedServices(settings.state_dir).down(snapshot=not getattr(args, "no_snapshot", False))
+    procs = [
+        {"pid": e.pid, "kind": e.kind, "signal": "SIGTERM" if e in report.processes else "SIGKILL"}
+        for e in report.processes + report.killed
+    ]
     if args.json:
-        print_json({"stopped": list(stopped)})
+        print_json({"stopped": report.services, "processes": procs, "snapshot": report.snapshot})
         return 0
-    print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+    for p in procs:
+        print(f"stopped privrec {p['kind']} (pid {p['pid']}, {p['signal']})")
+    if report.snapshot is not None:
+        snap = report.snapshot
+        print(
+            f"kafka: saved {snap['records']} records of {snap['topics']} topics and the offsets of "
+            f"{snap['groups']} groups to {snap['path']}"
+        )
+    print("stopped: " + (", ".join(report.services) if report.services else "nothing was running"))
     return 0
+
+
+def rfc3339(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="seconds")
 
 
 def cmd_status(settings: Settings, args: argparse.Namespace) -> int:

@@ -7,6 +7,7 @@ from typing import Any
 
 from pipeline.kafka.consumer import BULK_FETCH_BYTES
 from pipeline.keys import pseudonymizer
+from pipeline.rights.proofs import ProofLedger
 from pipeline.services.connect import Endpoints, kafka_consumer, kafka_producer, redis_client, resolve
 from pipeline.settings import Settings
 
@@ -41,7 +42,9 @@ def make_trainer(settings: Settings, endpoints: Endpoints | None = None, *, comm
         client_options=endpoints.kafka_options,
     )
     producer = kafka_producer(endpoints, client_id="privrec-trainer")
-    return Trainer(settings, tail, redis_client(endpoints), pseudonymizer(settings), producer=producer)
+    trainer = Trainer(settings, tail, redis_client(endpoints), pseudonymizer(settings), producer=producer)
+    trainer.on_receipt = ProofLedger(settings.state_dir).receipt  # proofs outlive any broker
+    return trainer
 
 
 def close_trainer(trainer: Any) -> None:
@@ -72,5 +75,12 @@ def serve_trainer_metrics(settings: Settings, trainer: Any) -> Any:
     )
     if served is not None:
         trainer.on_report = served.on_report
-        trainer.on_receipt = lambda r: observe_receipt(served.metrics, r)
+        ledger = trainer.on_receipt
+
+        def on_receipt(receipt: Any) -> None:
+            if ledger is not None:
+                ledger(receipt)
+            observe_receipt(served.metrics, receipt)
+
+        trainer.on_receipt = on_receipt
     return served

@@ -21,8 +21,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def spawn(argv: Sequence[str], log_path: Path, env: dict[str, str] | None = None) -> int:
-    """Start ``argv`` in its own session (it outlives this CLI), output to ``log_path``."""
+def spawn(
+    argv: Sequence[str], log_path: Path, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> int:
+    """Start ``argv`` in its own session (it outlives this CLI), output to ``log_path``.
+
+    ``cwd``: the state dir, so ``/proc/<pid>/cwd`` tells whose server it is.
+    """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(  # noqa: S603 - argv is built by privrec, not a shell string
@@ -32,6 +37,7 @@ def spawn(argv: Sequence[str], log_path: Path, env: dict[str, str] | None = None
             stderr=subprocess.STDOUT,
             start_new_session=True,
             env={**os.environ, **(env or {})},
+            cwd=cwd,
         )
     return proc.pid
 

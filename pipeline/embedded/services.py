@@ -1,20 +1,38 @@
-"""The lifecycle of the embedded services, recorded in ``services.json``."""
+"""The lifecycle of the embedded services, recorded in ``services.json``.
+
+``up`` and ``down`` hold the state dir's lifecycle lock (:mod:`.lock`); the
+ports of a state dir stay the same across restarts (:mod:`.ports`); ``down``
+first stops every registered privrec process of the state dir
+(:mod:`.registry`) and can save the broker's data (:mod:`.snapshot`), which the
+next ``up`` restores.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 import os
-from dataclasses import asdict, dataclass
+import time
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
-from pipeline.embedded import process, redis_server
+from pipeline.embedded import process, redis_server, registry
 from pipeline.embedded.binaries import find_redis_server, find_tansu
+from pipeline.embedded.lock import lifecycle_lock
+from pipeline.embedded.ports import choose_port
+from pipeline.embedded.snapshot import (
+    load_snapshot,
+    read_broker,
+    restore_broker,
+    snapshot_path,
+    write_snapshot,
+)
 from pipeline.errors import EmbeddedServiceError
 from pipeline.services.health import kafka_reachable, redis_reachable
 
-__all__ = ["EMBEDDED_CLUSTER_ID", "EmbeddedServices", "ServiceRecord"]
+__all__ = ["EMBEDDED_CLUSTER_ID", "DownReport", "EmbeddedServices", "ServiceRecord"]
 
 log = logging.getLogger(__name__)
 
@@ -66,11 +84,23 @@ class ServiceRecord:
         return process.is_alive(self.pid, self.start_time)
 
 
+@dataclass
+class DownReport:
+    """What ``down`` stopped and saved."""
+
+    services: list[str] = field(default_factory=list)
+    processes: list[registry.RegisteredProcess] = field(default_factory=list)  # stopped by SIGTERM
+    killed: list[registry.RegisteredProcess] = field(default_factory=list)  # needed SIGKILL
+    snapshot: dict[str, Any] | None = None
+
+
 class EmbeddedServices:
     """Start/stop the embedded Tansu broker and Redis under one state directory."""
 
     def __init__(self, state_dir: Path) -> None:
         self.state_dir = Path(state_dir)
+        self.restored: dict[str, Any] | None = None  # what the last `up` restored into a new broker
+        self.started: list[str] = []  # what the last `up` started (the rest was running)
 
     @property
     def state_file(self) -> Path:
@@ -98,33 +128,87 @@ class EmbeddedServices:
         return rec if rec is not None and rec.alive() else None
 
     def up(self, *, kafka: bool = True, redis: bool = True) -> dict[str, ServiceRecord]:
-        """Start what is not already running; harmless when everything is up."""
-        records = {n: r for n, r in self.records().items() if r.alive()}
-        try:
-            if kafka and "kafka" not in records:
-                records["kafka"] = self._start_kafka()
-                self._save(records)
-            if redis and "redis" not in records:
-                records["redis"] = self._start_redis()
-                self._save(records)
-        finally:
-            self._save(records)
-        return records
+        """Start what is not already running; harmless when everything is up.
 
-    def down(self) -> list[str]:
-        """Stop exactly the processes ``up`` recorded; returns the names stopped."""
-        stopped = []
-        for name, rec in self.records().items():
-            if rec.alive():
-                if not process.stop(rec.pid, rec.start_time):
-                    raise EmbeddedServiceError(f"{name} (pid {rec.pid}) did not stop")
-                stopped.append(name)
-        self.state_file.unlink(missing_ok=True)
-        return stopped
+        Holds the state dir's lifecycle lock, so concurrent ``up``/``down`` never
+        start a second broker or Redis. A new broker gets the last snapshot
+        (:mod:`.snapshot`) written back before its record is saved: nobody finds
+        it half restored.
+        """
+        with lifecycle_lock(self.state_dir):
+            records = {n: r for n, r in self.records().items() if r.alive()}
+            self.restored, self.started = None, []
+            try:
+                if kafka and "kafka" not in records:
+                    rec = self._start_kafka()
+                    try:
+                        self.restored = self._restore(rec)
+                    except BaseException:
+                        process.stop(rec.pid, rec.start_time)
+                        raise
+                    records["kafka"] = rec
+                    self.started.append("kafka")
+                    self._save(records)
+                if redis and "redis" not in records:
+                    records["redis"] = self._start_redis()
+                    self.started.append("redis")
+                    self._save(records)
+            finally:
+                self._save(records)
+            return records
+
+    def down(self, *, snapshot: bool = False, stop_processes: bool = True) -> DownReport:
+        """Stop the state dir's privrec processes, then the services ``up`` recorded.
+
+        With ``snapshot``, the broker's data is saved first (``privrec down``
+        does; throw-away stacks of tests and benchmarks do not). A broker that
+        does not answer cannot be saved: the previous snapshot stays, and the
+        report says so.
+        """
+        with lifecycle_lock(self.state_dir):
+            report = DownReport()
+            if stop_processes:
+                entries = registry.live_processes(self.state_dir, exclude_pid=os.getpid())
+                report.processes, report.killed = registry.stop_processes(entries)
+            records = self.records()
+            kafka = records.get("kafka")
+            if snapshot and kafka is not None and kafka.alive():
+                started = time.monotonic()
+                snap = read_broker(kafka.url)
+                write_snapshot(self.state_dir, snap)
+                report.snapshot = {
+                    "path": str(snapshot_path(self.state_dir)),
+                    "topics": len(snap.topics),
+                    "records": snap.record_count,
+                    "groups": len(snap.groups),
+                    "seconds": round(time.monotonic() - started, 2),
+                }
+            for name, rec in records.items():
+                if rec.alive():
+                    if not process.stop(rec.pid, rec.start_time):
+                        raise EmbeddedServiceError(f"{name} (pid {rec.pid}) did not stop")
+                    report.services.append(name)
+            self.state_file.unlink(missing_ok=True)
+            return report
+
+    def _restore(self, rec: ServiceRecord) -> dict[str, Any] | None:
+        snap = load_snapshot(self.state_dir)
+        if snap is None:
+            return None
+        started = time.monotonic()
+        written = restore_broker(rec.url, snap)
+        log.info("embedded broker restored from its snapshot (%d records)", written)
+        return {
+            "topics": len(snap.topics),
+            "records": written,
+            "groups": len(snap.groups),
+            "taken_at": snap.taken_at,
+            "seconds": round(time.monotonic() - started, 2),
+        }
 
     def _start_kafka(self) -> ServiceRecord:
         binary = find_tansu()
-        port = process.free_port()
+        port = choose_port(self.state_dir, "kafka")
         url = f"tcp://127.0.0.1:{port}"
         argv = [
             binary, "broker",
@@ -144,7 +228,7 @@ class EmbeddedServices:
         argv (visible to every user in ``ps``) holds nothing but that file's path.
         """
         binary = find_redis_server()
-        port = process.free_port()
+        port = choose_port(self.state_dir, "redis")
         redis_dir = self.state_dir / "redis"
         password_file = redis_server.ensure_password(redis_dir).resolve()
         config = redis_server.write_config(redis_dir, port, password_file)
@@ -162,7 +246,7 @@ class EmbeddedServices:
 
     def _start(self, name, argv, binary, port, ready, password_file=None) -> ServiceRecord:  # type: ignore[no-untyped-def]
         log_path = (self.state_dir / "logs" / f"{name}.log").resolve()
-        pid = process.spawn(argv, log_path)
+        pid = process.spawn(argv, log_path, cwd=self.state_dir.resolve())
         rec = ServiceRecord(
             name=name,
             pid=pid,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import shutil
 import signal
 import threading
 import time
@@ -92,6 +93,8 @@ class OwnRedis:
         assert embedded_process.wait_until(
             lambda: not embedded_process.is_alive(self.pid, self.start_time), 10
         )
+        for aof in (self.services.state_dir / "redis").glob("appendonly*"):  # a crash that lost the data
+            shutil.rmtree(aof) if aof.is_dir() else aof.unlink()
         args, kwargs = self.spawn_args
         self.pid = embedded_process.spawn(*args, **kwargs)
         self.start_time = embedded_process.process_start_time(self.pid)

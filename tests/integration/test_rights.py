@@ -212,6 +212,9 @@ def test_erasure_leaves_no_trace_and_keeps_everyone_else(deployment):
         assert max(receipt["stages"].values()) <= receipt["completed_at"]
         assert victim not in done.stdout  # the raw id never appears in a receipt
         model_until = next(r["until"] for r in receipt["remains"] if "item factors" in r["what"])
+        listed = privrec("receipts", "--json", env=settings_env(s))  # the trainer also wrote the ledger
+        row = next(r for r in json.loads(listed.stdout) if r["request_id"] == receipt["request_id"])
+        assert row["complete"] and row["sources"] == ["broker", "ledger"]
         print(f"erase --wait took {took:.2f} s")
 
         # Redis: no key and no string value mentions any of the victim's pseudonyms
