@@ -134,6 +134,15 @@ class TestFamilyContract:
                 assert shares == sorted(shares, reverse=True) and all(s > 0 for s in shares)
                 assert rec.because == tuple(c for c, _ in reasons[:3])
 
+    def test_different_recommendations_have_different_reasons(self, fitted: Family) -> None:
+        """A viewer of both clusters: each recommendation is explained by its own cluster's titles."""
+        fitted.fold_in({"both": {"a0": 2.0, "a1": 2.0, "a2": 2.0, "b0": 2.0, "b1": 2.0, "b2": 2.0}})
+        recs = fitted.recommend("both", 6)
+        tops = {r.content_id[0]: r.because[0] for r in recs if r.because}
+        assert set(tops) == {"a", "b"}, recs  # both clusters recommended, each with a reason
+        assert all(r.because[0][0] == r.content_id[0] for r in recs if r.because), recs
+        assert tops["a"] != tops["b"]
+
     def test_deterministic_with_a_seed(self, name: str, data: Data, fitted: Family) -> None:
         again = make_family(name, SETTINGS)
         again.fit(data)
@@ -172,3 +181,26 @@ def test_itemknn_ranks_like_implicit(data: Data) -> None:
         np.testing.assert_allclose([x.score for x in recs], scores[r], rtol=1e-5)
         positive = scores[r] > 0  # ties at zero are broken differently
         assert {x.content_id for x in recs if x.score > 0} == {items[i] for i in ids[r][positive]}
+
+
+def test_als_explain_is_implicits_explain(data: Data) -> None:
+    """The ALS family's shares are ``implicit``'s ``explain`` contributions, in the same order."""
+    from implicit.cpu.als import AlternatingLeastSquares
+    from threadpoolctl import threadpool_limits
+
+    from pipeline.recs.family_als import AlsFamily
+
+    family = AlsFamily(SETTINGS)
+    family.fit(data)
+    model = family.model
+    with threadpool_limits(1, "blas"):
+        als = AlternatingLeastSquares(factors=8, regularization=SETTINGS.regularization, alpha=1.0)
+    als.user_factors, als.item_factors = model.user_factors, model.item_factors
+    for user in ("a0", "b3"):
+        row = model.matrix[model.user_ids.index(user)]
+        for rec in family.recommend(user, 3):
+            _, top, _ = als.explain(0, row, model.item_ids.index(rec.content_id), N=5)
+            expected = [(model.item_ids[i], s) for i, s in top if s > 0]
+            got = family.explain(user, rec.content_id, top=5)
+            assert [c for c, _ in got] == [c for c, _ in expected]
+            np.testing.assert_allclose([s for _, s in got], [s for _, s in expected], rtol=1e-4)
