@@ -129,15 +129,10 @@ def run_eval(
     from agents.pipeline_run import PipelineRun
     from agents.processes.scratch import drop_scratch_topics
     from agents.processes.trainer import close_trainer, make_trainer
+    from pipeline.audit.exposure import coverage_at_k, personalisation_at_k
     from pipeline.keys import ensure_dev_key, pseudonymizer
     from pipeline.recs.compare import compare_baselines
-    from pipeline.recs.evaluate import (
-        coverage_at_k,
-        ndcg_at_k,
-        personalisation_at_k,
-        precision_at_k,
-        temporal_split,
-    )
+    from pipeline.recs.evaluate import ndcg_at_k, precision_at_k, temporal_split
     from pipeline.services.connect import kafka_admin, redis_client, resolve
     from pipeline.serving.layout import Layout
     from pipeline.serving.reader import Reader
@@ -186,7 +181,7 @@ def run_eval(
     baseline = baselines["als_textbook"]
     scored = {k: v["ndcg_at_10"] for k, v in baselines.items() if v["ndcg_at_10"] is not None}
     best = max(scored, key=lambda k: (scored[k], k))
-    catalogue = len({r.content_id for r in train_part})
+    catalogue = {r.content_id for r in train_part}
     result = {
         "dataset": str(dataset),
         "users_evaluated": len(users),

@@ -10,19 +10,10 @@ those). Users with fewer than two interactions stay in training only.
 from __future__ import annotations
 
 import math
-import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple, Protocol
 
-__all__ = [
-    "Split",
-    "coverage_at_k",
-    "evaluate",
-    "ndcg_at_k",
-    "personalisation_at_k",
-    "precision_at_k",
-    "temporal_split",
-]
+__all__ = ["Split", "evaluate", "ndcg_at_k", "precision_at_k", "temporal_split"]
 
 
 class Split(NamedTuple):
@@ -130,30 +121,3 @@ def evaluate(model: Recommender, heldout: Mapping[str, set[str]], k: int = 10) -
         f"precision_at_{k}": sum(precision) / n if n else 0.0,
         "users": n,
     }
-
-
-def coverage_at_k(lists: Mapping[str, Sequence[str]], catalogue: int, k: int = 10) -> float:
-    """Share of the ``catalogue`` titles that appear in anyone's first ``k``: 1.0 is all of them."""
-    shown = {c for items in lists.values() for c in items[:k]}
-    return len(shown) / catalogue if catalogue > 0 else 0.0
-
-
-def personalisation_at_k(
-    lists: Mapping[str, Sequence[str]], k: int = 10, *, pairs: int = 5000, seed: int = 0
-) -> float:
-    """``1 − mean Jaccard overlap`` of two users' first ``k``: 0 when everyone gets the same list.
-
-    Over every pair of users while there are at most ``pairs`` of them, else
-    over ``pairs`` pairs drawn with a fixed ``seed`` (so a run is repeatable).
-    """
-    tops = [frozenset(items[:k]) for _, items in sorted(lists.items()) if items]
-    n = len(tops)
-    if n < 2:
-        return 0.0
-    if n * (n - 1) // 2 <= pairs:
-        chosen = [(i, j) for i in range(n) for j in range(i + 1, n)]
-    else:
-        rng = random.Random(seed)
-        chosen = [(i, j) for i, j in (rng.sample(range(n), 2) for _ in range(pairs))]
-    overlap = sum(len(tops[i] & tops[j]) / len(tops[i] | tops[j]) for i, j in chosen)
-    return 1.0 - overlap / len(chosen)

@@ -1,4 +1,4 @@
-"""The eval baselines, list figures and the interactions format, on hand-made data."""
+"""The eval baselines and the interactions format, on hand-made data."""
 
 from __future__ import annotations
 
@@ -9,31 +9,8 @@ import pytest
 
 from pipeline.errors import ConfigError
 from pipeline.recs.compare import ALS_GRID, BASELINES, Popularity, compare_baselines, ratings_matrix
-from pipeline.recs.evaluate import coverage_at_k, personalisation_at_k, temporal_split
+from pipeline.recs.evaluate import temporal_split
 from pipeline.sources import Rating, dataset_path, dataset_root, read_ratings, synthetic_ratings
-
-
-def test_coverage_counts_distinct_titles_in_the_first_k() -> None:
-    lists = {"u": ["a", "b", "c"], "v": ["a", "d"]}
-    assert coverage_at_k(lists, 10, k=2) == pytest.approx(3 / 10)  # a, b, d
-    assert coverage_at_k({}, 10) == 0.0 and coverage_at_k(lists, 0) == 0.0
-
-
-def test_personalisation_is_one_minus_mean_jaccard() -> None:
-    lists = {"u": ["a", "b"], "v": ["a", "c"], "w": ["a", "b"]}
-    # pairs: u-v 1/3, u-w 1, v-w 1/3
-    assert personalisation_at_k(lists) == pytest.approx(1 - (1 / 3 + 1 + 1 / 3) / 3)
-    assert personalisation_at_k({"u": ["a"], "v": ["a"]}) == 0.0
-    assert personalisation_at_k({"u": ["a"], "v": ["b"]}) == 1.0
-    assert personalisation_at_k({"u": ["a"]}) == 0.0
-
-
-def test_personalisation_samples_pairs_repeatably() -> None:
-    lists = {f"u{i}": [f"c{i % 3}", f"d{i % 5}"] for i in range(200)}
-    exact = personalisation_at_k(lists, pairs=10**6)
-    sampled = personalisation_at_k(lists, pairs=2000, seed=1)
-    assert sampled == personalisation_at_k(lists, pairs=2000, seed=1)
-    assert sampled == pytest.approx(exact, abs=0.03)
 
 
 def test_ratings_matrix_confidence_transforms() -> None:
