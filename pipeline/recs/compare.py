@@ -6,7 +6,8 @@
     the ItemKNN family (``implicit``'s BM25, K=100) on the rating values.
 ``ease``
     the EASE family on binary interactions, its λ the best of
-    :data:`EASE_LAMBDAS` on a validation split.
+    :data:`EASE_LAMBDAS` on a validation split (``trainer.ease_lambda`` above
+    :data:`EASE_SEARCH_MAX_ITEMS` titles).
 ``als_textbook``
     :mod:`pipeline.recs.baseline` (what ``ratio`` has always been against).
 ``als_tuned``
@@ -41,6 +42,7 @@ __all__ = [
     "ALS_GRID",
     "BASELINES",
     "EASE_LAMBDAS",
+    "EASE_SEARCH_MAX_ITEMS",
     "Popularity",
     "compare_baselines",
     "ratings_matrix",
@@ -54,6 +56,8 @@ ALS_GRID: dict[str, tuple[Any, ...]] = {
 }
 """The tuned ALS's search space (18 settings, 15 iterations each)."""
 EASE_LAMBDAS = (50.0, 200.0, 500.0)
+EASE_SEARCH_MAX_ITEMS = 5000
+"""Above this many titles EASE keeps ``trainer.ease_lambda`` (each try is a cubic-cost inverse)."""
 _TRANSFORMS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "raw": lambda w: w,
     "log": np.log1p,
@@ -153,8 +157,9 @@ def _ease(
 ) -> dict[str, Any]:
     """EASE with λ chosen on the validation split; ``ndcg_at_10`` ``None`` when the catalogue is too big."""
     try:
-        best, best_score = EASE_LAMBDAS[0], -math.inf
-        for lam in EASE_LAMBDAS:
+        best, best_score = base.ease_lambda, -math.inf
+        n_items = len({r.content_id for r in valid_train})
+        for lam in EASE_LAMBDAS if n_items <= EASE_SEARCH_MAX_ITEMS else ():
             ease = make_family("ease", base.model_copy(update={"ease_lambda": lam}))
             ease.fit(ratings_matrix(valid_train, "binary"))
             score = float(evaluate(ease, valid_heldout, k)[f"ndcg_at_{k}"])
@@ -164,7 +169,8 @@ def _ease(
         ease.fit(ratings_matrix(train, "binary"))
     except TooManyItems:
         return {f"ndcg_at_{k}": None, f"precision_at_{k}": None, "skipped": "too many titles"}
-    return _score(ease, heldout, k, started, {"lambda": best, "validation_ndcg": round(best_score, 5)})
+    chosen = {"lambda": best, "validation_ndcg": round(best_score, 5) if best_score > -math.inf else None}
+    return _score(ease, heldout, k, started, chosen)
 
 
 def _als(train: Sequence[Rating], base: TrainerSettings, setting: Mapping[str, Any]) -> AlsFamily:

@@ -36,7 +36,13 @@ def ease_weights(matrix: sp.csr_matrix, lam: float) -> np.ndarray:
     """EASE's ``B`` (float32, zero diagonal) for a users×items matrix and L2 penalty ``lam``."""
     gram = np.asarray((matrix.T @ matrix).toarray(), np.float64)
     gram[np.diag_indices_from(gram)] += lam
-    inverse = scipy.linalg.inv(gram, overwrite_a=True, check_finite=False)
+    # XᵀX + λI is symmetric positive definite: a Cholesky inverse costs about half of LU's
+    factor, info = scipy.linalg.lapack.dpotrf(gram, lower=False, overwrite_a=True)
+    if info == 0:
+        inverse, info = scipy.linalg.lapack.dpotri(factor, lower=False, overwrite_c=True)
+    if info != 0:
+        raise TrainingError(f"EASE: XᵀX + λI is not positive definite (LAPACK info {info})")
+    inverse = np.triu(inverse) + np.triu(inverse, 1).T
     weights = inverse / -np.diag(inverse)
     np.fill_diagonal(weights, 0.0)
     result: np.ndarray = weights.astype(np.float32)

@@ -204,3 +204,14 @@ def test_als_explain_is_implicits_explain(data: Data) -> None:
             got = family.explain(user, rec.content_id, top=5)
             assert [c for c, _ in got] == [c for c, _ in expected]
             np.testing.assert_allclose([s for _, s in got], [s for _, s in expected], rtol=1e-4)
+
+
+def test_ease_weights_are_the_closed_form() -> None:
+    """B = −P / diag(P) with P = (XᵀX + λI)⁻¹ and a zero diagonal (Steck 2019)."""
+    from pipeline.recs.itemitem_fits import ease_weights
+
+    x = sp.random(200, 60, density=0.1, random_state=1, format="csr")
+    p = np.linalg.inv((x.T @ x).toarray() + 5.0 * np.eye(60))
+    expected = p / -np.diag(p)
+    np.fill_diagonal(expected, 0.0)
+    np.testing.assert_allclose(ease_weights(x, 5.0), expected, atol=1e-6)
