@@ -241,6 +241,13 @@ class TrainerSettings(BaseModel):
         default=3, ge=1, description="saved model artefacts kept (only the newest after an erasure)"
     )
     seed: int = 42
+    ease_lambda: float = Field(
+        default=200.0, gt=0, description="EASE family: L2 penalty of the item regression"
+    )
+    ease_max_items: int = Field(
+        default=20_000, ge=1, description="EASE family refused above this many titles (dense items×items)"
+    )
+    knn_k: int = Field(default=100, ge=1, description="ItemKNN family: neighbours kept per title")
 
 
 class ServingSettings(BaseModel):

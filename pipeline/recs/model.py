@@ -242,8 +242,44 @@ class Model:
                 new_users.append(pseudonym)
             updates[row] = (cols[lo:hi].astype(np.int32), conf[lo:hi], seen[lo:hi])
             result[pseudonym] = hi - lo
+        self._apply_rows(updates, new_users)
+        return result
+
+    def fold_in_confidence(self, histories: Mapping[str, Mapping[str, float]]) -> dict[str, int]:
+        """:meth:`fold_in_many` from ready confidences: ``{pseudonym: {content_id: confidence}}``.
+
+        The seam of :mod:`pipeline.recs.family` folds in this way, so that every
+        family takes the same input; unknown titles are ignored. The entries'
+        ``last_seen`` is now (they are the user's newest history).
+        """
+        now = int(time.time() * 1000)
+        updates: dict[int, _rows.RowData] = {}
+        result = dict.fromkeys(histories, 0)
+        new_users: list[str] = []
+        for pseudonym, history in histories.items():
+            known = sorted(
+                (self._item_index[c], float(v)) for c, v in history.items() if c in self._item_index
+            )
+            if not known:
+                continue
+            row = self._user_index.get(pseudonym)
+            if row is None:
+                row = self.n_users + len(new_users)
+                new_users.append(pseudonym)
+            cols = np.asarray([c for c, _ in known], np.int32)
+            updates[row] = (
+                cols,
+                np.asarray([v for _, v in known], np.float32),
+                np.full(len(cols), now, np.int64),
+            )
+            result[pseudonym] = len(cols)
+        self._apply_rows(updates, new_users)
+        return result
+
+    def _apply_rows(self, updates: dict[int, _rows.RowData], new_users: list[str]) -> None:
+        """Replace (or append, for ``new_users``) matrix rows and refit those users' vectors."""
         if not updates:
-            return result
+            return
         n_rows = self.n_users + len(new_users)
         last_seen = self.last_seen if self.last_seen is not None else np.zeros(self.matrix.nnz, np.int64)
         self.matrix, last_seen = _rows.replace_rows(self.matrix, last_seen, updates, n_rows)
@@ -258,7 +294,6 @@ class Model:
         grown[: len(self.user_factors)] = self.user_factors
         grown[changed] = vectors
         self._set_user_factors(grown)
-        return result
 
     def remove_user(self, pseudonym: str) -> bool:
         """Erase a user: factors row, matrix row and id; ``False`` if the model did not know them."""

@@ -30,12 +30,14 @@ __all__ = [
     "read_titles",
 ]
 
-FORMATS = ("movielens", "csv")
-"""Formats :func:`read_ratings` understands: MovieLens (100k or latest-small) and privrec csv."""
+FORMATS = ("movielens", "csv", "interactions")
+"""Formats :func:`read_ratings` understands: MovieLens (100k or latest-small), privrec csv, and
+generic interaction logs without ratings (plays, listens, clicks)."""
 
 _ENV_VAR = "PRIVREC_DATASETS"
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 _CSV_HEADER = ["user_id", "content_id", "weight", "timestamp"]
+_LOG_HEADER = ["user_id", "content_id", "timestamp"]  # then optionally ",weight" (default 1)
 _CSV_TITLES = "titles.csv"
 _ML100K_RATINGS, _ML100K_TITLES = "u.data", "u.item"
 _MLSMALL_RATINGS, _MLSMALL_TITLES = "ratings.csv", "movies.csv"
@@ -74,7 +76,9 @@ def read_ratings(path: str | os.PathLike[str], fmt: str) -> list[Rating]:
     Args:
         path: for ``"movielens"`` the 100k folder or its ``u.data``, or the
             latest-small folder or its ``ratings.csv`` (detected); for
-            ``"csv"`` a file with header ``user_id,content_id,weight,timestamp``.
+            ``"csv"`` a file with header ``user_id,content_id,weight,timestamp``; for
+            ``"interactions"`` a log with header ``user_id,content_id,timestamp[,weight]``
+            (each row one play, listen or click; weight 1 when absent).
         fmt: one of :data:`FORMATS`.
 
     Raises:
@@ -87,6 +91,8 @@ def read_ratings(path: str | os.PathLike[str], fmt: str) -> list[Rating]:
             return _read_rows(source, _ml100k_rows(source))
         if fmt == "movielens":
             return _read_rows(source, _csv_rows(source, _MLSMALL_HEADER))
+        if fmt == "interactions":
+            return _read_rows(source, _log_rows(source))
         return _read_rows(source, _csv_rows(source, _CSV_HEADER))
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError("dataset", f"cannot read {source}: {type(exc).__name__}") from exc
@@ -140,6 +146,27 @@ def _csv_rows(source: Path, header: list[str]) -> list[list[str]]:
         if found != header:
             raise ConfigError("dataset", f"{source}: header must be {','.join(header)}")
         return [row for row in rows if row]
+
+
+def _log_rows(source: Path) -> list[list[str]]:
+    """Interaction-log rows reordered as ``user, item, weight, timestamp`` (weight ``1`` when absent)."""
+    with source.open(encoding="utf-8", newline="") as fh:
+        rows = csv.reader(fh)
+        found = [cell.strip() for cell in next(rows, [])]
+        if found not in (_LOG_HEADER, [*_LOG_HEADER, "weight"]):
+            raise ConfigError("dataset", f"{source}: header must be {','.join(_LOG_HEADER)}[,weight]")
+        width = len(found)
+        # a row of the wrong width becomes one that cannot unpack, so that the reader names its line
+        return [
+            _as_rating_row(row) if len(row) == width else [*row, "", "", "", "", ""][:5]
+            for row in rows
+            if row
+        ]
+
+
+def _as_rating_row(row: list[str]) -> list[str]:
+    """``user, item, timestamp[, weight]`` → ``user, item, weight, timestamp``."""
+    return [row[0], row[1], row[3] if len(row) > 3 else "1", row[2]]
 
 
 def _read_rows(source: Path, rows: list[list[str]]) -> list[Rating]:

@@ -258,20 +258,33 @@ def test_bench_erase_smallest_run_completes(env):
 
 
 @pytest.mark.slow
-def test_eval_on_a_small_csv(env, tmp_path):
+@pytest.mark.parametrize("fmt", ["csv", "interactions"])
+def test_eval_on_a_small_csv(env, tmp_path, fmt):
     from pipeline.sources import synthetic_ratings
 
     ratings = synthetic_ratings(users=40, items=30, events_target=1200, seed=5)
     path = tmp_path / "ratings.csv"
-    path.write_text(
-        "user_id,content_id,weight,timestamp\n"
-        + "".join(f"{r.user_id},{r.content_id},{r.weight},{int(r.timestamp_s)}\n" for r in ratings)
-    )
-    done = privrec("eval", "--dataset", str(path), "--format", "csv", "--json", env=env, timeout=400)
+    if fmt == "csv":
+        lines = [f"{r.user_id},{r.content_id},{r.weight},{int(r.timestamp_s)}" for r in ratings]
+        header = "user_id,content_id,weight,timestamp"
+    else:  # a play log: timestamp third, no weight
+        lines = [f"{r.user_id},{r.content_id},{int(r.timestamp_s)}" for r in ratings]
+        header = "user_id,content_id,timestamp"
+    path.write_text("\n".join([header, *lines]) + "\n")
+    done = privrec("eval", "--dataset", str(path), "--format", fmt, "--json", env=env, timeout=400)
     assert done.returncode == 0, done.stderr[-3000:]
     out = json.loads(done.stdout)
     assert {"precision_at_10", "ndcg_at_10", "baseline_ndcg_at_10", "ratio"} <= set(out)
     assert out["users_evaluated"] > 0 and out["events"] > 0 and out["model"]["users"] > 0
+    names = {"popularity", "itemknn_bm25", "ease", "als_textbook", "als_tuned"}
+    assert set(out["baselines"]) == names and out["best_baseline"] in names
+    assert all(0 <= b["ndcg_at_10"] <= 1 for b in out["baselines"].values())
+    best = out["baselines"][out["best_baseline"]]["ndcg_at_10"]
+    assert best == max(b["ndcg_at_10"] for b in out["baselines"].values())
+    assert out["ratio_vs_best"] == pytest.approx(out["ndcg_at_10"] / best, abs=1e-3)
+    assert out["baselines"]["als_textbook"]["ndcg_at_10"] == out["baseline_ndcg_at_10"]
+    assert 0 < out["coverage_at_10"] <= 1 and 0 <= out["personalisation_at_10"] <= 1
+    assert out["model"]["family"] == "als" and out["model"]["setting"]["factors"] > 0
 
 
 def test_worker_stops_cleanly_on_sigterm(worker):
