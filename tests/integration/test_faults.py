@@ -422,7 +422,7 @@ def test_worker_sigkilled_five_times_loses_and_doubles_nothing(make_settings, ka
 
 
 def test_hostile_messages_dead_lettered_while_worker_stays_up(make_settings, kafka_bootstrap, tmp_path):
-    from tests.unit.test_fuzz_stream import feed, make
+    from tests.support.stream import feed, make
 
     s = make_settings(partitions=2)
     admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
@@ -442,7 +442,7 @@ def test_hostile_messages_dead_lettered_while_worker_stays_up(make_settings, kaf
         wait_assigned(s, 1)
         send_consents(s, {"hostile-ok": PERSONAL})
         produce(s, s.topic("playback.raw"), [(m.key, m.value) for m in sample])
-        from tests.unit.test_stream_processor import event
+        from tests.support.stream import event
 
         good = event(user="hostile-ok", t=T0)
         ends = produce(s, s.topic("playback.raw"), [(b"hostile-ok", json.dumps(good).encode())])

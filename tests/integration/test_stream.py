@@ -197,7 +197,7 @@ def test_revoked_user_later_events_excluded(stream_settings, workers):
     t0 = 1_700_000_000_000 - 1_700_000_000_000 % HOUR
 
     def ev(user, t, content):
-        from tests.unit.test_stream_processor import event
+        from tests.support.stream import event
 
         return (user.encode(), json.dumps(event(user=user, t=t, content=content, watched=60_000)).encode())
 
@@ -231,7 +231,7 @@ def test_malformed_input_goes_to_dlq_and_processing_continues(stream_settings, w
     workers()
     wait_assigned(s, 1)
     send_consents(s, {"carol": {"analytics": True, "personalization": True, "advertising": False}})
-    from tests.unit.test_stream_processor import event
+    from tests.support.stream import event
 
     good = event(user="carol", t=1_700_000_000_000)
     bad = [

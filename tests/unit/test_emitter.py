@@ -8,7 +8,7 @@ import pytest
 
 from pipeline.emitter import Emitter
 from pipeline.errors import DeliveryError, ValidationFailed
-from pipeline.wire.examples import playback_event
+from tests.support.events import playback_event
 
 
 class _FailingFuture:
