@@ -52,7 +52,7 @@ def test_stream_erasure_purges_state_and_consent_and_confirms_after():
     assert stage.detail == {"windows_purged": 1}
     assert b"alice" not in fx.after[1][2]
     # the raw id left the pseudonymiser's cache
-    assert "alice" not in proc.pz._cache
+    assert not proc.pz.remembers("alice") and proc.pz.remembers("bob")
     # closing everything emits bob's window only
     closed = proc.on_control(0, 3, encode_control(Control(command="close_windows", id="x", at=NOW)))
     assert [json.loads(v)["user"] for _, v in closed.interactions] == [proc.pz.pseudonym("bob")]
