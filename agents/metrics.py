@@ -21,13 +21,12 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from prometheus_client import CollectorRegistry
-
 from pipeline.errors import ConfigError
 from pipeline.ops.collect import LagCollector, pipeline_groups
 from pipeline.ops.exporter import LagJob, Periodic, refresh_model
 from pipeline.ops.metrics import (
     PipelineMetrics,
+    process_registry,
     serve_metrics,
     update_dp_spent,
     update_from_trainer_counters,
@@ -141,7 +140,7 @@ def start_worker_metrics(settings: Settings, endpoints: Endpoints) -> ProcessMet
     if not cfg.enabled:
         return None
     served = ProcessMetrics(
-        PipelineMetrics(CollectorRegistry(), sections={"lag", "stream", "model"}),
+        PipelineMetrics(process_registry(), sections={"lag", "stream", "model"}),
         cfg.host,
         cfg.worker_port,
         "metrics.worker_port",
@@ -183,7 +182,7 @@ def start_trainer_metrics(
     if not cfg.enabled:
         return None
     served = ProcessMetrics(
-        PipelineMetrics(CollectorRegistry(), sections={"model", "trainer", "erasure"}),
+        PipelineMetrics(process_registry(), sections={"model", "trainer", "erasure"}),
         cfg.host,
         cfg.trainer_port,
         "metrics.trainer_port",

@@ -98,3 +98,11 @@ class RequestRefused(PrivrecError):
         self.reason = reason
         self.retry_after = retry_after
         super().__init__(f"{status} {reason}")
+
+
+class ReplayInterrupted(PrivrecError):
+    """A replay stopped by the user (SIGINT): ``report`` says what was sent before it stopped."""
+
+    def __init__(self, report: object) -> None:
+        super().__init__("replay interrupted")
+        self.report = report

@@ -21,8 +21,10 @@ from typing import Any
 
 import msgspec
 
+from pipeline.errors import ReplayInterrupted
 from pipeline.kafka.offsets import send_acked
 from pipeline.privacy.identity import DEFAULT_CASEFOLD_USER_IDS, user_key
+from pipeline.replay_guard import ReplayState, consent_decision
 from pipeline.sources import (
     Rating,
     batch_sessions,
@@ -54,6 +56,12 @@ class ReplayReport:
     #: of ``events``/``messages``: the batches ``divert`` took instead of Kafka
     diverted_events: int = 0
     diverted_messages: int = 0
+    #: consent records not sent, by :data:`~pipeline.replay_guard.ConsentDecision` (never ``send``)
+    consent_refused: dict[str, int] = field(default_factory=dict)
+    #: leading messages not sent (``skip_messages``: resuming an interrupted replay)
+    skipped_messages: int = 0
+    #: stopped by SIGINT: ``events``/``messages`` are what was acknowledged before it
+    interrupted: bool = False
 
 
 class Progress:
@@ -103,6 +111,8 @@ def replay_ratings(
     progress: bool | None = None,
     casefold_user_ids: bool = DEFAULT_CASEFOLD_USER_IDS,
     divert: Callable[[str, list[dict[str, Any]]], bool] | None = None,
+    state: ReplayState | None = None,
+    skip_messages: int = 0,
 ) -> ReplayReport:
     """Send consent records, then every rating as a playback session.
 
@@ -113,7 +123,14 @@ def replay_ratings(
     consent records were sent and returns whether the workers applied them.
     ``divert(user_id, events)`` sees each event batch first; a batch it takes
     (returns True) is not sent here (the demo hands some viewers' batches to
-    the HTTP gateway, as their clients would). Consent is sent for everyone.
+    the HTTP gateway, as their clients would). Consent is sent for everyone
+    whose record :func:`~pipeline.replay_guard.consent_decision` allows given
+    ``state`` (what the topics already hold; None: everyone).
+
+    The first ``skip_messages`` messages are not sent (resuming an interrupted
+    replay with the same source, seed and times). A ``KeyboardInterrupt``
+    flushes what was handed to the producer and raises
+    :class:`~pipeline.errors.ReplayInterrupted` with the report so far.
     """
     report = ReplayReport()
     started = time.monotonic()
@@ -132,8 +149,13 @@ def replay_ratings(
         report.consent[kind] = report.consent.get(kind, 0) + 1
         if purposes is None:
             continue
+        key = user_key(user, casefold=casefold_user_ids)
+        decision = "send" if state is None else consent_decision(key, dated[user], state)
+        if decision != "send":
+            report.consent_refused[decision] = report.consent_refused.get(decision, 0) + 1
+            continue
         record = consent_record(user, purposes, updated_at_ms=dated[user])
-        consent.append((user_key(user, casefold=casefold_user_ids), _json.encode(record)))
+        consent.append((key, _json.encode(record)))
     report.consent_records = len(consent)
     ends = send_acked(producer, consent_topic, consent)
     if wait_consent is not None and ends:
@@ -143,7 +165,51 @@ def replay_ratings(
     sessions = ratings_to_sessions(ratings, seed=seed, titles=titles, **extra)
     total = _estimate_events(ratings)
     bar = Progress(total, "replay", progress)
-    for user, events in batch_sessions(sessions, max_hold_ms=max_hold_ms):
+    try:
+        _send_sessions(
+            batch_sessions(sessions, max_hold_ms=max_hold_ms),
+            report,
+            producer=producer,
+            raw_topic=raw_topic,
+            rate=rate,
+            started=started,
+            bar=bar,
+            total=total,
+            casefold_user_ids=casefold_user_ids,
+            divert=divert,
+            skip_messages=skip_messages,
+        )
+    except KeyboardInterrupt:
+        producer.flush()
+        report.interrupted = True
+        report.seconds = time.monotonic() - started
+        raise ReplayInterrupted(report) from None
+    producer.flush()
+    bar.total = report.events
+    bar.update(report.events)
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _send_sessions(
+    batches: Iterable[tuple[str, list[dict[str, Any]]]],
+    report: ReplayReport,
+    *,
+    producer: Any,
+    raw_topic: str,
+    rate: float | None,
+    started: float,
+    bar: Progress,
+    total: int,
+    casefold_user_ids: bool,
+    divert: Callable[[str, list[dict[str, Any]]], bool] | None,
+    skip_messages: int,
+) -> None:
+    """Send each user's batch as one message; ``report`` counts what was handed over."""
+    for user, events in batches:
+        if report.skipped_messages < skip_messages:
+            report.skipped_messages += 1
+            continue
         if divert is not None and divert(user, events):
             report.events += len(events)
             report.messages += 1
@@ -164,11 +230,6 @@ def replay_ratings(
                 time.sleep(ahead)
         if report.messages % 256 == 0:
             bar.update(min(report.events, total))
-    producer.flush()
-    bar.total = report.events
-    bar.update(report.events)
-    report.seconds = time.monotonic() - started
-    return report
 
 
 def consent_times(ratings: Iterable[Rating], lead_ms: int = CONSENT_LEAD_MS) -> dict[str, int]:

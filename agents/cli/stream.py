@@ -45,6 +45,18 @@ def register(sub: Any) -> None:
     p.add_argument("--events", type=int, default=50_000)
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--no-wait-consent", action="store_true", help="do not wait for workers to apply consent")
+    p.add_argument(
+        "--keep-times",
+        action="store_true",
+        help="send the source's own times (default: start after every partition's watermark, "
+        "so no event is late)",
+    )
+    p.add_argument(
+        "--start-ms", type=int, default=None, help="first event at this epoch ms (resuming: as printed)"
+    )
+    p.add_argument(
+        "--skip-messages", type=int, default=0, help="skip the first N messages (resuming: as printed)"
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_replay)
 
@@ -102,54 +114,114 @@ def consent_waiter(settings: Settings, endpoints: Any, timeout_s: float) -> Any:
 
 
 def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
-    from pipeline.replay import close_windows, replay_ratings
+    from agents.processes.replay import plan_replay, read_state, run_replay
+    from pipeline.errors import ReplayInterrupted
 
+    if args.skip_messages < 0:
+        raise ConfigError("--skip-messages", "must be 0 or more")
     consent = {"all": "1,0,0", "none": "0,0,1"}.get(args.consent, args.consent)
     ratings, titles = load_ratings(args)
     endpoints = resolve(settings)
-    producer = kafka_producer(endpoints)
+    plan = plan_replay(
+        settings, ratings, read_state(settings, endpoints), keep_times=args.keep_times, start_ms=args.start_ms
+    )
     try:
-        report = replay_ratings(
-            ratings,
-            producer=producer,
-            raw_topic=settings.topic("playback.raw"),
-            consent_topic=settings.topic("consent"),
+        report = run_replay(
+            settings,
+            endpoints,
+            plan,
             consent_spec=consent,
             seed=args.seed,
             titles=titles,
             rate=args.rate,
-            # holding a user's events for up to the grace keeps every event on time (see batch_sessions)
-            max_hold_ms=settings.stream.window_grace_ms,
             wait_consent=None if args.no_wait_consent else consent_waiter(settings, endpoints, 60.0),
-            casefold_user_ids=settings.pseudonym.casefold_user_ids,
+            close=args.close_windows,
+            skip_messages=args.skip_messages,
         )
-        if args.close_windows:
-            close_windows(producer, settings.topic("playback.raw"), settings.partitions)
-    finally:
-        producer.close()
+    except ReplayInterrupted as stop:
+        _print_interrupted(stop.report, plan.start_ms, args)
+        return 130
     if report.consent_applied is False:
         print(
             "warning: no worker applied the consent records within 60 s; events may be dropped "
             "for lack of consent (is `privrec worker` running?)",
             file=sys.stderr,
         )
+    if plan.behind_watermark:
+        print(
+            f"warning: {plan.behind_watermark:,} of {len(plan.ratings):,} ratings are older than what the "
+            "stream has already closed (--keep-times): their events will be dropped as late",
+            file=sys.stderr,
+        )
     out = {
         "users": report.users,
         "consent": report.consent,
+        "consent_refused": report.consent_refused,
         "events": report.events,
         "messages": report.messages,
+        "skipped_messages": report.skipped_messages,
+        "start": _rfc3339(plan.start_ms),
+        "start_ms": plan.start_ms,
+        "shifted_s": plan.shift_s,
+        "behind_watermark": plan.behind_watermark,
         "seconds": round(report.seconds, 2),
         "events_per_s": round(report.events / report.seconds) if report.seconds else None,
         "windows_closed": args.close_windows,
     }
     if args.json:
         print_json(out)
-    else:
-        print(
-            f"replayed {out['events']:,} events in {out['messages']:,} messages for {out['users']:,} users "
-            f"in {out['seconds']} s; consent: {out['consent']}"
-        )
+        return 0
+    print(
+        f"replayed {out['events']:,} events in {out['messages']:,} messages for {out['users']:,} users "
+        f"in {out['seconds']} s; consent: {out['consent']}"
+    )
+    if plan.shift_s:
+        print(f"started after the stream's watermark: first event at {out['start']} (+{plan.shift_s:,} s)")
+    if report.consent_refused:
+        refused = ", ".join(f"{n:,} {why}" for why, n in sorted(report.consent_refused.items()))
+        print(f"consent not replayed (a newer choice or an erasure stands): {refused}")
     return 0
+
+
+def _rfc3339(ms: int | None) -> str | None:
+    from datetime import UTC, datetime
+
+    if ms is None:
+        return None
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _print_interrupted(report: Any, start_ms: int | None, args: argparse.Namespace) -> None:
+    """SIGINT: what was sent, and the command that sends the rest (same times, later messages)."""
+    import shlex
+
+    done = report.skipped_messages + report.messages
+    again = _without(sys.argv[1:], ("--start-ms", "--skip-messages"))
+    if start_ms is not None:
+        again += ["--start-ms", str(start_ms)]
+    again += ["--skip-messages", str(done)]
+    print(
+        f"privrec: replay interrupted: sent {report.events:,} events in {report.messages:,} messages "
+        f"for up to {report.users:,} users (consent records: {report.consent_records:,})",
+        file=sys.stderr,
+    )
+    print(f"resume with: privrec {shlex.join(again)}", file=sys.stderr)
+
+
+def _without(argv: list[str], options: tuple[str, ...]) -> list[str]:
+    out: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg in options:
+            skip = True
+            continue
+        if any(arg.startswith(o + "=") for o in options):
+            continue
+        out.append(arg)
+    return out
 
 
 def cmd_windows_close(settings: Settings, args: argparse.Namespace) -> int:

@@ -6,7 +6,9 @@ statuses and refusal reasons: never a user id, address or token.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import Counter, Histogram, generate_latest
+
+from pipeline.ops.metrics import process_registry
 
 __all__ = ["GatewayMetrics"]
 
@@ -17,7 +19,7 @@ class GatewayMetrics:
     """Requests by route and status, latency by route, refusals by reason, events accepted."""
 
     def __init__(self) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
+        self.registry = process_registry(auto_describe=True)
         self.requests = Counter(
             "privrec_gateway_requests",
             "HTTP requests answered, by route template, method and status",

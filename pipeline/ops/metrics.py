@@ -29,8 +29,18 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Enum, Gauge, Histogram, Info, start_http_server
+from prometheus_client import (
+    CollectorRegistry,
+    Enum,
+    Gauge,
+    Histogram,
+    Info,
+    start_http_server,
+)
+from prometheus_client.gc_collector import GCCollector
 from prometheus_client.metrics_core import CounterMetricFamily, Metric
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 from pipeline.ops.lag import GroupLag, Status
@@ -43,6 +53,7 @@ __all__ = [
     "PipelineMetrics",
     "TrainerCountersCollector",
     "WorkerCountersCollector",
+    "process_registry",
     "serve_metrics",
     "update_dp_spent",
     "update_from_lag",
@@ -59,6 +70,22 @@ EVENT_STAGES = ("received", "redacted", "windowed", "analytics_only", "replayed"
 
 ERASURE_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0)
 """Erasure durations: a tenth of a second to the 30 s an erasure may take."""
+
+
+def process_registry(*, auto_describe: bool = False) -> CollectorRegistry:
+    """A fresh registry with the standard ``process_*`` and ``python_*`` metrics.
+
+    Each privrec process owns its registry (not the library's global one), so
+    these collectors are added here: CPU seconds, resident memory, open file
+    descriptors and start time of the process; the interpreter's version and
+    its garbage-collector counts, as every Prometheus client exports them.
+    """
+    registry = CollectorRegistry(auto_describe=auto_describe)
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)
+    return registry
+
 
 _LAG_LABELS = ("group", "topic", "partition")
 _REASON = re.compile(r"[a-z][a-z0-9_.-]{0,63}")
