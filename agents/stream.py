@@ -109,151 +109,172 @@ class StreamAgent:
     stats: dict[str, Any]
 
 
-def attach_stream(
-    app: faust.App,
-    processor: StreamProcessor,
-    topics: AppTopics,
-    *,
-    partitions: int,
-    on_stats: Callable[[dict[str, Any]], None] | None = None,
-    stats_interval_s: float = 2.0,
-) -> StreamAgent:
-    """Define tables, topics, the agent and its timers on ``app``."""
-    raw_opts: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw", "partitions": partitions}
-    source = app.topic(topics.raw, topics.consent, topics.erasure, **raw_opts)
-    raw_topic = app.topic(topics.raw, **raw_opts)
-    redacted_topic = app.topic(topics.redacted, **raw_opts)
-    interactions_topic = app.topic(topics.interactions, **raw_opts)
-    dlq_topic = app.topic(topics.dlq, **raw_opts)
-    quarantine_topic = app.topic(topics.quarantine, **raw_opts)
-    after_topics = {
-        "consent": app.topic(topics.consent, **raw_opts),
-        "stages": app.topic(topics.erasure_stages, **raw_opts),
-    }
-    # bytes key/value types make Faust use the raw codec for writes *and* recovery
-    windows = app.Table("windows", default=None, partitions=partitions, key_type=bytes, value_type=bytes)
-    consent = app.Table("consent", default=None, partitions=partitions, key_type=bytes, value_type=bytes)
-    stats: dict[str, Any] = {"worker": f"{app.conf.id}:{uuid.uuid4().hex[:8]}", "idle_markers_pending": set()}
+@dataclass
+class _Outputs:
+    """Where a batch's effects go: the output topics, then the changelogged tables."""
 
-    def consent_of(pseudonym: str) -> bytes | None:
-        return consent.get(pseudonym.encode())
+    quarantine: Any
+    dlq: Any
+    redacted: Any
+    interactions: Any
+    after: dict[str, Any]  # confirmations by role: "consent" (tombstones), "stages" (erasure)
+    windows: Any
+    consent: Any
 
-    def ensure_loaded(partition: int) -> None:
-        if partition not in processor.partitions:
-            prefix = f"{partition}/".encode()
-            processor.load(partition, ((k.decode(), v) for k, v in windows.items() if k.startswith(prefix)))
-
-    async def perform(fx: Effects, sources: Mapping[int, Any]) -> None:
+    async def perform(self, fx: Effects, sources: Mapping[int, Any]) -> None:
         """Perform ``fx``; ``sources``: the latest message (event) of each partition it came from."""
         for key, value in fx.quarantine:  # raw values (personal data), only with dlq_include_raw
-            await quarantine_topic.send(key=key, value=value)
+            await self.quarantine.send(key=key, value=value)
         for key, value in fx.dlq:
-            await dlq_topic.send(key=key, value=value)
+            await self.dlq.send(key=key, value=value)
         for key, value in fx.redacted:
-            await redacted_topic.send(key=key, value=value)
+            await self.redacted.send(key=key, value=value)
         if fx.interactions:
-            pending = [await interactions_topic.send(key=k, value=v) for k, v in fx.interactions]
+            pending = [await self.interactions.send(key=k, value=v) for k, v in fx.interactions]
             await asyncio.gather(*pending)  # acknowledged before the state forgets them
         for write in collapse_writes(fx.state):  # not the writes the next one overwrites
             key = write.key.encode()
             with as_current_event(sources[split_key(write.key)[0]]):  # changelog partition = key's
                 if write.value is None:
-                    windows.pop(key, None)
+                    self.windows.pop(key, None)
                 else:
-                    windows[key] = write.value
+                    self.windows[key] = write.value
         for pseudonym, value in fx.consent:
             key = pseudonym.encode()
             if value is None:
-                consent.pop(key, None)
+                self.consent.pop(key, None)
             else:
-                consent[key] = value
+                self.consent[key] = value
         if fx.after:  # confirmations: only once the state above is written, and acknowledged
-            sent = [await after_topics[role].send(key=k, value=v) for role, k, v in fx.after]
+            sent = [await self.after[role].send(key=k, value=v) for role, k, v in fx.after]
             await asyncio.gather(*sent)
 
-    batch = _Batch()
-    performing = asyncio.Lock()
-    failed: list[BaseException] = []  # from a flush run by the stall timer, re-raised by the agent
 
-    async def flush(stream: faust.StreamT) -> None:
+def _outputs(app: faust.App, topics: AppTopics, raw_opts: Mapping[str, Any], partitions: int) -> _Outputs:
+    """Declare the output topics and the two tables on ``app``."""
+    # bytes key/value types make Faust use the raw codec for writes *and* recovery
+    table_opts: dict[str, Any] = {
+        "default": None,
+        "partitions": partitions,
+        "key_type": bytes,
+        "value_type": bytes,
+    }
+    return _Outputs(
+        redacted=app.topic(topics.redacted, **raw_opts),
+        interactions=app.topic(topics.interactions, **raw_opts),
+        dlq=app.topic(topics.dlq, **raw_opts),
+        quarantine=app.topic(topics.quarantine, **raw_opts),
+        after={
+            "consent": app.topic(topics.consent, **raw_opts),
+            "stages": app.topic(topics.erasure_stages, **raw_opts),
+        },
+        windows=app.Table("windows", **table_opts),
+        consent=app.Table("consent", **table_opts),
+    )
+
+
+class _Batcher:
+    """The batch not yet performed; :meth:`flush` performs it, then acknowledges its messages."""
+
+    def __init__(self, outputs: _Outputs, stats: dict[str, Any]) -> None:
+        self.outputs = outputs
+        self.stats = stats
+        self.batch = _Batch()
+        self.performing = asyncio.Lock()
+        self.failed: list[BaseException] = []  # from a flush run by the stall watch, re-raised by the agent
+
+    def add(self, fx: Effects, event: Any, playback: bool) -> int:
+        """Add one processed message; returns how many the batch holds."""
+        self.batch.playback |= playback
+        self.batch.add(fx, event)
+        return len(self.batch.events)
+
+    def drop(self) -> None:
+        """Forget the batch: never performed, so never acknowledged (read again after a restart)."""
+        self.batch.take()
+
+    async def flush(self, stream: faust.StreamT) -> None:
         """Perform the batch's effects, then acknowledge its messages (Faust commits only those)."""
-        async with performing:
-            fx, events, playback = batch.take()
+        async with self.performing:
+            fx, events, playback = self.batch.take()
             if not events:
                 return
             with as_current_event(events[-1]):  # the message a consent or erasure effect came from
-                await perform(fx, {event.message.partition: event for event in events})
+                await self.outputs.perform(fx, {event.message.partition: event for event in events})
             for event in events:
                 await stream.ack(event)
             if playback:
-                stats["last_at"] = time.time_ns() // 1_000_000
+                self.stats["last_at"] = time.time_ns() // 1_000_000
 
-    @app.agent(source, name="privacy-stream")
-    async def privacy_stream(stream: faust.StreamT) -> None:
-        stream.enable_acks = False  # flush() acknowledges each message once its effects are performed
-        queue = getattr(stream.channel, "queue", None)
-        buffer_empty: Callable[[], bool] = queue.empty if queue is not None else lambda: True
-        loop = asyncio.get_running_loop()
-        stall: asyncio.TimerHandle | None = None  # one watch at a time, not one timer per message
-        stall_flushes: set[asyncio.Future[None]] = set()
-        processed = 0
 
-        def flushed(task: asyncio.Future[None]) -> None:
-            stall_flushes.discard(task)
-            if not task.cancelled() and task.exception() is not None:
-                failed.append(task.exception())  # type: ignore[arg-type]
+class _StallWatch:
+    """Flushes a batch that waited :data:`BATCH_STALL_S` for its next message; one timer at a time."""
 
-        def stalled(seen: int) -> None:
-            nonlocal stall
-            if processed != seen:  # the agent moved on since: look again later
-                stall = loop.call_later(BATCH_STALL_S, stalled, processed)
-                return
-            stall = None
-            if batch.events:  # flush() waits for a flush already under way, then takes what is left
-                task = asyncio.ensure_future(flush(stream))
-                stall_flushes.add(task)
-                task.add_done_callback(flushed)
+    def __init__(self, batcher: _Batcher, stream: faust.StreamT) -> None:
+        self.batcher = batcher
+        self.stream = stream
+        self.loop = asyncio.get_running_loop()
+        self.processed = 0  # messages the agent has taken, so a watch sees whether it moved on
+        self.timer: asyncio.TimerHandle | None = None
+        self.flushes: set[asyncio.Future[None]] = set()
 
-        try:
-            async for event in stream.events():
-                processed += 1
-                if failed:
-                    raise failed.pop()
-                msg = event.message
-                p = msg.partition
-                ensure_loaded(p)
-                try:
-                    if msg.topic == topics.raw:
-                        if is_control(msg.key, msg.value):
-                            stats["idle_markers_pending"].discard(p)
-                            fx = processor.on_control(p, msg.offset, msg.value)
-                        else:
-                            fx = processor.on_playback(p, msg.offset, msg.key, msg.value, consent_of)
-                            batch.playback = True
-                            stats.setdefault("first_at", time.time_ns() // 1_000_000)
-                    elif msg.topic == topics.consent:
-                        fx = processor.on_consent(p, msg.offset, msg.key, msg.value, consent_of)
-                    else:
-                        fx = processor.on_erasure(p, msg.offset, msg.key, msg.value)
-                except Exception as exc:  # never crash on input: log where and what kind, never the payload
-                    log.error(
-                        "unexpected %s at %s[%d]@%d; message sent to the DLQ",
-                        type(exc).__name__,
-                        msg.topic,
-                        p,
-                        msg.offset,
-                    )
-                    fx = processor.internal_error(msg.topic, p, msg.offset, type(exc).__name__)
-                batch.add(fx, event)
-                if msg.topic != topics.raw or len(batch.events) >= BATCH_MAX_MESSAGES or buffer_empty():
-                    await flush(stream)
-                elif stall is None:  # more is buffered: performed together with the next messages
-                    stall = loop.call_later(BATCH_STALL_S, stalled, processed)
-        finally:
-            if stall is not None:
-                stall.cancel()
-            batch.take()  # never performed, so never acknowledged: read again after a restart
+    def arm(self) -> None:
+        if self.timer is None:
+            self.timer = self.loop.call_later(BATCH_STALL_S, self._stalled, self.processed)
 
+    def cancel(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+
+    def _stalled(self, seen: int) -> None:
+        if self.processed != seen:  # the agent moved on since: look again later
+            self.timer = self.loop.call_later(BATCH_STALL_S, self._stalled, self.processed)
+            return
+        self.timer = None
+        if self.batcher.batch.events:  # flush() waits for a flush already under way, then takes what is left
+            task = asyncio.ensure_future(self.batcher.flush(self.stream))
+            self.flushes.add(task)
+            task.add_done_callback(self._flushed)
+
+    def _flushed(self, task: asyncio.Future[None]) -> None:
+        self.flushes.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self.batcher.failed.append(task.exception())  # type: ignore[arg-type]
+
+
+def _effects_of(
+    processor: StreamProcessor,
+    topics: AppTopics,
+    stats: dict[str, Any],
+    msg: Any,
+    consent_of: Callable[[str], bytes | None],
+) -> tuple[Effects, bool]:
+    """Route one message to the processor by topic; returns its effects and whether it was playback.
+
+    An unexpected error becomes a dead letter: input never crashes the agent.
+    """
+    p = msg.partition
+    playback = False  # a playback message counts as such even when processing it failed
+    try:
+        if msg.topic == topics.raw:
+            if is_control(msg.key, msg.value):
+                stats["idle_markers_pending"].discard(p)
+                return processor.on_control(p, msg.offset, msg.value), playback
+            playback = True
+            stats.setdefault("first_at", time.time_ns() // 1_000_000)
+            return processor.on_playback(p, msg.offset, msg.key, msg.value, consent_of), playback
+        if msg.topic == topics.consent:
+            return processor.on_consent(p, msg.offset, msg.key, msg.value, consent_of), playback
+        return processor.on_erasure(p, msg.offset, msg.key, msg.value), playback
+    except Exception as exc:  # log where and what kind, never the payload
+        kind = type(exc).__name__
+        log.error("unexpected %s at %s[%d]@%d; message sent to the DLQ", kind, msg.topic, p, msg.offset)
+        return processor.internal_error(msg.topic, p, msg.offset, kind), playback
+
+
+def _add_idle_check(
+    app: faust.App, processor: StreamProcessor, topics: AppTopics, raw_topic: Any, stats: dict[str, Any]
+) -> None:
     @app.timer(interval=max(0.5, processor.config.idle_close_ms / 4000))
     async def idle_check() -> None:
         """Ask quiet partitions with open windows to close them (via an in-order marker)."""
@@ -272,21 +293,81 @@ def attach_stream(
                 marker = Control(command="idle", id=uuid.uuid4().hex, at=now)
                 await raw_topic.send(key=CONTROL_KEY, value=encode_control(marker), partition=p)
 
+
+def _add_stats_timer(
+    app: faust.App,
+    processor: StreamProcessor,
+    topics: AppTopics,
+    stats: dict[str, Any],
+    on_stats: Callable[[dict[str, Any]], None],
+    interval_s: float,
+) -> None:
+    @app.timer(interval=interval_s)
+    async def publish_stats() -> None:
+        data = snapshot(processor, stats)
+        data["assigned"] = sorted(tp.partition for tp in app.consumer.assignment() if tp.topic == topics.raw)
+        on_stats(data)
+
+
+def attach_stream(
+    app: faust.App,
+    processor: StreamProcessor,
+    topics: AppTopics,
+    *,
+    partitions: int,
+    on_stats: Callable[[dict[str, Any]], None] | None = None,
+    stats_interval_s: float = 2.0,
+) -> StreamAgent:
+    """Define tables, topics, the agent and its timers on ``app``."""
+    raw_opts: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw", "partitions": partitions}
+    source = app.topic(topics.raw, topics.consent, topics.erasure, **raw_opts)
+    raw_topic = app.topic(topics.raw, **raw_opts)
+    outputs = _outputs(app, topics, raw_opts, partitions)
+    stats: dict[str, Any] = {"worker": f"{app.conf.id}:{uuid.uuid4().hex[:8]}", "idle_markers_pending": set()}
+    batcher = _Batcher(outputs, stats)
+
+    def consent_of(pseudonym: str) -> bytes | None:
+        return outputs.consent.get(pseudonym.encode())
+
+    def ensure_loaded(partition: int) -> None:
+        if partition not in processor.partitions:
+            prefix = f"{partition}/".encode()
+            state = ((k.decode(), v) for k, v in outputs.windows.items() if k.startswith(prefix))
+            processor.load(partition, state)
+
+    @app.agent(source, name="privacy-stream")
+    async def privacy_stream(stream: faust.StreamT) -> None:
+        stream.enable_acks = False  # the batcher acknowledges each message once its effects are performed
+        queue = getattr(stream.channel, "queue", None)
+        buffer_empty: Callable[[], bool] = queue.empty if queue is not None else lambda: True
+        watch = _StallWatch(batcher, stream)
+        try:
+            async for event in stream.events():
+                watch.processed += 1
+                if batcher.failed:
+                    raise batcher.failed.pop()
+                msg = event.message
+                ensure_loaded(msg.partition)
+                fx, playback = _effects_of(processor, topics, stats, msg, consent_of)
+                held = batcher.add(fx, event, playback)
+                if msg.topic != topics.raw or held >= BATCH_MAX_MESSAGES or buffer_empty():
+                    await batcher.flush(stream)
+                else:  # more is buffered: performed together with the next messages
+                    watch.arm()
+        finally:
+            watch.cancel()
+            batcher.drop()
+
+    _add_idle_check(app, processor, topics, raw_topic, stats)
+
     @app.on_partitions_revoked.connect
     def _revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
         processor.drop({tp.partition for tp in revoked if tp.topic == topics.raw})
 
     if on_stats is not None:
+        _add_stats_timer(app, processor, topics, stats, on_stats, stats_interval_s)
 
-        @app.timer(interval=stats_interval_s)
-        async def publish_stats() -> None:
-            data = snapshot(processor, stats)
-            data["assigned"] = sorted(
-                tp.partition for tp in app.consumer.assignment() if tp.topic == topics.raw
-            )
-            on_stats(data)
-
-    return StreamAgent(app, processor, topics, windows, consent, stats)
+    return StreamAgent(app, processor, topics, outputs.windows, outputs.consent, stats)
 
 
 def snapshot(processor: StreamProcessor, stats: dict[str, Any]) -> dict[str, Any]:

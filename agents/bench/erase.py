@@ -25,6 +25,7 @@ import statistics
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -107,26 +108,16 @@ def bench_erase(
     from agents.bench.stream import bench_events
     from agents.pipeline_run import PipelineRun
     from agents.processes.scratch import drop_scratch_topics
-    from agents.processes.trainer import close_trainer, make_trainer
-    from agents.procs import wait_until
     from pipeline.keys import ensure_dev_key, pseudonymizer
     from pipeline.services.connect import kafka_admin, redis_client, resolve
     from pipeline.serving.layout import Layout
-    from pipeline.serving.publish import live_version
     from pipeline.sources import synthetic_ratings
 
     run_id = uuid.uuid4().hex[:8]
-    s = settings.model_copy(
-        update={
-            "topic_prefix": f"{settings.topic_prefix}bench-erase-{run_id}.",
-            "app_id": f"{settings.app_id}-bench-erase-{run_id}",
-        }
-    )
+    s = _scratch(settings, run_id)
     ensure_dev_key(s)
     endpoints = resolve(s)
     redis = redis_client(endpoints)
-    layout = Layout.from_settings(s)
-    pz = pseudonymizer(s)
     items = max(50, users // 2)
     ratings = synthetic_ratings(users=users, items=items, events_target=history_events, seed=seed)
     load, total, _ = bench_events(load_events, seed + 1, users=users, items=items)
@@ -143,21 +134,10 @@ def bench_erase(
             replay = run.replay(ratings, consent="1,0,0", seed=seed, progress=False)
             run.close_and_wait()
             result["history_events"] = replay.events
-            trainer = make_trainer(s)
-            stop = threading.Event()
-            thread = threading.Thread(target=trainer.run, args=(stop,), name="bench-erase-trainer")
-            thread.start()
-            try:
-                with contextlib.suppress(TimeoutError):
-                    wait_until(
-                        lambda: live_version(redis, layout) or not thread.is_alive(), 300, "a published model"
-                    )
-                if live_version(redis, layout) is None:
-                    raise ServiceUnavailable("bench erase: the trainer published no model")
-                result["model_users"] = len(trainer.model.user_ids) if trainer.model else 0
+            with _trainer_with_a_model(s, redis, Layout.from_settings(s)) as trainer:
                 known = set(trainer.model.user_ids) if trainer.model else set()
-                victims = [u for u in sorted({r.user_id for r in ratings}) if pz.pseudonym(u) in known]
-                victims = victims[:: max(1, len(victims) // requests)][:requests]
+                result["model_users"] = len(known)
+                victims = _victims(sorted({r.user_id for r in ratings}), pseudonymizer(s), known, requests)
                 measured = _measure(
                     s, endpoints, victims, load, events_per_message, load_rate, interval_s, timeout_s
                 )
@@ -165,16 +145,51 @@ def bench_erase(
                 result["trainer_counters"] = {
                     k: v for k, v in trainer.counters.items() if k.startswith(("erasure", "receipt"))
                 }
-            finally:
-                stop.set()
-                thread.join(timeout=120)
-                close_trainer(trainer)
     finally:
         redis.close()
         drop_scratch_topics(kafka_admin(endpoints), s)
         shutil.rmtree(Path(s.state_dir) / "models" / s.app_id, ignore_errors=True)
     result["seconds_total"] = round(time.monotonic() - t_start, 1)
     return result
+
+
+def _scratch(settings: Settings, run_id: str) -> Settings:
+    """The settings of a scratch namespace: its own topic prefix and app id (so its own models)."""
+    return settings.model_copy(
+        update={
+            "topic_prefix": f"{settings.topic_prefix}bench-erase-{run_id}.",
+            "app_id": f"{settings.app_id}-bench-erase-{run_id}",
+        }
+    )
+
+
+def _victims(user_ids: list[str], pz: Any, known: set[str], requests: int) -> list[str]:
+    """Up to ``requests`` users with recommendations (pseudonym in the model), spread over the ids."""
+    victims = [u for u in user_ids if pz.pseudonym(u) in known]
+    return victims[:: max(1, len(victims) // requests)][:requests]
+
+
+@contextlib.contextmanager
+def _trainer_with_a_model(s: Settings, redis: Any, layout: Any) -> Iterator[Any]:
+    """A continuous trainer in a thread of this process, once it has published a model; stopped after."""
+    from agents.processes.trainer import close_trainer, make_trainer
+    from agents.procs import wait_until
+    from pipeline.serving.publish import live_version
+
+    trainer = make_trainer(s)
+    stop = threading.Event()
+    thread = threading.Thread(target=trainer.run, args=(stop,), name="bench-erase-trainer")
+    thread.start()
+    try:
+        with contextlib.suppress(TimeoutError):
+            wait_until(lambda: live_version(redis, layout) or not thread.is_alive(), 300, "a published model")
+        if live_version(redis, layout) is None:
+            raise ServiceUnavailable("bench erase: the trainer published no model")
+        yield trainer
+    finally:
+        stop.set()
+        thread.join(timeout=120)
+        close_trainer(trainer)
 
 
 def _measure(

@@ -26,7 +26,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from pipeline.embedded import EmbeddedServices
 from pipeline.privacy.pseudonym import Pseudonymizer, parse_keys
@@ -99,7 +99,7 @@ def bench_serve(
     """Run the benchmark; returns the JSON report (milliseconds, ratios reader/raw)."""
     import redis
 
-    from pipeline.serving import Layout, Reader, publish, set_controls
+    from pipeline.serving import Layout, Reader
 
     secret = base64.b64encode(os.urandom(32)).decode()
     pz = Pseudonymizer(parse_keys(f"bench:base64:{secret}"))
@@ -109,50 +109,17 @@ def bench_serve(
     with _redis_url(settings) as (url, where):
         client = redis.Redis.from_url(url)
         try:
-            t0 = time.perf_counter()
-            result = publish(client, layout, "bench-v1", recs, popular, {"bench": True}, 3600)
-            publish_s = time.perf_counter() - t0
-            for user in user_ids[::10]:
-                cands = pz.candidates(user)
-                top = recs[cands[0]].full
-                set_controls(client, layout, cands, hide=[top[0].content_id, top[3].content_id])
+            published = _publish(client, layout, pz, user_ids, recs, popular)
             reader = Reader(client, pz, layout)
             keys = {u: layout.user("bench-v1", pz.pseudonym(u)) for u in user_ids}
             sample = [rng.choice(user_ids) for _ in range(reads)]
-            for user in sample[: min(2000, reads)]:  # warm-up: connections, script cache, pseudonym cache
-                reader.get(user, n)
-                client.get(keys[user])
-            clock = time.perf_counter_ns
-            ours: list[int] = []
-            raw: list[int] = []
-            for user in sample:
-                key = keys[user]
-                t0 = clock()
-                reader.get(user, n)
-                t1 = clock()
-                client.get(key)
-                t2 = clock()
-                ours.append(t1 - t0)
-                raw.append(t2 - t1)
-            batch_ours: list[int] = []
-            batch_raw: list[int] = []
-            for _ in range(batches):
-                chunk = rng.sample(user_ids, min(1000, users))
-                chunk_keys = [keys[u] for u in chunk]
-                t0 = clock()
-                reader.get_many(chunk, n)
-                t1 = clock()
-                client.mget(chunk_keys)
-                t2 = clock()
-                batch_ours.append(t1 - t0)
-                batch_raw.append(t2 - t1)
+            single = _time_reads(reader, client, keys, sample, n)
+            chunks = [rng.sample(user_ids, min(1000, users)) for _ in range(batches)]
+            batch = _time_batches(reader, client, keys, chunks, n)
             value_bytes = sum(client.strlen(keys[u]) for u in user_ids[:100]) / min(100, users)
         finally:
             left = _cleanup(client, layout)
             client.close()
-    p50, p99 = _pct(ours, 0.5), _pct(ours, 0.99)
-    raw50, raw99 = _pct(raw, 0.5), _pct(raw, 0.99)
-    b50, rb50 = _pct(batch_ours, 0.5), _pct(batch_raw, 0.5)
     return {
         "redis": where,
         "users": users,
@@ -161,8 +128,88 @@ def bench_serve(
         "pseudonym_keys": 1,
         "users_with_controls": len(user_ids[::10]),
         "value_bytes_mean": round(value_bytes),
-        "publish_s": round(publish_s, 3),
-        "publish_users_per_s": round(users / publish_s),
+        "publish_s": round(published.seconds, 3),
+        "publish_users_per_s": round(users / published.seconds),
+        **_latencies(single, batch),
+        "removed_versions": list(published.removed_versions),
+        "keys_left": left,
+    }
+
+
+class _Published(NamedTuple):
+    seconds: float
+    removed_versions: tuple[str, ...]
+
+
+def _publish(
+    client: Any,
+    layout: Any,
+    pz: Pseudonymizer,
+    user_ids: list[str],
+    recs: dict[str, UserRecs],
+    popular: list[PopularItem],
+) -> _Published:
+    """Publish the synthetic model as version ``bench-v1`` (timed), then controls for one user in ten."""
+    from pipeline.serving import publish, set_controls
+
+    t0 = time.perf_counter()
+    result = publish(client, layout, "bench-v1", recs, popular, {"bench": True}, 3600)
+    seconds = time.perf_counter() - t0
+    for user in user_ids[::10]:
+        cands = pz.candidates(user)
+        top = recs[cands[0]].full
+        set_controls(client, layout, cands, hide=[top[0].content_id, top[3].content_id])
+    return _Published(seconds, tuple(result.removed_versions))
+
+
+class _Samples(NamedTuple):
+    ours: list[int]  # nanoseconds per call
+    raw: list[int]
+
+
+def _time_reads(reader: Any, client: Any, keys: dict[str, str], sample: list[str], n: int) -> _Samples:
+    """``Reader.get`` and a raw GET of the same key, interleaved per user so both see the same load."""
+    for user in sample[: min(2000, len(sample))]:  # warm-up: connections, script cache, pseudonym cache
+        reader.get(user, n)
+        client.get(keys[user])
+    clock = time.perf_counter_ns
+    out = _Samples([], [])
+    for user in sample:
+        key = keys[user]
+        t0 = clock()
+        reader.get(user, n)
+        t1 = clock()
+        client.get(key)
+        t2 = clock()
+        out.ours.append(t1 - t0)
+        out.raw.append(t2 - t1)
+    return out
+
+
+def _time_batches(
+    reader: Any, client: Any, keys: dict[str, str], chunks: list[list[str]], n: int
+) -> _Samples:
+    """``Reader.get_many`` and a raw MGET of the same keys, interleaved per chunk."""
+    clock = time.perf_counter_ns
+    out = _Samples([], [])
+    for chunk in chunks:
+        chunk_keys = [keys[u] for u in chunk]
+        t0 = clock()
+        reader.get_many(chunk, n)
+        t1 = clock()
+        client.mget(chunk_keys)
+        t2 = clock()
+        out.ours.append(t1 - t0)
+        out.raw.append(t2 - t1)
+    return out
+
+
+def _latencies(single: _Samples, batch: _Samples) -> dict[str, Any]:
+    """The report's latency fields (milliseconds), ratios to raw Redis, and the verdict."""
+    p50, p99 = _pct(single.ours, 0.5), _pct(single.ours, 0.99)
+    raw50, raw99 = _pct(single.raw, 0.5), _pct(single.raw, 0.99)
+    b50, rb50 = _pct(batch.ours, 0.5), _pct(batch.raw, 0.5)
+    return {
         "p50_ms": round(p50, 4),
         "p99_ms": round(p99, 4),
         "raw_get_p50_ms": round(raw50, 4),
@@ -170,13 +217,11 @@ def bench_serve(
         "p50_ratio": round(p50 / raw50, 2),
         "p99_ratio": round(p99 / raw99, 2),
         "batch_1000_ms": round(b50, 3),
-        "batch_1000_p99_ms": round(_pct(batch_ours, 0.99), 3),
+        "batch_1000_p99_ms": round(_pct(batch.ours, 0.99), 3),
         "raw_mget_1000_ms": round(rb50, 3),
         "batch_ratio": round(b50 / rb50, 2),
         "target": {"p99_ms_max": TARGET_P99_MS, "ratio_max": TARGET_RATIO},
         "meets_target": p99 <= TARGET_P99_MS and p99 / raw99 <= TARGET_RATIO,
-        "removed_versions": list(result.removed_versions),
-        "keys_left": left,
     }
 
 

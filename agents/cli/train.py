@@ -9,7 +9,7 @@ import threading
 from typing import Any
 
 from agents.cli._output import Progress, print_json
-from agents.processes.trainer import close_trainer, make_trainer, serve_trainer_metrics
+from agents.processes.trainer import close_trainer, make_trainer, report_dict, serve_trainer_metrics
 from pipeline.services.connect import resolve
 from pipeline.settings import Settings
 
@@ -24,20 +24,6 @@ def register(sub: Any) -> None:
     p.add_argument("--force", action="store_true", help="publish even when the quality gate refuses")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_train)
-
-
-def report_dict(report: Any) -> dict[str, Any]:
-    return {
-        "version": report.version,
-        "published": report.published,
-        "reason": report.reason,
-        "users": report.users,
-        "items": report.items,
-        "interactions": report.interactions,
-        "metrics": report.metrics,
-        "live_ndcg_at_10": report.live_ndcg_at_10,
-        "seconds": report.seconds,
-    }
 
 
 def cmd_train(settings: Settings, args: argparse.Namespace) -> int:

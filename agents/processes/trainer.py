@@ -11,7 +11,14 @@ from pipeline.rights.proofs import ProofLedger
 from pipeline.services.connect import Endpoints, kafka_consumer, kafka_producer, redis_client, resolve
 from pipeline.settings import Settings
 
-__all__ = ["close_trainer", "make_trainer", "observe_receipt", "serve_trainer_metrics", "trainer_group"]
+__all__ = [
+    "close_trainer",
+    "make_trainer",
+    "observe_receipt",
+    "report_dict",
+    "serve_trainer_metrics",
+    "trainer_group",
+]
 
 
 def trainer_group(settings: Settings) -> str:
@@ -84,3 +91,18 @@ def serve_trainer_metrics(settings: Settings, trainer: Any) -> Any:
 
         trainer.on_receipt = on_receipt
     return served
+
+
+def report_dict(report: Any) -> dict[str, Any]:
+    """A :class:`agents.trainer.TrainReport` as JSON-ready fields (`privrec train --json`, the demo)."""
+    return {
+        "version": report.version,
+        "published": report.published,
+        "reason": report.reason,
+        "users": report.users,
+        "items": report.items,
+        "interactions": report.interactions,
+        "metrics": report.metrics,
+        "live_ndcg_at_10": report.live_ndcg_at_10,
+        "seconds": report.seconds,
+    }

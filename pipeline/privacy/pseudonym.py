@@ -214,6 +214,15 @@ class Pseudonymizer:
         """Forget cached ids (e.g. after a deletion request)."""
         self._cache.clear()
 
+    @property
+    def cached(self) -> int:
+        """How many ids the cache holds now (at most ``cache_size``)."""
+        return len(self._cache)
+
+    def remembers(self, user_id: str) -> bool:
+        """Whether the cache holds ``user_id`` in any spelling: after an erasure it must not."""
+        return canonical_form(user_id, casefold=self._casefold) in self._cache
+
     def __repr__(self) -> str:
         return (
             f"Pseudonymizer(key_ids={self._key_ids!r}, cache_size={self._cache_size}, "

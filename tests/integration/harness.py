@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Any
 
 import redis
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.structs import OffsetAndMetadata
 
 from agents import procs
 from agents.procs import ChildProcess, wait_until
@@ -105,3 +107,65 @@ def read_all(settings: Settings, topic: str, quiet_s: float = 1.5) -> list[tuple
             last = time.monotonic()
     consumer.close()
     return out
+
+
+def consume_and_commit(bootstrap: str, topic: str, group: str, upto: dict[int, int]) -> None:
+    """Read each partition from its committed offset up to ``upto[p]``, then commit exactly that."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False, auto_offset_reset="earliest"
+    )
+    try:
+        tps = {TopicPartition(topic, p): end for p, end in upto.items()}
+        consumer.assign(list(tps))
+        seen = {tp: consumer.position(tp) for tp in tps}
+        deadline = time.monotonic() + 20
+        while any(seen[tp] < end for tp, end in tps.items()) and time.monotonic() < deadline:
+            for tp, records in consumer.poll(timeout_ms=200).items():
+                seen[tp] = max([seen[tp]] + [r.offset + 1 for r in records if r.offset < tps[tp]])
+        assert all(seen[tp] >= end for tp, end in tps.items()), seen
+        consumer.commit({tp: OffsetAndMetadata(end, None, -1) for tp, end in tps.items()})
+    finally:
+        consumer.close()
+
+
+def close_windows(settings: Settings) -> dict[int, int]:
+    """A close marker on every partition of playback.raw; returns the ends to wait for."""
+    from pipeline.stream import CONTROL_KEY, Control, encode_control
+
+    value = encode_control(Control(command="close_windows", id="test", at=int(time.time() * 1000)))
+    ends: dict[int, int] = {}
+    for p in range(settings.partitions):
+        ends.update(produce(settings, settings.topic("playback.raw"), [(CONTROL_KEY, value)], partition=p))
+    return ends
+
+
+def start_trainer(settings: Settings) -> tuple[Any, Callable[[], None]]:
+    """The trainer in a thread of this process (its matrix and id maps can be inspected).
+
+    Returns the trainer and ``finish``, which stops it and raises what it raised.
+    """
+    from agents.processes.trainer import close_trainer, make_trainer
+
+    trainer = make_trainer(settings)
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            trainer.run(stop)
+        except BaseException as exc:  # surfaced by finish() and by the callers' waits
+            errors.append(exc)
+            raise
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+
+    def finish() -> None:
+        stop.set()
+        thread.join(timeout=60)
+        close_trainer(trainer)
+        if errors:
+            raise errors[0]
+
+    trainer.errors = errors  # type: ignore[attr-defined]
+    return trainer, finish

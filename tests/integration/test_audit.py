@@ -23,8 +23,16 @@ from pipeline.serving.layout import Layout
 from pipeline.serving.reader import Reader
 from pipeline.sources import consent_record
 from tests.cli import privrec
-from tests.integration.harness import _redis, produce, read_all, wait_for, wait_processed
-from tests.integration.test_rights import _close_windows, _event, _start_trainer, deployment
+from tests.integration.harness import (
+    _redis,
+    close_windows,
+    produce,
+    read_all,
+    start_trainer,
+    wait_for,
+    wait_processed,
+)
+from tests.support.events import playback_event
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -36,7 +44,6 @@ NOTHING = {"analytics": False, "personalization": False, "advertising": False}
 USERS = {f"aud-{i:02d}": ALL if i < 8 else ANALYTICS if i < 10 else NOTHING for i in range(12)}
 ERASED, EXPORTED = "aud-00", "aud-01"
 
-stack = deployment
 
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None)
 ARGS = [
@@ -56,13 +63,16 @@ def _seed(s) -> None:
     for k in range(6):
         for i, user in enumerate(USERS):
             title = f"t{(i * (i % 3 + 1) + k) % 15:02d}"
-            events = [_event(user, title, T0 + k * HOUR + 60_000, kind) for kind in ("play", "complete")]
+            events = [
+                playback_event(user=user, content=title, t=T0 + k * HOUR + 60_000, kind=kind, watched=600_000)
+                for kind in ("play", "complete")
+            ]
             envelopes.append(
                 (user.encode(), json.dumps({"schema": "playback.batch.v1", "events": events}).encode())
             )
     envelopes.append((b"aud-03", b"{not json"))  # one dead letter: invalid_json
     produce(s, raw, envelopes)
-    wait_processed(s, raw, _close_windows(s))
+    wait_processed(s, raw, close_windows(s))
 
 
 def _served_coverage(s, users: list[str], n_items: int) -> float:
@@ -74,11 +84,11 @@ def _served_coverage(s, users: list[str], n_items: int) -> float:
     return len(shown) / n_items
 
 
-def test_audit_reports_the_deployment(stack, tmp_path):
-    s = stack
+def test_audit_reports_the_deployment(deployment, tmp_path):
+    s = deployment
     env = settings_env(s)
     _seed(s)
-    trainer, finish = _start_trainer(s)
+    trainer, finish = start_trainer(s)
     try:
         audits = tmp_path / "state" / "audits" / s.app_id
         wait_for(lambda: list(audits.glob("audit-*.html")), 180, "the trainer's audit after its retrain")

@@ -21,7 +21,7 @@ from agents.procs import settings_env
 from pipeline.kafka.topics import create_topics
 from pipeline.settings import Settings
 from tests.cli import REPO, privrec
-from tests.integration.test_lag import consume_and_commit
+from tests.integration.harness import consume_and_commit
 
 pytestmark = pytest.mark.integration
 

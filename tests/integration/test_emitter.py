@@ -9,8 +9,8 @@ from kafka import KafkaProducer
 
 from pipeline.emitter import Emitter
 from pipeline.errors import ValidationFailed
-from pipeline.wire.examples import playback_event
 from tests.integration.harness import read_all
+from tests.support.events import playback_event
 
 pytestmark = pytest.mark.integration
 

@@ -27,8 +27,8 @@ from pipeline.serving.layout import Layout
 from pipeline.serving.reader import Reader
 from pipeline.sources import consent_record
 from tests.cli import privrec
-from tests.integration.harness import produce, wait_processed
-from tests.integration.test_rights import _close_windows, _event, _start_trainer, deployment
+from tests.integration.harness import close_windows, produce, start_trainer, wait_processed
+from tests.support.events import playback_event
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -45,7 +45,10 @@ def _plays(user: str, titles: list[str], start: int) -> list[tuple[bytes, bytes]
     """One envelope per title: the user plays and completes it, an hour after the previous one."""
     out = []
     for k, title in enumerate(titles):
-        events = [_event(user, title, start + k * HOUR + 60_000, kind) for kind in ("play", "complete")]
+        events = [
+            playback_event(user=user, content=title, t=start + k * HOUR + 60_000, kind=kind, watched=600_000)
+            for kind in ("play", "complete")
+        ]
         out.append((user.encode(), json.dumps({"schema": "playback.batch.v1", "events": events}).encode()))
     return out
 
@@ -74,9 +77,6 @@ def _assert_nothing_of_others(text: str, pz) -> None:
             assert not any(p in text for p in pz.candidates(user))
 
 
-stack = deployment  # the same deployment: one worker, 2 partitions, a quick trainer
-
-
 def _viewer_history(s) -> dict:
     """Consent changes and viewing of VIEWER among everyone else's; returns the open window sent."""
     raw, consent = s.topic("playback.raw"), s.topic("consent")
@@ -84,13 +84,15 @@ def _viewer_history(s) -> dict:
     # hour by hour for everyone, so that no event is late for its partition's watermark
     plays = [_plays(u, [f"t{(i + k) % 12:02d}" for k in range(6)], T0) for i, u in enumerate(USERS)]
     produce(s, raw, [envelopes[k] for k in range(6) for envelopes in plays])
-    wait_processed(s, raw, _close_windows(s))
+    wait_processed(s, raw, close_windows(s))
     for purposes in (WITHDRAW, REGRANT):  # what was watched before the withdrawal is never held again
         wait_processed(s, consent, produce(s, consent, [_consent(VIEWER, purposes)]))
     produce(s, raw, _plays(VIEWER, ["t09", "t10", "t11"], T0 + 20 * HOUR))
-    wait_processed(s, raw, _close_windows(s))
+    wait_processed(s, raw, close_windows(s))
     start = T0 + 40 * HOUR
-    late = _event(VIEWER, "t07", start + 300_000, "play", watched=123_000)  # stays open
+    late = playback_event(
+        user=VIEWER, content="t07", t=start + 300_000, kind="play", watched=123_000
+    )  # stays open
     wait_processed(s, raw, produce(s, raw, [(VIEWER.encode(), json.dumps(late).encode())]))
     return {"content_id": "t07", "window_start": start, "window_end": start + HOUR, "watched_ms": 123_000}
 
@@ -109,8 +111,8 @@ def _train_once(s):
     return trainer
 
 
-def test_export_is_complete_then_empty_after_erasure(stack, tmp_path):
-    s = stack
+def test_export_is_complete_then_empty_after_erasure(deployment, tmp_path):
+    s = deployment
     pz = pseudonymizer(s)
     names = pz.candidates(VIEWER)
     opened = _viewer_history(s)
@@ -168,7 +170,7 @@ def test_export_is_complete_then_empty_after_erasure(stack, tmp_path):
     _assert_nothing_of_others(text, pz)
 
     # erasure (the trainer runs continuously to do its part), then the same viewer's export
-    _, finish = _start_trainer(s)
+    _, finish = start_trainer(s)
     try:
         done = privrec(
             "erase", VIEWER, "--wait", "--json", "--timeout", "60", env=settings_env(s), timeout=90

@@ -37,7 +37,7 @@ from pipeline.wire import encode
 from pipeline.wire.outbound import Interaction
 from tests.hostile import PENDING, hostile_messages
 from tests.integration.harness import Worker, produce, read_all, wait_assigned, wait_for, wait_processed
-from tests.integration.test_stream import (
+from tests.integration.stream_harness import (
     dataset,
     envelopes,
     expected_windows,
@@ -46,6 +46,7 @@ from tests.integration.test_stream import (
     send_consents,
     wait_all_processed,
 )
+from tests.support.stream import event, feed, make
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -425,8 +426,6 @@ def test_worker_sigkilled_five_times_loses_and_doubles_nothing(make_settings, ka
 
 
 def test_hostile_messages_dead_lettered_while_worker_stays_up(make_settings, kafka_bootstrap, tmp_path):
-    from tests.unit.test_fuzz_stream import feed, make
-
     s = make_settings(partitions=2)
     admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
     create_topics(admin, s)
@@ -445,8 +444,6 @@ def test_hostile_messages_dead_lettered_while_worker_stays_up(make_settings, kaf
         wait_assigned(s, 1)
         send_consents(s, {"hostile-ok": PERSONAL})
         produce(s, s.topic("playback.raw"), [(m.key, m.value) for m in sample])
-        from tests.unit.test_stream_processor import event
-
         good = event(user="hostile-ok", t=T0)
         ends = produce(s, s.topic("playback.raw"), [(b"hostile-ok", json.dumps(good).encode())])
         wait_processed(s, s.topic("playback.raw"), ends, timeout=180)

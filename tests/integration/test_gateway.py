@@ -12,9 +12,9 @@ import requests
 
 from pipeline.serving import Layout, publish
 from pipeline.wire import RedactedBatch, decode_as
-from pipeline.wire.examples import playback_event
 from tests.integration.gateway_harness import running_gateway
 from tests.integration.harness import read_all
+from tests.support.events import playback_event
 
 pytestmark = pytest.mark.integration
 

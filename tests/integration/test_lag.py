@@ -7,17 +7,16 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.structs import OffsetAndMetadata
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 
 from pipeline.ops.collect import LagCollector
 from pipeline.ops.lag import LagWindow, Status
 from tests.cli import REPO, privrec
+from tests.integration.harness import consume_and_commit
 
 pytestmark = pytest.mark.integration
 
@@ -34,25 +33,6 @@ def produce(bootstrap: str, topic: str) -> None:
             producer.send(topic, value=f"m{i}".encode(), partition=p)
     producer.flush(timeout=20)
     producer.close()
-
-
-def consume_and_commit(bootstrap: str, topic: str, group: str, upto: dict[int, int]) -> None:
-    """Read each partition from its committed offset up to ``upto[p]``, then commit exactly that."""
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False, auto_offset_reset="earliest"
-    )
-    try:
-        tps = {TopicPartition(topic, p): end for p, end in upto.items()}
-        consumer.assign(list(tps))
-        seen = {tp: consumer.position(tp) for tp in tps}
-        deadline = time.monotonic() + 20
-        while any(seen[tp] < end for tp, end in tps.items()) and time.monotonic() < deadline:
-            for tp, records in consumer.poll(timeout_ms=200).items():
-                seen[tp] = max([seen[tp]] + [r.offset + 1 for r in records if r.offset < tps[tp]])
-        assert all(seen[tp] >= end for tp, end in tps.items()), seen
-        consumer.commit({tp: OffsetAndMetadata(end, None, -1) for tp, end in tps.items()})
-    finally:
-        consumer.close()
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ from pipeline.serving.publish import publish
 from pipeline.sources import consent_record
 from tests.cli import privrec
 from tests.integration.harness import Worker, produce, wait_assigned, wait_for, wait_processed, worker_stats
-from tests.unit.test_stream_processor import event
+from tests.support.stream import event
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 from collections import namedtuple
@@ -27,7 +28,7 @@ def _interactions(users: int = 300, items: int = 120, seed: int = 3) -> list[dic
     ratings = synthetic_ratings(users=users, items=items, events_target=12_000, seed=seed)
     return [
         {
-            "user": f"k1.{abs(hash(r.user_id)) % 10**32:032x}",
+            "user": f"k1.{hashlib.blake2b(r.user_id.encode(), digest_size=16).hexdigest()}",
             "content_id": r.content_id,
             "window_start": int(r.timestamp_s) * 1000 // 3_600_000 * 3_600_000,
             "window_end": int(r.timestamp_s) * 1000 // 3_600_000 * 3_600_000 + 3_600_000,

@@ -11,17 +11,13 @@ everyone else's recommendations stay.
 from __future__ import annotations
 
 import json
-import threading
 import time
-import uuid
 
 import numpy as np
 import pytest
 import redis as redis_lib
-from kafka import KafkaAdminClient
 
 from agents.procs import settings_env
-from pipeline.kafka.topics import create_topics
 from pipeline.keys import pseudonymizer
 from pipeline.recs.artefact import load_model
 from pipeline.serving.layout import Layout
@@ -29,7 +25,15 @@ from pipeline.serving.publish import live_version
 from pipeline.serving.reader import Reader
 from pipeline.sources import consent_record
 from tests.cli import privrec
-from tests.integration.harness import Worker, produce, read_all, wait_assigned, wait_for, wait_processed
+from tests.integration.harness import (
+    close_windows,
+    produce,
+    read_all,
+    start_trainer,
+    wait_for,
+    wait_processed,
+)
+from tests.support.events import playback_event
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -37,36 +41,18 @@ HOUR = 3_600_000
 T0 = 1_700_000_000_000 - 1_700_000_000_000 % HOUR
 
 
-def _event(user: str, content: str, t: int, kind: str = "play", watched: int = 600_000) -> dict:
-    return {
-        "schema": "playback.v1",
-        "event_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{user}/{content}/{t}/{kind}")),
-        "user_id": user,
-        "session_id": f"s-{user}",
-        "device_id": f"d-{user}",
-        "content_id": content,
-        "event_type": kind,
-        "position_ms": watched,
-        "duration_ms": 3_600_000,
-        "watched_ms": watched,
-        "event_time": t,
-        "client": {
-            "ip": "203.0.113.9",
-            "user_agent": "ua",
-            "app_version": "1",
-            "device_class": "tv",
-            "country": "DE",
-        },
-        "gpc": False,
-    }
-
-
 def _history(users: list[str], titles: int = 12) -> list[tuple[bytes, bytes]]:
     """Each user watches 6 titles from a window of the catalogue that depends on the user."""
     out = []
     for i, user in enumerate(users):
         events = [
-            _event(user, f"t{(i + k) % titles:02d}", T0 + k * HOUR + 60_000, kind)
+            playback_event(
+                user=user,
+                content=f"t{(i + k) % titles:02d}",
+                t=T0 + k * HOUR + 60_000,
+                kind=kind,
+                watched=600_000,
+            )
             for k in range(6)
             for kind in ("play", "complete")
         ]
@@ -78,17 +64,6 @@ def _consents(users: list[str], personalization: bool = True) -> list[tuple[byte
     purposes = {"analytics": True, "personalization": personalization, "advertising": False}
     at = T0 - HOUR  # before every event: consent is judged at event time too
     return [(u.encode(), json.dumps(consent_record(u, purposes, updated_at_ms=at)).encode()) for u in users]
-
-
-def _close_windows(settings) -> dict[int, int]:
-    """A close marker on every partition of playback.raw; returns the ends to wait for."""
-    from pipeline.stream import CONTROL_KEY, Control, encode_control
-
-    value = encode_control(Control(command="close_windows", id="test", at=int(time.time() * 1000)))
-    ends: dict[int, int] = {}
-    for p in range(settings.partitions):
-        ends.update(produce(settings, settings.topic("playback.raw"), [(CONTROL_KEY, value)], partition=p))
-    return ends
 
 
 def _latest_by_key(settings, topic: str) -> dict[bytes, bytes | None]:
@@ -119,50 +94,6 @@ def _redis_mentions(client: redis_lib.Redis, needles: list[str]) -> list[str]:
     return found
 
 
-@pytest.fixture
-def deployment(make_settings, kafka_bootstrap, tmp_path):
-    settings = make_settings(
-        partitions=2,
-        stream={"idle_close_ms": 600_000, "window_grace_ms": 2 * 86_400_000},  # nothing late here
-        trainer={"retrain_every_s": 20.0, "factors": 8, "iterations": 5, "gate_margin": 1.0},
-    )
-    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    create_topics(admin, settings)
-    admin.close()
-    worker = Worker(settings, tmp_path / "logs").start()
-    wait_assigned(settings, 1)
-    yield settings
-    worker.kill()
-
-
-def _start_trainer(settings):
-    from agents.processes.trainer import close_trainer, make_trainer
-
-    trainer = make_trainer(settings)
-    stop = threading.Event()
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            trainer.run(stop)
-        except BaseException as exc:  # surfaced by finish() and by the waits below
-            errors.append(exc)
-            raise
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-
-    def finish() -> None:
-        stop.set()
-        thread.join(timeout=60)
-        close_trainer(trainer)
-        if errors:
-            raise errors[0]
-
-    trainer.errors = errors  # type: ignore[attr-defined]
-    return trainer, finish
-
-
 def test_erasure_leaves_no_trace_and_keeps_everyone_else(deployment):
     s = deployment
     pz = pseudonymizer(s)
@@ -173,12 +104,12 @@ def test_erasure_leaves_no_trace_and_keeps_everyone_else(deployment):
 
     wait_processed(s, s.topic("consent"), produce(s, s.topic("consent"), _consents(users)))
     produce(s, raw_topic, _history(users))
-    wait_processed(s, raw_topic, _close_windows(s))
+    wait_processed(s, raw_topic, close_windows(s))
 
     client = redis_lib.Redis.from_url(s.redis.url.get_secret_value())
     layout = Layout.from_settings(s)
     reader = Reader(client, pz, layout)
-    trainer, finish = _start_trainer(s)
+    trainer, finish = start_trainer(s)
     try:
         try:
             wait_for(lambda: trainer.errors or live_version(client, layout), 120, "a published model")
@@ -190,7 +121,7 @@ def test_erasure_leaves_no_trace_and_keeps_everyone_else(deployment):
         wait_for(lambda: reader.get(victim).personalized, 30, "the victim's recommendations")
 
         # the victim keeps watching: open windows in the worker's state
-        late = [_event(victim, "t05", T0 + 30 * HOUR, "play")]
+        late = [playback_event(user=victim, content="t05", t=T0 + 30 * HOUR, kind="play", watched=600_000)]
         wait_processed(s, raw_topic, produce(s, raw_topic, [(victim.encode(), json.dumps(late[0]).encode())]))
         changelog = f"{s.app_id}-windows-changelog"
         victim_keys = [k for k, v in _latest_by_key(s, changelog).items() if v and names[0].encode() in k]
@@ -236,7 +167,7 @@ def test_erasure_leaves_no_trace_and_keeps_everyone_else(deployment):
         victim_redacted = _count_keyed(s, s.topic("playback.redacted"), names)
         more = _history([victim])
         produce(s, raw_topic, more)
-        wait_processed(s, raw_topic, _close_windows(s))
+        wait_processed(s, raw_topic, close_windows(s))
         assert _count_keyed(s, s.topic("interactions"), names) == victim_rows
         assert _count_keyed(s, s.topic("playback.redacted"), names) == victim_redacted
 
@@ -276,9 +207,9 @@ def test_erasure_leaves_no_trace_and_keeps_everyone_else(deployment):
 
     # consent given again after the erasure: a new profile starts; nothing from before comes back
     wait_processed(s, s.topic("consent"), produce(s, s.topic("consent"), _consents([victim])))
-    fresh = _event(victim, "t11", T0 + 40 * HOUR, "play")
+    fresh = playback_event(user=victim, content="t11", t=T0 + 40 * HOUR, kind="play", watched=600_000)
     produce(s, raw_topic, [(victim.encode(), json.dumps(fresh).encode())])
-    wait_processed(s, raw_topic, _close_windows(s))
+    wait_processed(s, raw_topic, close_windows(s))
     rebuilt = make_trainer(s)
     try:
         rebuilt.catch_up()

@@ -19,7 +19,7 @@ from pipeline.replay import replay_ratings
 from pipeline.rights.requests import send_erasure
 from pipeline.settings import Settings
 from pipeline.sources import Rating
-from pipeline.wire.examples import playback_event
+from tests.support.events import playback_event
 
 
 class _Producer:

@@ -19,7 +19,7 @@ from pipeline.privacy.consent import (
 )
 from pipeline.wire import ConsentPurposes, decode_consent
 from pipeline.wire import Purposes as WirePurposes
-from pipeline.wire.examples import consent as consent_example
+from tests.support.events import consent as consent_example
 
 ALL = Purposes(analytics=True, personalization=True, advertising=True)
 purposes = st.builds(Purposes, st.booleans(), st.booleans(), st.booleans())

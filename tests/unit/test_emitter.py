@@ -8,7 +8,7 @@ import pytest
 
 from pipeline.emitter import Emitter
 from pipeline.errors import DeliveryError, ValidationFailed
-from pipeline.wire.examples import playback_event
+from tests.support.events import playback_event
 
 
 class _FailingFuture:
@@ -63,7 +63,9 @@ def test_invalid_event_is_refused_and_not_buffered():
 
 
 def test_envelope_of_mixed_users_is_refused():
-    emitter = Emitter(_Producer(), "t")
+    producer = _Producer()
+    emitter = Emitter(producer, "t")
     with pytest.raises(ValidationFailed):
         emitter.emit_batch("a", [playback_event(1, user_id="a"), playback_event(2, user_id="b")])
-    assert emitter._buffers == {}  # nothing of the refused envelope was kept
+    emitter.flush()
+    assert producer.sent == [] and emitter.sent_events == 0  # nothing of the refused envelope was kept

@@ -32,7 +32,7 @@ from pipeline.stream.partition import UserEntry
 from pipeline.wire import encode
 from pipeline.wire.outbound import Interaction
 from pipeline.wire.rights import ErasureRequest, ErasureStage, Receipt
-from tests.unit.test_stream_processor import SPEC, Consents, enc, event, make
+from tests.support.stream import SPEC, Consents, enc, event, make
 
 OLD, NEW = PseudonymKey("k1", b"0123456789abcdef0123"), PseudonymKey("k2", b"abcdefghijabcdefghij")
 PZ = Pseudonymizer([OLD, NEW])
@@ -179,10 +179,10 @@ def test_open_windows_decode_the_workers_changelog_entries():
     consents.set(proc, "bob", True, True)
     latest: dict[bytes, bytes | None] = {}
     msgs = [
-        ("alice", event("alice", "c1", T0 + 60_000, watched=1000)),
-        ("alice", event("alice", "c1", T0 + 120_000, etype="complete", watched=2000)),
-        ("alice", event("alice", "c2", T0 + HOUR + 1, watched=500)),
-        ("bob", event("bob", "c9", T0 + 60_000)),
+        ("alice", event(t=T0 + 60_000, watched=1000)),
+        ("alice", event(t=T0 + 120_000, kind="complete", watched=2000)),
+        ("alice", event(content="c2", t=T0 + HOUR + 1, watched=500)),
+        ("bob", event(user="bob", content="c9", t=T0 + 60_000)),
     ]
     for offset, (user, ev) in enumerate(msgs):
         for write in proc.on_playback(0, offset, user.encode(), enc(ev), consents.get).state:

@@ -11,65 +11,14 @@ from __future__ import annotations
 
 import json
 import time
-import zlib
 from collections import Counter
 
-import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.privacy.consent import Purposes
-from pipeline.privacy.consent_history import Change, ConsentHistory, encode_history
-from pipeline.privacy.pseudonym import Pseudonymizer, PseudonymKey
-from pipeline.stream import StreamConfig, StreamProcessor, encode_control
-from pipeline.stream.control import Control
-from pipeline.windows import WindowSpec
-from tests.hostile import PENDING, STRATEGIES, Hostile, hostile_messages
-
-NOW = 1_900_000_000_000
-PARTITIONS = 4
-GRANTED = encode_history(ConsentHistory((Change(0, 0, Purposes(analytics=True, personalization=True)),)))
-
-
-def make() -> StreamProcessor:
-    pz = Pseudonymizer([PseudonymKey("k1", b"0123456789abcdef0123")])
-    config = StreamConfig(window=WindowSpec(size_ms=3_600_000, grace_ms=600_000))
-    return StreamProcessor(config, pz, clock=lambda: NOW)
-
-
-def _consent(pseudonym: str) -> bytes | None:
-    return (
-        GRANTED if zlib.crc32(pseudonym.encode()) % 5 else None
-    )  # a fifth without consent: dropped, still received
-
-
-def feed(proc: StreamProcessor, msg: Hostile, offset: int) -> list[dict]:
-    """One message through the processor; the accounting checked; its DLQ records decoded."""
-    before = proc.counters["received"]
-    fx = proc.on_playback(offset % PARTITIONS, offset, msg.key, msg.value, _consent)
-    received = proc.counters["received"] - before
-    dlq = [json.loads(value) for _, value in fx.dlq]
-    assert received + len(dlq) == msg.units, (msg.strategy, received, len(dlq), msg.units)
-    for record in dlq:
-        assert isinstance(record["reason"], str) and record["reason"]
-        assert record["source"]["offset"] == offset
-    if msg.must_reject:
-        assert received == 0 and len(dlq) == msg.units, (msg.strategy, [d["reason"] for d in dlq])
-    for _, value in fx.redacted + fx.interactions:
-        msgspec.json.decode(value)  # everything produced is valid JSON
-    return dlq
-
-
-def close_all(proc: StreamProcessor) -> int:
-    """Close every window (end of stream): the emitted records must encode."""
-    emitted = 0
-    marker = encode_control(Control(command="close_windows", id="fuzz", at=NOW))
-    for p in range(PARTITIONS):
-        fx = proc.on_control(p, 10**9, marker)
-        assert not fx.dlq
-        emitted += len(fx.interactions)
-    return emitted
+from tests.hostile import PENDING, STRATEGIES, hostile_messages
+from tests.support.stream import close_all, feed, hostile_consent, make
 
 
 @pytest.mark.timeout(120)
@@ -117,7 +66,7 @@ def test_each_strategy_alone(strategy):
 @settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_any_bytes_are_dead_lettered_not_raised(value, key):
     proc = make()
-    fx = proc.on_playback(0, 1, key, value, _consent)
+    fx = proc.on_playback(0, 1, key, value, hostile_consent)
     assert proc.counters["received"] + len(fx.dlq) >= 1
 
 
@@ -132,6 +81,6 @@ def test_any_bytes_are_dead_lettered_not_raised(value, key):
 def test_any_json_value_is_one_dead_letter(obj):
     """Any JSON that is not a playback event is exactly one dead letter with a reason."""
     proc = make()
-    fx = proc.on_playback(0, 1, b"u", json.dumps(obj).encode(), _consent)
+    fx = proc.on_playback(0, 1, b"u", json.dumps(obj).encode(), hostile_consent)
     assert proc.counters["received"] == 0
     assert len(fx.dlq) == 1 and json.loads(fx.dlq[0][1])["reason"]

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from pipeline.gateway.collector import OTHER_USER, TOO_MANY_EVENTS, collect, envelopes
 from pipeline.wire import PlaybackBatch, decode_as
-from pipeline.wire.examples import NOW_MS, playback_event
+from tests.support.events import NOW_MS, playback_event
 
 
 def _collect(body, subject="alice", max_events=500):

@@ -17,7 +17,7 @@ from pipeline.ops.exporter import LagJob, Periodic, refresh_model
 from pipeline.ops.lag import PartitionSample
 from pipeline.ops.metrics import PipelineMetrics
 from pipeline.serving.layout import Layout
-from tests.unit.test_ops_summary import FakeRedis, published
+from tests.support.fake_redis import FakeRedis, published
 
 
 def samples(registry: CollectorRegistry) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import string
+from functools import partial
 from typing import Any
 
 import msgspec
@@ -14,39 +15,26 @@ from pipeline.privacy.pseudonym import Pseudonymizer, PseudonymKey
 from pipeline.privacy.redact import ALLOWED_FIELDS, REDACTED_SCHEMA, redact_event, removed_field_count
 from pipeline.wire import PlaybackEvent, RedactedEvent, encode
 from pipeline.wire import Purposes as WirePurposes
-from tests.unit.test_scrub import filler, pii_tokens
+from tests.support.events import playback_event
+from tests.support.pii import filler, pii_tokens
 
 SETTINGS = settings(max_examples=200, deadline=None)
 PSEUDO = Pseudonymizer([PseudonymKey("k1", b"test-secret-0123456789")])
 CONSENT = WirePurposes(analytics=True, personalization=True, advertising=True)
 
 
-def make_event(**overrides: Any) -> dict[str, Any]:
-    """A valid playback.v1 event; keyword arguments replace fields."""
-    event: dict[str, Any] = {
-        "event_id": "123e4567-e89b-12d3-a456-426614174000",
-        "user_id": "alice@example.com",
-        "session_id": "sess-7f3a9c",
-        "device_id": "dev-b41c22",
-        "content_id": "movie-42",
-        "event_type": "heartbeat",
-        "position_ms": 61_000,
-        "duration_ms": 5_400_000,
-        "watched_ms": 30_000,
-        "event_time": 1_712_345_678_901,
-        "client": {
-            "ip": "203.0.113.7",
-            "user_agent": "Mozilla/5.0 (SmartTV)",
-            "app_version": "3.2.1",
-            "device_class": "tv",
-            "country": "DE",
-        },
-        "gpc": False,
-        "search_query": "films like alice@example.com",
-        "error_message": "timeout calling 203.0.113.7",
-    }
-    event.update(overrides)
-    return event
+make_event = partial(
+    playback_event,
+    user="alice@example.com",
+    content="movie-42",
+    position_ms=61_000,
+    duration_ms=5_400_000,
+    watched=30_000,
+    t=1_712_345_678_901,
+    search_query="films like alice@example.com",
+    error_message="timeout calling 203.0.113.7",
+)
+"""A heartbeat with free text in both optional fields: the one factory, bound to the values checked below."""
 
 
 # --- redact_event (what the stream runs) ------------------------------------------

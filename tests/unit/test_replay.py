@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 from pipeline.replay import CONSENT_LEAD_MS, consent_times, replay_ratings
 from pipeline.sources import Rating, synthetic_ratings
-from tests.unit.test_stream_processor import make
+from tests.support.stream import make
 
 
 class FakeProducer:

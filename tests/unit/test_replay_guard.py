@@ -20,7 +20,7 @@ from pipeline.replay_guard import (
 )
 from pipeline.sources import Rating, synthetic_ratings
 from pipeline.windows.spec import WindowSpec
-from pipeline.wire.examples import batch_bytes, playback_event
+from tests.support.events import batch_bytes, playback_event
 
 SPEC = WindowSpec(size_ms=60_000, grace_ms=5_000)
 

@@ -13,7 +13,7 @@ from pipeline.stream import StreamConfig, StreamProcessor, encode_control
 from pipeline.stream.control import Control
 from pipeline.wire import decode_as, encode
 from pipeline.wire.rights import ErasureRequest, ErasureStage, Receipt
-from tests.unit.test_stream_processor import NOW, SPEC, Consents, enc, event
+from tests.support.stream import NOW, SPEC, Consents, enc, event
 
 RID = "0123456789abcdef0123456789abcdef"
 OLD, NEW = PseudonymKey("k1", b"0123456789abcdef0123"), PseudonymKey("k2", b"abcdefghijabcdefghij")
@@ -33,8 +33,8 @@ def test_stream_erasure_purges_state_and_consent_and_confirms_after():
     consents = Consents()
     consents.set(proc, "alice", True, True)
     consents.set(proc, "bob", True, True)
-    proc.on_playback(0, 0, b"alice", enc(event("alice")), consents.get)
-    proc.on_playback(0, 1, b"bob", enc(event("bob")), consents.get)
+    proc.on_playback(0, 0, b"alice", enc(event(user="alice")), consents.get)
+    proc.on_playback(0, 1, b"bob", enc(event(user="bob")), consents.get)
     names = proc.pz.candidates("alice")
     assert len(names) == 2
 
@@ -52,7 +52,7 @@ def test_stream_erasure_purges_state_and_consent_and_confirms_after():
     assert stage.detail == {"windows_purged": 1}
     assert b"alice" not in fx.after[1][2]
     # the raw id left the pseudonymiser's cache
-    assert "alice" not in proc.pz._cache
+    assert not proc.pz.remembers("alice") and proc.pz.remembers("bob")
     # closing everything emits bob's window only
     closed = proc.on_control(0, 3, encode_control(Control(command="close_windows", id="x", at=NOW)))
     assert [json.loads(v)["user"] for _, v in closed.interactions] == [proc.pz.pseudonym("bob")]

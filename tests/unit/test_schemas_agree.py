@@ -16,7 +16,7 @@ import pytest
 import schemas
 from pipeline.errors import ValidationFailed
 from pipeline.wire import decode_as, decode_consent, decode_raw, jsonschema
-from pipeline.wire.examples import NOW_MS, batch, consent, playback_event
+from tests.support.events import NOW_MS, batch, consent, playback_event
 
 
 def test_committed_files_equal_generated() -> None:

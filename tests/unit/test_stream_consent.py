@@ -8,7 +8,7 @@ from pipeline.privacy.consent import Purposes
 from pipeline.privacy.consent_history import decode_history
 from pipeline.sources import consent_record
 from pipeline.stream import StreamProcessor
-from tests.unit.test_stream_processor import enc, event, make
+from tests.support.stream import enc, event, make
 
 T = 1_700_000_000_000
 FULL = {"analytics": True, "personalization": True, "advertising": False}

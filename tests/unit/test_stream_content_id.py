@@ -13,8 +13,8 @@ from pipeline.privacy.pseudonym import Pseudonymizer, PseudonymKey
 from pipeline.settings import load_settings
 from pipeline.stream import StreamConfig, StreamProcessor
 from pipeline.wire import DEFAULT_CONTENT_ID_PATTERN, INVALID_CONTENT_ID
-from pipeline.wire.examples import NOW_MS, playback_event
 from pipeline.wire.fields import CONTENT_ID_PATTERN
+from tests.support.events import NOW_MS, playback_event
 
 EMAIL = "bob.jones@example.org"
 

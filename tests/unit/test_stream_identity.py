@@ -18,7 +18,7 @@ from pipeline.sources import consent_record
 from pipeline.stream import StreamConfig, StreamProcessor
 from pipeline.wire import encode
 from pipeline.wire.rights import ErasureRequest
-from tests.unit.test_stream_processor import NOW, SPEC, enc, event
+from tests.support.stream import NOW, SPEC, enc, event
 
 CANONICAL = "alice@example.com"
 RID = "0" * 32

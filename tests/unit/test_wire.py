@@ -34,7 +34,7 @@ from pipeline.wire import (
     safe_detail,
     to_epoch_ms,
 )
-from pipeline.wire.examples import NOW_MS, batch, consent, playback_event
+from tests.support.events import NOW_MS, batch, consent, playback_event
 
 PII = "PII-alice.smith@example.com"
 TOLERANCE_MS = 60_000

@@ -29,13 +29,13 @@ from pipeline.wire import (
     decode_as,
     decode_raw,
 )
-from pipeline.wire.examples import NOW_MS, batch, playback_event
 from pipeline.wire.fields import (
     CONTENT_ID_PATTERN,
     MAX_DURATION_MS,
     MAX_PLAYHEAD_MS,
     PLAYHEAD_TOLERANCE_MS,
 )
+from tests.support.events import NOW_MS, batch, playback_event
 
 PII = "alice.smith@example.com"
 HOUR = 3_600_000

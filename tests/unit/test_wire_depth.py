@@ -28,7 +28,7 @@ from pipeline.wire import (
     decode_raw,
 )
 from pipeline.wire.depth import too_deep
-from pipeline.wire.examples import NOW_MS, batch, consent, playback_event
+from tests.support.events import NOW_MS, batch, consent, playback_event
 
 DEEP = [1_000, 5_000, 100_000]
 

@@ -1,7 +1,9 @@
-"""Example records, valid by construction, for tests, docs and load generation.
+"""Example records, valid by construction: the one playback-event factory of the tests.
 
 Each builder returns plain JSON-ready dicts so callers can break exactly one
 field and see what the decoder makes of it. Values are obviously synthetic.
+Tests that need other defaults bind them once (``functools.partial``) rather
+than writing another factory, so a new required field is added here only.
 """
 
 from __future__ import annotations
@@ -19,8 +21,23 @@ NOW_MS = 1_714_564_800_000
 """2024-05-01T12:00:00Z: a fixed "now" that keeps examples deterministic."""
 
 
-def playback_event(i: int = 0, **overrides: Any) -> dict[str, Any]:
-    """Return a valid ``playback.v1`` dict; ``overrides`` replace top-level keys."""
+def playback_event(
+    i: int = 0,
+    *,
+    user: str | None = None,
+    content: str | None = None,
+    t: int | None = None,
+    kind: str | None = None,
+    watched: int | None = None,
+    **overrides: Any,
+) -> dict[str, Any]:
+    """Return the ``i``-th event of a valid ``playback.v1`` session as a dict.
+
+    The short keywords name the fields tests vary most (``user`` is
+    ``user_id``, ``content`` is ``content_id``, ``t`` is ``event_time``,
+    ``kind`` is ``event_type``, ``watched`` is ``watched_ms``); any other
+    keyword replaces the top-level field of that name.
+    """
     event: dict[str, Any] = {
         "schema": PLAYBACK,
         "event_id": str(uuid.UUID(int=i + 1)),
@@ -42,6 +59,9 @@ def playback_event(i: int = 0, **overrides: Any) -> dict[str, Any]:
         },
         "gpc": False,
     }
+    short = {"user_id": user, "content_id": content, "event_time": t, "event_type": kind}
+    short["watched_ms"] = watched
+    event.update({name: value for name, value in short.items() if value is not None})
     event.update(overrides)
     return event
 
