@@ -112,7 +112,11 @@ def test_erasure_leaves_no_trace_and_keeps_everyone_else(deployment):
     trainer, finish = start_trainer(s)
     try:
         try:
-            wait_for(lambda: trainer.errors or live_version(client, layout), 120, "a published model")
+            wait_for(
+                lambda: trainer.errors or (live_version(client, layout) and trainer.model is not None),
+                120,
+                "a published model the trainer holds",
+            )
         except AssertionError as exc:
             raise AssertionError(f"{exc}; trainer counters {trainer.counters}") from None
         assert not trainer.errors
