@@ -178,7 +178,7 @@ def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
         f"in {out['seconds']} s; consent: {out['consent']}"
     )
     if plan.shift_s:
-        print(f"started after the stream's watermark: first event at {out['start']} (+{plan.shift_s:,} s)")
+        print(f"started after the stream's watermark: times begin at {out['start']} (+{plan.shift_s:,} s)")
     if report.consent_refused:
         refused = ", ".join(f"{n:,} {why}" for why, n in sorted(report.consent_refused.items()))
         print(f"consent not replayed (a newer choice or an erasure stands): {refused}")
