@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["RowData", "drop_rows", "recent_rows", "replace_rows"]
+__all__ = ["RowData", "drop_rows", "history_rows", "recent_rows", "replace_rows"]
 
 RowData = tuple[np.ndarray, np.ndarray, np.ndarray]
 """``(columns int32, confidence float32, last_seen int64)`` of one row."""
@@ -67,3 +67,34 @@ def recent_rows(matrix: sp.csr_matrix, last_seen: np.ndarray, days: float) -> sp
         newest[nonempty] = np.maximum.reduceat(last_seen, matrix.indptr[nonempty])
     keep = last_seen >= newest[row_of] - int(days * DAY_MS)
     return _csr(row_of[keep], matrix.indices[keep], matrix.data[keep], matrix.shape)
+
+
+def history_rows(
+    histories: Mapping[str, Mapping[str, float]],
+    item_index: Mapping[str, int],
+    user_index: Mapping[str, int],
+    n_users: int,
+    seen_at: int = 0,
+) -> tuple[dict[int, RowData], dict[str, int], list[str]]:
+    """Matrix rows for fold-in from ``{pseudonym: {content_id: confidence}}``.
+
+    Titles the model does not know are ignored. Returns the rows by index (new
+    users get indices after ``n_users``, in order), the number of known titles
+    per pseudonym (0: nothing to fold in), and the new users.
+    """
+    updates: dict[int, RowData] = {}
+    counts = dict.fromkeys(histories, 0)
+    new_users: list[str] = []
+    for pseudonym, history in histories.items():
+        known = sorted((item_index[c], float(v)) for c, v in history.items() if c in item_index)
+        if not known:
+            continue
+        row = user_index.get(pseudonym)
+        if row is None:
+            row = n_users + len(new_users)
+            new_users.append(pseudonym)
+        cols = np.asarray([c for c, _ in known], np.int32)
+        values = np.asarray([v for _, v in known], np.float32)
+        updates[row] = (cols, values, np.full(len(cols), seen_at, np.int64))
+        counts[pseudonym] = len(cols)
+    return updates, counts, new_users

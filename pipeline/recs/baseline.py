@@ -9,7 +9,7 @@ as our model, so the two are compared on equal terms.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 import numpy as np
 import scipy.sparse as sp
@@ -20,14 +20,23 @@ from pipeline.recs.model import Model
 from pipeline.settings import TrainerSettings
 from pipeline.sources.ratings import Rating
 
-__all__ = ["BASELINE_SETTINGS", "baseline_eval", "baseline_model"]
+__all__ = ["BASELINE_SETTINGS", "baseline_eval", "baseline_model", "ratings_matrix"]
 
 BASELINE_SETTINGS = TrainerSettings(factors=64, regularization=0.05, iterations=15)
 """Fixed hyper-parameters of the baseline; only ``seed`` and ``threads`` follow the caller."""
 
 
-def baseline_model(ratings: Iterable[Rating], *, seed: int = 42, threads: int = 0) -> Model:
-    """ALS on the users×titles matrix of rating values (duplicate pairs summed)."""
+_TRANSFORMS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "raw": lambda w: w,
+    "log": np.log1p,
+    "binary": np.ones_like,
+}
+
+
+def ratings_matrix(
+    ratings: Iterable[Rating], confidence: str = "raw"
+) -> tuple[sp.csr_matrix, list[str], list[str]]:
+    """Users×titles float32 CSR of ``confidence`` (raw, log1p or binary) of summed rating values."""
     users: dict[str, int] = {}
     items: dict[str, int] = {}
     rows, cols, values = [], [], []
@@ -36,16 +45,24 @@ def baseline_model(ratings: Iterable[Rating], *, seed: int = 42, threads: int = 
         cols.append(items.setdefault(r.content_id, len(items)))
         values.append(r.weight)
     matrix = sp.csr_matrix(
-        (np.asarray(values, np.float32), (rows, cols)), shape=(len(users), len(items)), dtype=np.float32
+        (np.asarray(values, np.float64), (rows, cols)), shape=(len(users), len(items)), dtype=np.float64
     )
     matrix.sum_duplicates()
+    matrix.data = _TRANSFORMS[confidence](matrix.data)
+    matrix.eliminate_zeros()  # a 0-weight rating stays out: binary makes it 1 only if recorded
+    return sp.csr_matrix(matrix, dtype=np.float32), list(users), list(items)
+
+
+def baseline_model(ratings: Iterable[Rating], *, seed: int = 42, threads: int = 0) -> Model:
+    """ALS on the users×titles matrix of rating values (duplicate pairs summed)."""
+    matrix, users, items = ratings_matrix(ratings)
     settings = BASELINE_SETTINGS.model_copy(update={"seed": seed, "threads": threads})
     user_factors, item_factors = fit_factors(matrix, settings)
     return Model(
         user_factors=user_factors,
         item_factors=item_factors,
-        user_ids=list(users),
-        item_ids=list(items),
+        user_ids=users,
+        item_ids=items,
         matrix=matrix,
         last_seen=None,
         settings=settings,

@@ -24,13 +24,10 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-import numpy as np
-import scipy.sparse as sp
-
-from pipeline.recs.baseline import baseline_model
+from pipeline.recs.baseline import baseline_model, ratings_matrix
 from pipeline.recs.evaluate import Recommender, evaluate, temporal_split
 from pipeline.recs.family import make_family
 from pipeline.recs.family_als import AlsFamily
@@ -45,7 +42,6 @@ __all__ = [
     "EASE_SEARCH_MAX_ITEMS",
     "Popularity",
     "compare_baselines",
-    "ratings_matrix",
 ]
 
 BASELINES = ("popularity", "itemknn_bm25", "ease", "als_textbook", "als_tuned")
@@ -58,31 +54,6 @@ ALS_GRID: dict[str, tuple[Any, ...]] = {
 EASE_LAMBDAS = (50.0, 200.0, 500.0)
 EASE_SEARCH_MAX_ITEMS = 5000
 """Above this many titles EASE keeps ``trainer.ease_lambda`` (each try is a cubic-cost inverse)."""
-_TRANSFORMS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "raw": lambda w: w,
-    "log": np.log1p,
-    "binary": np.ones_like,
-}
-
-
-def ratings_matrix(
-    ratings: Iterable[Rating], confidence: str = "raw"
-) -> tuple[sp.csr_matrix, list[str], list[str]]:
-    """Users×titles float32 CSR of ``confidence`` (raw, log1p or binary) of summed rating values."""
-    users: dict[str, int] = {}
-    items: dict[str, int] = {}
-    rows, cols, values = [], [], []
-    for r in ratings:
-        rows.append(users.setdefault(r.user_id, len(users)))
-        cols.append(items.setdefault(r.content_id, len(items)))
-        values.append(r.weight)
-    matrix = sp.csr_matrix(
-        (np.asarray(values, np.float64), (rows, cols)), shape=(len(users), len(items)), dtype=np.float64
-    )
-    matrix.sum_duplicates()
-    matrix.data = _TRANSFORMS[confidence](matrix.data)
-    matrix.eliminate_zeros()  # a 0-weight rating stays out: binary makes it 1 only if recorded
-    return sp.csr_matrix(matrix, dtype=np.float32), list(users), list(items)
 
 
 class Popularity:

@@ -81,23 +81,9 @@ class ItemItemFamily:
         self._set(matrix, users, items)
 
     def fold_in(self, histories: Mapping[str, Mapping[str, float]]) -> dict[str, int]:
-        result = dict.fromkeys(histories, 0)
-        updates: dict[int, _rows.RowData] = {}
-        new_users: list[str] = []
-        for pseudonym, history in histories.items():
-            known = sorted(
-                (self._item_index[c], float(v)) for c, v in history.items() if c in self._item_index
-            )
-            if not known:
-                continue
-            row = self._user_index.get(pseudonym)
-            if row is None:
-                row = len(self.user_ids) + len(new_users)
-                new_users.append(pseudonym)
-            cols = np.asarray([c for c, _ in known], np.int32)
-            values = np.asarray([v for _, v in known], np.float32)
-            updates[row] = (cols, values, np.zeros(len(cols), np.int64))
-            result[pseudonym] = len(cols)
+        updates, result, new_users = _rows.history_rows(
+            histories, self._item_index, self._user_index, len(self.user_ids)
+        )
         if updates:
             n_rows = len(self.user_ids) + len(new_users)
             matrix, _ = _rows.replace_rows(self.matrix, np.zeros(self.matrix.nnz, np.int64), updates, n_rows)

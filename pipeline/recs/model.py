@@ -252,27 +252,9 @@ class Model:
         family takes the same input; unknown titles are ignored. The entries'
         ``last_seen`` is now (they are the user's newest history).
         """
-        now = int(time.time() * 1000)
-        updates: dict[int, _rows.RowData] = {}
-        result = dict.fromkeys(histories, 0)
-        new_users: list[str] = []
-        for pseudonym, history in histories.items():
-            known = sorted(
-                (self._item_index[c], float(v)) for c, v in history.items() if c in self._item_index
-            )
-            if not known:
-                continue
-            row = self._user_index.get(pseudonym)
-            if row is None:
-                row = self.n_users + len(new_users)
-                new_users.append(pseudonym)
-            cols = np.asarray([c for c, _ in known], np.int32)
-            updates[row] = (
-                cols,
-                np.asarray([v for _, v in known], np.float32),
-                np.full(len(cols), now, np.int64),
-            )
-            result[pseudonym] = len(cols)
+        updates, result, new_users = _rows.history_rows(
+            histories, self._item_index, self._user_index, self.n_users, int(time.time() * 1000)
+        )
         self._apply_rows(updates, new_users)
         return result
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import ConfigError
-from pipeline.recs.compare import ALS_GRID, BASELINES, Popularity, compare_baselines, ratings_matrix
+from pipeline.recs.baseline import ratings_matrix
+from pipeline.recs.compare import ALS_GRID, BASELINES, Popularity, compare_baselines
 from pipeline.recs.evaluate import temporal_split
 from pipeline.sources import Rating, dataset_path, dataset_root, read_ratings, synthetic_ratings
 
