@@ -32,6 +32,7 @@ from pipeline.audit.data import (
 from pipeline.audit.holdout import split_matrix
 from pipeline.audit.report import mean_ndcg
 from pipeline.errors import ValidationFailed
+from pipeline.files import write_private
 from pipeline.kafka.consumer import BULK_FETCH_BYTES
 from pipeline.kafka.tail import TopicTail
 from pipeline.kafka.topics import Topic, topic_specs
@@ -349,11 +350,9 @@ def write_audit(settings: Settings, report: dict[str, Any], *, producer: Any = N
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(report["generated_at"] / 1000))
     base = folder / f"audit-{stamp}-{uuid.uuid4().hex[:4]}"
     body = json.dumps(report, sort_keys=True).encode()
-    base.with_suffix(".json").write_bytes(body)
+    write_private(base.with_suffix(".json"), body)
     html_path = base.with_suffix(".html")
-    tmp = html_path.with_suffix(".tmp")
-    tmp.write_text(render_html(report), encoding="utf-8")
-    tmp.replace(html_path)
+    write_private(html_path, render_html(report))
     if producer is not None:
         key = ((report.get("model") or {}).get("version") or "none").encode()
         producer.send(settings.topic(Topic.AUDITS), key=key, value=body)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 from typing import Any
 
 from agents.cli._output import print_json
 from pipeline.errors import ConfigError
+from pipeline.files import write_private
 from pipeline.settings import Settings
 
 __all__ = ["register"]
@@ -37,9 +37,7 @@ def cmd_audit(settings: Settings, args: argparse.Namespace) -> int:
         report = collect_audit(settings)
         path = write_audit(settings, report)
     if args.out is not None:
-        tmp = args.out.with_name(args.out.name + ".tmp")
-        tmp.write_text(render_html(report), encoding="utf-8")
-        os.replace(tmp, args.out)
+        write_private(args.out, render_html(report))
         path = args.out
     if args.json:
         print_json(report)

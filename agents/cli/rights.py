@@ -122,7 +122,8 @@ def print_receipt(receipt: dict[str, Any]) -> None:
 def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
     """``privrec export USER [--out FILE]``: the ``export.v1`` document (never logged)."""
     from agents.export import collect_export
-    from pipeline.rights.export import render, write_private
+    from pipeline.files import write_private
+    from pipeline.rights.export import render
 
     if args.out is not None and not args.out.parent.is_dir():
         raise ConfigError("--out", f"directory does not exist: {args.out.parent}")

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import errno
 import json
-import os
 import socket
 from pathlib import Path
 
 from pipeline.embedded.process import free_port
+from pipeline.files import write_private
 
 __all__ = ["PORTS_FILE", "choose_port", "port_free", "remembered_ports"]
 
@@ -53,7 +53,5 @@ def choose_port(state_dir: Path, name: str) -> int:
         port = free_port()
         ports[name] = port
         state_dir.mkdir(parents=True, exist_ok=True)
-        tmp = state_dir / f".{PORTS_FILE}.tmp"
-        tmp.write_text(json.dumps(ports, indent=2, sort_keys=True))
-        os.replace(tmp, state_dir / PORTS_FILE)
+        write_private(state_dir / PORTS_FILE, json.dumps(ports, indent=2, sort_keys=True))
     return port

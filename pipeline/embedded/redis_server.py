@@ -29,6 +29,7 @@ import secrets
 from pathlib import Path
 
 from pipeline.errors import EmbeddedServiceError
+from pipeline.files import private_dir, write_private
 
 __all__ = [
     "CONFIG_FILE",
@@ -80,24 +81,6 @@ _EOL_LINES = {(7, 0)}
 _PASSWORD_BYTES = 32
 
 
-def _private_dir(path: Path) -> None:
-    path.mkdir(parents=True, exist_ok=True)
-    os.chmod(path, 0o700)
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` with mode 0600 from the first byte (no window at 0644)."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def read_password(path: Path) -> str:
     """The password in ``path``; refuses a file group or others may read."""
     try:
@@ -121,14 +104,14 @@ def ensure_password(redis_dir: Path) -> Path:
     An existing password is kept so that clients still running reconnect after
     a restart of the server; a file others could read is replaced.
     """
-    _private_dir(redis_dir)
+    private_dir(redis_dir)
     path = redis_dir / PASSWORD_FILE
     try:
         if not os.stat(path).st_mode & 0o077 and path.read_text().strip():
             return path
     except FileNotFoundError:
         pass
-    _write_private(path, secrets.token_urlsafe(_PASSWORD_BYTES) + "\n")
+    write_private(path, secrets.token_urlsafe(_PASSWORD_BYTES) + "\n")
     return path
 
 
@@ -155,10 +138,10 @@ def render_config(port: int, data_dir: Path, password: str) -> str:
 
 def write_config(redis_dir: Path, port: int, password_file: Path) -> Path:
     """Write ``<redis_dir>/redis.conf`` (mode 0600) for ``port``; returns its path."""
-    _private_dir(redis_dir)
+    private_dir(redis_dir)
     data_dir = redis_dir.resolve()
     path = redis_dir / CONFIG_FILE
-    _write_private(path, render_config(port, data_dir, read_password(password_file)))
+    write_private(path, render_config(port, data_dir, read_password(password_file)))
     return path.resolve()
 
 

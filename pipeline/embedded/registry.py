@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from pipeline.embedded import process
+from pipeline.files import write_private
 
 __all__ = ["PROCS_DIR", "RegisteredProcess", "live_processes", "register_process", "stop_processes"]
 
@@ -55,13 +56,9 @@ def register_process(state_dir: Path, kind: str) -> Path | None:
     pid = os.getpid()
     entry = RegisteredProcess(pid, process.process_start_time(pid), kind, time.time())
     path = folder / f"{pid}.json"
-    tmp = folder / f".{pid}.tmp"
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(json.dumps(asdict(entry)))
-        os.replace(tmp, path)
+        write_private(path, json.dumps(asdict(entry)))
     except OSError as exc:
         log.warning(
             "could not register in %s (%s): `privrec down` will not stop this process", folder, exc.strerror

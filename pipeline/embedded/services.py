@@ -30,6 +30,7 @@ from pipeline.embedded.snapshot import (
     write_snapshot,
 )
 from pipeline.errors import EmbeddedServiceError
+from pipeline.files import write_private
 from pipeline.services.health import kafka_reachable, redis_reachable
 
 __all__ = ["EMBEDDED_CLUSTER_ID", "DownReport", "EmbeddedServices", "ServiceRecord"]
@@ -118,9 +119,7 @@ class EmbeddedServices:
 
     def _save(self, records: dict[str, ServiceRecord]) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps({n: asdict(r) for n, r in records.items()}, indent=2))
-        os.replace(tmp, self.state_file)
+        write_private(self.state_file, json.dumps({n: asdict(r) for n, r in records.items()}, indent=2))
 
     def running(self, name: str) -> ServiceRecord | None:
         """The live record of ``name`` ("kafka" or "redis"), else None."""

@@ -21,7 +21,6 @@ from __future__ import annotations
 import bisect
 import contextlib
 import logging
-import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,6 +29,7 @@ from typing import Any
 import msgspec
 
 from pipeline.errors import EmbeddedServiceError
+from pipeline.files import private_dir, write_private
 
 __all__ = [
     "SNAPSHOT_FILE",
@@ -107,24 +107,8 @@ def snapshot_path(state_dir: Path) -> Path:
 def write_snapshot(state_dir: Path, snap: Snapshot) -> Path:
     """Atomically replace the snapshot (0600 from the first byte, fsynced before the rename)."""
     path = snapshot_path(state_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    os.chmod(path.parent, 0o700)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(msgspec.msgpack.encode(snap))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    private_dir(path.parent)
+    write_private(path, msgspec.msgpack.encode(snap), sync_dir=True)
     return path
 
 

@@ -18,11 +18,8 @@ attributes of a kafka-python ``ConsumerRecord`` (:class:`LogRecord`).
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Protocol
 
 import msgspec
@@ -48,7 +45,6 @@ __all__ = [
     "open_windows",
     "render",
     "stream_consent",
-    "write_private",
 ]
 
 SCHEMA = "export.v1"
@@ -343,23 +339,3 @@ def assemble(
 def render(document: Mapping[str, Any]) -> str:
     """The document as JSON text (UTF-8 safe, indented, one trailing newline)."""
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
-
-
-def write_private(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically, readable by its owner only (mode 0600).
-
-    A temporary file next to ``path`` is created with mode 0600, synced and
-    renamed over ``path``: readers see the old file or the whole new one.
-    """
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise

@@ -11,6 +11,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from pipeline.files import write_private
 from pipeline.privacy.pseudonym import Pseudonymizer, PseudonymKey
 from pipeline.rights.export import (
     DENIED_BY_DEFAULT,
@@ -24,7 +25,6 @@ from pipeline.rights.export import (
     open_windows,
     render,
     stream_consent,
-    write_private,
 )
 from pipeline.settings import Settings
 from pipeline.sources import consent_record
