@@ -24,12 +24,12 @@ Kafka (the tail of each ``playback.raw`` partition, the whole ``consent`` and
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pipeline.sources import Rating
+from pipeline.stream.effects import StreamConfig
 from pipeline.windows.spec import WindowSpec
 from pipeline.wire.decode import decode_consent, decode_raw
 
@@ -48,8 +48,6 @@ ConsentDecision = Literal["send", "unchanged", "newer_consent", "erased"]
 
 TAIL_RECORDS = 500
 """How many of each ``playback.raw`` partition's newest records are read for its newest event time."""
-
-_ANY_ID = re.compile(r"(?s).+")
 
 
 @dataclass
@@ -115,14 +113,24 @@ def consent_decision(key: bytes, dated_ms: int, state: ReplayState) -> ConsentDe
     return "send"
 
 
-def newest_event_time(values: Iterable[bytes | None]) -> int | None:
-    """The newest ``event_time`` among ``playback.raw`` values (markers and bad values skipped)."""
+def newest_event_time(values: Iterable[bytes | None], config: StreamConfig, now_ms: int) -> int | None:
+    """The newest ``event_time`` among ``playback.raw`` values the stream accepts.
+
+    Decoded exactly as the workers decode them (size, content id, future
+    tolerance at ``now_ms``): what they dead-lettered never moved a watermark,
+    so a hostile event dated in 2200 cannot push every later replay there.
+    Markers and bad values are skipped.
+    """
     newest: int | None = None
     for value in values:
         if not value:
             continue
         decoded = decode_raw(
-            value, max_bytes=len(value), now_ms=2**62, future_tolerance_ms=0, content_id_pattern=_ANY_ID
+            value,
+            max_bytes=config.max_message_bytes,
+            now_ms=now_ms,
+            future_tolerance_ms=config.future_tolerance_ms,
+            content_id_pattern=config.content_id_pattern,
         )
         for event in decoded.events:
             t = event.event_time_ms
@@ -138,13 +146,16 @@ def read_replay_state(
     erasure_topic: str,
     partitions: int,
     end_offsets: Any,
+    config: StreamConfig,
+    now_ms: int,
     tail_records: int = TAIL_RECORDS,
     timeout_s: float = 60.0,
 ) -> ReplayState:
     """Read the newest event time and every consent and erasure key's latest time.
 
     ``consumer`` is a group-less kafka-python consumer (passed in, closed by the
-    caller); ``end_offsets(tps)`` returns the true log end per partition (e.g.
+    caller); ``config`` and ``now_ms`` decode ``playback.raw`` as the workers do
+    (:func:`newest_event_time`); ``end_offsets(tps)`` returns the true log end per partition (e.g.
     :func:`pipeline.kafka.end_offsets.probe_end_offsets` over the consumer's).
     """
     import time
@@ -178,7 +189,7 @@ def read_replay_state(
                     _note_consent(state, r.key, r.value)
                 else:
                     state.erased[r.key] = int(r.timestamp)
-    state.newest_event_ms = newest_event_time(raw_values)
+    state.newest_event_ms = newest_event_time(raw_values, config, now_ms)
     return state
 
 

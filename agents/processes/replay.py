@@ -8,6 +8,7 @@ partition's watermark unless told to keep their times, and runs
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,7 @@ from pipeline.replay_guard import ReplayState, read_replay_state, replay_start_m
 from pipeline.services.connect import Endpoints, kafka_producer
 from pipeline.settings import Settings
 from pipeline.sources import Rating
+from pipeline.stream.effects import StreamConfig
 from pipeline.windows.spec import WindowSpec
 
 __all__ = ["ReplayPlan", "plan_replay", "run_replay"]
@@ -47,6 +49,8 @@ def read_state(settings: Settings, endpoints: Endpoints) -> ReplayState:
             consent_topic=settings.topic(Topic.CONSENT),
             erasure_topic=settings.topic(Topic.ERASURE),
             partitions=settings.partitions,
+            config=StreamConfig.from_settings(settings),
+            now_ms=int(time.time() * 1000),
             end_offsets=lambda tps: probe_end_offsets(
                 endpoints.kafka_bootstrap, consumer.end_offsets(tps), **endpoints.kafka_options
             ),

@@ -19,10 +19,13 @@ from pipeline.replay_guard import (
     shift_ratings,
 )
 from pipeline.sources import Rating, synthetic_ratings
+from pipeline.stream import StreamConfig
 from pipeline.windows.spec import WindowSpec
 from tests.support.events import batch_bytes, playback_event
 
 SPEC = WindowSpec(size_ms=60_000, grace_ms=5_000)
+CONFIG = StreamConfig(window=SPEC)
+NOW_MS = 1_800_000_000_000
 
 
 class Producer:
@@ -108,10 +111,20 @@ def test_consent_decision(consent, erased, expected):
 def test_newest_event_time_skips_markers_and_bad_values():
     event = playback_event(3, event_time=1_700_000_123_000)
     values = [None, b"{not json", b'{"schema":"control.v1","command":"idle"}', json.dumps(event).encode()]
-    assert newest_event_time(values) == 1_700_000_123_000
+    assert newest_event_time(values, CONFIG, NOW_MS) == 1_700_000_123_000
     envelope = batch_bytes(5, event_time=1_700_000_999_000)
-    assert newest_event_time([*values, envelope]) == 1_700_000_999_000
-    assert newest_event_time([None, b"x"]) is None
+    assert newest_event_time([*values, envelope], CONFIG, NOW_MS) == 1_700_000_999_000
+    assert newest_event_time([None, b"x"], CONFIG, NOW_MS) is None
+
+
+def test_what_the_stream_refused_does_not_move_the_start():
+    """One hostile record dated in 2200 (dead-lettered as from the future) must not push every later
+    replay into 2200, where the stream would refuse all of it; nor may an id the stream refused."""
+    good = playback_event(1, event_time=1_700_000_000_000)
+    future = playback_event(2, event_time=7_258_118_400_000)  # 2200-01-01
+    bad_id = playback_event(3, event_time=1_700_000_500_000, content_id="not allowed!")
+    values = [json.dumps(e).encode() for e in (good, future, bad_id)]
+    assert newest_event_time(values, CONFIG, NOW_MS) == 1_700_000_000_000
 
 
 def test_replay_never_overwrites_a_newer_choice_or_brings_back_an_erased_viewer():
