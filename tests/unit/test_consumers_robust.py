@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import msgspec
 
 from pipeline.ops.lag import PartitionSample, lag_seconds
 from pipeline.rights import watch
 from pipeline.rights.export import consent_section
 from pipeline.wire.rights import Receipt
-
-
-@dataclass
-class Rec:
-    topic: str
-    partition: int
-    offset: int
-    timestamp: int
-    key: bytes | None
-    value: bytes | None
+from tests.support.records import Rec
 
 
 class Consumer:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import stat
-from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
@@ -32,6 +31,7 @@ from pipeline.stream.partition import UserEntry
 from pipeline.wire import encode
 from pipeline.wire.outbound import Interaction
 from pipeline.wire.rights import ErasureRequest, ErasureStage, Receipt
+from tests.support.records import Rec
 from tests.support.stream import SPEC, Consents, enc, event, make
 
 OLD, NEW = PseudonymKey("k1", b"0123456789abcdef0123"), PseudonymKey("k2", b"abcdefghijabcdefghij")
@@ -41,18 +41,6 @@ BOB = PZ.candidates("bob")
 RID = "0123456789abcdef0123456789abcdef"
 HOUR = 3_600_000
 T0 = 1_700_000_000_000 - 1_700_000_000_000 % HOUR
-
-
-@dataclass
-class Rec:
-    """A ``ConsumerRecord`` as far as the export reads one."""
-
-    topic: str
-    partition: int
-    offset: int
-    timestamp: int
-    key: bytes | None
-    value: bytes | None
 
 
 def consent(user: str, personalization: bool = True, advertising: bool = False, at: int = T0) -> bytes:

@@ -2,31 +2,19 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
-
 import pytest
 
 from pipeline.privacy.pseudonym import Pseudonymizer, PseudonymKey
-from pipeline.sources import consent_record
 from pipeline.trainer import Admission
 from pipeline.wire import encode
 from pipeline.wire.outbound import Interaction
+from tests.support.records import Rec
+from tests.support.trainer_records import TrainerRecords
 
 HOUR = 3_600_000
 T0 = 1_700_000_000_000 - 1_700_000_000_000 % HOUR
 FULL = {"analytics": True, "personalization": True, "advertising": False}
 ANALYTICS = {"analytics": True, "personalization": False, "advertising": False}
-
-
-@dataclass
-class Rec:
-    topic: str
-    partition: int
-    offset: int
-    timestamp: int
-    key: bytes | None
-    value: bytes | None
 
 
 TOPICS = {k: f"t.{k}" for k in ("consent", "erasure", "stages", "receipts", "interactions")}
@@ -39,36 +27,23 @@ def trainer() -> Admission:
 
 
 class Log:
-    """Feeds records to the trainer with increasing offsets and topic timestamps."""
+    """Feeds alice's records to the trainer's core, one second apart on their topics."""
 
     def __init__(self, t: Admission) -> None:
-        self.t, self.offsets, self.clock = t, {}, 1_000
+        self.t, self.records, self.clock = t, TrainerRecords(t.topics, t.pz), 1_000
 
-    def send(self, topic: str, key: bytes, value: bytes | None) -> None:
-        name = self.t.topics[topic]
-        offset = self.offsets.get(name, 0)
-        self.offsets[name] = offset + 1
+    def _at(self) -> int:
         self.clock += 1_000
-        self.t.apply([Rec(name, 0, offset, self.clock, key, value)])
+        return self.clock
 
     def consent(self, purposes, at: int) -> None:
-        self.send(
-            "consent", b"alice", json.dumps(consent_record("alice", purposes, updated_at_ms=at)).encode()
-        )
+        self.t.apply([self.records.consent("alice", purposes, updated=at, at=self._at())])
+
+    def withdraw(self) -> None:
+        self.t.apply([self.records.consent("alice", None, updated=0, at=self._at())])
 
     def window(self, start: int, content: str = "c1") -> None:
-        user = self.t.pz.pseudonym("alice")
-        row = Interaction(
-            user=user,
-            content_id=content,
-            window_start=start,
-            window_end=start + HOUR,
-            watched_ms=60_000,
-            plays=1,
-            completed=False,
-            events=2,
-        )
-        self.send("interactions", user.encode(), encode(row))
+        self.t.apply([self.records.window("alice", start, at=self._at(), content=content)])
 
 
 def held(t: Admission) -> list[str]:
@@ -149,5 +124,5 @@ def test_a_tombstone_withdraws_everything(trainer):
     log = Log(trainer)
     log.consent(FULL, at=T0)
     log.window(T0)
-    log.send("consent", b"alice", None)
+    log.withdraw()
     assert held(trainer) == [] and trainer.pz.pseudonym("alice") not in trainer.consent

@@ -7,8 +7,6 @@ dead-letter, and the stage records and receipts of erasures.
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -16,11 +14,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.privacy.pseudonym import Pseudonymizer, PseudonymKey
-from pipeline.sources import consent_record
 from pipeline.trainer import Admission, Dropped, Effects
 from pipeline.wire import encode
 from pipeline.wire.outbound import Interaction
-from pipeline.wire.rights import ErasureRequest, ErasureStage
+from tests.support.records import Rec
+from tests.support.trainer_records import TrainerRecords
 
 MINUTE = 60_000
 HOUR = 60 * MINUTE
@@ -33,60 +31,8 @@ PZ = Pseudonymizer([PseudonymKey("k1", b"0123456789abcdef0123")])
 RID = "0123456789abcdef0123456789abcdef"
 
 
-@dataclass(frozen=True)
-class Rec:
-    topic: str
-    partition: int
-    offset: int
-    timestamp: int
-    key: bytes | None
-    value: bytes | None
-
-
-class Log:
-    """Builds records with increasing offsets per topic; ``at``: the record's time on the topic."""
-
-    def __init__(self) -> None:
-        self.offsets: dict[str, int] = {}
-
-    def rec(self, kind: str, key: bytes | None, value: bytes | None, at: int, partition: int = 0) -> Rec:
-        topic = TOPICS[kind]
-        offset = self.offsets.get(topic, 0)
-        self.offsets[topic] = offset + 1
-        return Rec(topic, partition, offset, at, key, value)
-
-    def consent(self, user: str, purposes: dict[str, bool] | None, updated: int, at: int) -> Rec:
-        value = None
-        if purposes is not None:
-            value = json.dumps(consent_record(user, purposes, updated_at_ms=updated)).encode()
-        return self.rec("consent", user.encode(), value, at)
-
-    def window(self, user: str, start: int, at: int, content: str = "c1") -> Rec:
-        p = PZ.pseudonym(user)
-        row = Interaction(
-            user=p,
-            content_id=content,
-            window_start=start,
-            window_end=start + HOUR,
-            watched_ms=60_000,
-            plays=1,
-            completed=False,
-            events=2,
-        )
-        return self.rec("interactions", p.encode(), encode(row), at)
-
-    def erasure(self, user: str, at: int) -> Rec:
-        return self.rec("erasure", user.encode(), encode(ErasureRequest(request_id=RID, requested_at=at)), at)
-
-    def stage(self, user: str, stage: str, finished: int, requested: int) -> Rec:
-        record = ErasureStage(
-            request_id=RID,
-            pseudonym=PZ.pseudonym(user),
-            stage=stage,  # type: ignore[arg-type]
-            requested_at=requested,
-            finished_at=finished,
-        )
-        return self.rec("stages", RID.encode(), encode(record), finished)
+def Log() -> TrainerRecords:
+    return TrainerRecords(TOPICS, PZ, RID)
 
 
 @pytest.fixture

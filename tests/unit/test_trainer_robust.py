@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -17,22 +16,11 @@ from pipeline.recs import train
 from pipeline.settings import Settings
 from pipeline.sources import consent_record
 from pipeline.wire import DeadLetter, decode_as
+from tests.support.records import Rec
 
 KEY = PseudonymKey("k1", b"0123456789abcdef0123456789abcdef")
 HOUR = 3_600_000
 T0 = 1_700_000_000_000
-
-
-@dataclass
-class Rec:
-    """A ``ConsumerRecord`` as far as the trainer reads one."""
-
-    topic: str
-    partition: int
-    offset: int
-    timestamp: int
-    key: bytes | None
-    value: bytes | None
 
 
 class Producer:
