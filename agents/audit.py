@@ -34,11 +34,10 @@ from pipeline.audit.report import mean_ndcg
 from pipeline.errors import ValidationFailed
 from pipeline.files import write_private
 from pipeline.kafka.consumer import BULK_FETCH_BYTES
-from pipeline.kafka.tail import TopicTail
 from pipeline.kafka.topics import Topic, topic_specs
 from pipeline.keys import pseudonymizer
 from pipeline.ops.keys import exports_key
-from pipeline.services.connect import Endpoints, kafka_consumer, redis_client, resolve
+from pipeline.services.connect import Endpoints, kafka_consumer, redis_client, resolve, topic_tail
 from pipeline.serving.layout import Layout
 from pipeline.serving.publish import live_meta, live_version
 from pipeline.serving.rerank import xquad
@@ -224,13 +223,7 @@ def _read_topics(settings: Settings, endpoints: Endpoints, names: list[str], tim
         if not topics:
             return []
         records: list[Any] = []
-        tail = TopicTail(
-            consumer,
-            topics,
-            settings.partitions,
-            bootstrap=endpoints.kafka_bootstrap,
-            client_options=endpoints.kafka_options,
-        )
+        tail = topic_tail(endpoints, consumer, topics, settings.partitions)
         tail.read_to_end(records.append, timeout_s)
         return records
     finally:

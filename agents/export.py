@@ -23,7 +23,6 @@ import msgspec
 from agents.trainer import TOPICS as TRAINER_TOPICS
 from agents.trainer import catch_up, trainer_topics
 from pipeline.kafka.consumer import BULK_FETCH_BYTES
-from pipeline.kafka.tail import TopicTail
 from pipeline.keys import pseudonymizer
 from pipeline.privacy.identity import canonical_user_id
 from pipeline.privacy.pseudonym import Pseudonymizer
@@ -39,7 +38,7 @@ from pipeline.rights.export import (
     open_windows,
     stream_consent,
 )
-from pipeline.services.connect import Endpoints, kafka_consumer, redis_client
+from pipeline.services.connect import Endpoints, kafka_consumer, redis_client, topic_tail
 from pipeline.serving.controls import get_controls
 from pipeline.serving.layout import Layout
 from pipeline.serving.reader import MAX_N, Reader
@@ -110,12 +109,8 @@ def read_trainer_view(
     """Consent, erasure, stages, receipts, then interactions, as the trainer reads them at start."""
     consumer = _consumer(endpoints)
     try:
-        tail = TopicTail(
-            consumer,
-            [settings.topic(t) for t in TRAINER_TOPICS],
-            settings.partitions,
-            bootstrap=endpoints.kafka_bootstrap,
-            client_options=endpoints.kafka_options,
+        tail = topic_tail(
+            endpoints, consumer, [settings.topic(t) for t in TRAINER_TOPICS], settings.partitions
         )
         view = ExportView(trainer_topics(settings), pz, selector)
         catch_up(tail, view.take, view.topics, timeout_s)
@@ -131,13 +126,7 @@ def _read_latest(
     if not partitions:
         return {}
     records: list[LogRecord] = []
-    tail = TopicTail(
-        consumer,
-        [topic],
-        max(partitions) + 1,
-        bootstrap=endpoints.kafka_bootstrap,
-        client_options=endpoints.kafka_options,
-    )
+    tail = topic_tail(endpoints, consumer, [topic], max(partitions) + 1)
     tail.read_to_end(lambda r: records.append(r) if keep(r.key) else None, timeout_s)
     return latest_by_key(records, keep)
 

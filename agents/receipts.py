@@ -14,11 +14,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pipeline.errors import PrivrecError
-from pipeline.kafka.tail import TopicTail
 from pipeline.kafka.topics import Topic
 from pipeline.rights.proofs import ProofLedger
 from pipeline.rights.standing import Standings
-from pipeline.services.connect import Endpoints, kafka_consumer
+from pipeline.services.connect import Endpoints, kafka_consumer, topic_tail
 from pipeline.settings import Settings
 from pipeline.wire import decode_as
 from pipeline.wire.rights import ErasureRequest, ErasureStage, Receipt
@@ -74,13 +73,7 @@ def _read_topics(settings: Settings, endpoints: Endpoints, standings: Standings,
         existing = consumer.topics()
         present = [t for t in topics.values() if t in existing]
         if present:
-            tail = TopicTail(
-                consumer,
-                present,
-                settings.partitions,
-                bootstrap=endpoints.kafka_bootstrap,
-                client_options=endpoints.kafka_options,
-            )
+            tail = topic_tail(endpoints, consumer, present, settings.partitions)
             tail.read_to_end(handle, timeout_s)
     finally:
         consumer.close()

@@ -19,7 +19,14 @@ from pipeline.dp.store import KafkaLedgerStore
 from pipeline.kafka.consumer import BULK_FETCH_BYTES
 from pipeline.kafka.topics import Topic
 from pipeline.keys import load_keys
-from pipeline.services.connect import Endpoints, kafka_consumer, kafka_producer, redis_client, resolve
+from pipeline.services.connect import (
+    Endpoints,
+    kafka_consumer,
+    kafka_producer,
+    redis_client,
+    resolve,
+    topic_tail,
+)
 from pipeline.serving.layout import Layout
 from pipeline.settings import Settings
 
@@ -43,17 +50,9 @@ def redacted_feed(settings: Settings, endpoints: Endpoints) -> Any:
 
     def feed(bounder: Bounder, days: Collection[str]) -> tuple[int, int]:
 
-        from pipeline.kafka.tail import TopicTail
-
         consumer = kafka_consumer(endpoints, "dp", unique=True, max_partition_fetch_bytes=BULK_FETCH_BYTES)
         try:
-            tail = TopicTail(
-                consumer,
-                [settings.topic(Topic.REDACTED)],
-                settings.partitions,
-                bootstrap=endpoints.kafka_bootstrap,
-                client_options=endpoints.kafka_options,
-            )
+            tail = topic_tail(endpoints, consumer, [settings.topic(Topic.REDACTED)], settings.partitions)
             return read_days(bounder, tail.read_to_end, days)
         finally:
             consumer.close()

@@ -8,7 +8,14 @@ from typing import Any
 from pipeline.kafka.consumer import BULK_FETCH_BYTES
 from pipeline.keys import pseudonymizer
 from pipeline.rights.proofs import ProofLedger
-from pipeline.services.connect import Endpoints, kafka_consumer, kafka_producer, redis_client, resolve
+from pipeline.services.connect import (
+    Endpoints,
+    kafka_consumer,
+    kafka_producer,
+    redis_client,
+    resolve,
+    topic_tail,
+)
 from pipeline.settings import Settings
 
 __all__ = [
@@ -30,7 +37,6 @@ def make_trainer(settings: Settings, endpoints: Endpoints | None = None, *, comm
 
     from agents.trainer import TOPICS as TRAINER_TOPICS
     from agents.trainer import Trainer
-    from pipeline.kafka.tail import TopicTail
 
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # implicit's advice: ALS threads, not BLAS threads
     endpoints = endpoints or resolve(settings)
@@ -41,13 +47,7 @@ def make_trainer(settings: Settings, endpoints: Endpoints | None = None, *, comm
         group_id=trainer_group(settings) if commit else None,
         max_partition_fetch_bytes=BULK_FETCH_BYTES,
     )
-    tail = TopicTail(
-        consumer,
-        [settings.topic(t) for t in TRAINER_TOPICS],
-        settings.partitions,
-        bootstrap=endpoints.kafka_bootstrap,
-        client_options=endpoints.kafka_options,
-    )
+    tail = topic_tail(endpoints, consumer, [settings.topic(t) for t in TRAINER_TOPICS], settings.partitions)
     producer = kafka_producer(endpoints, client_id="privrec-trainer")
     trainer = Trainer(settings, tail, redis_client(endpoints), pseudonymizer(settings), producer=producer)
     trainer.on_receipt = ProofLedger(settings.state_dir).receipt  # proofs outlive any broker

@@ -6,6 +6,7 @@ addresses; library code receives the resulting clients as arguments.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +17,8 @@ from pipeline.settings import Settings, mask_url
 
 if TYPE_CHECKING:
     import redis
+
+    from pipeline.kafka.tail import TopicTail
 
 __all__ = [
     "Endpoints",
@@ -167,3 +170,19 @@ def kafka_consumer(endpoints: Endpoints, role: str, *, unique: bool = False, **o
     if no broker answers.
     """
     return new_consumer(endpoints.kafka_bootstrap, endpoints.kafka_options, role, unique=unique, **overrides)
+
+
+def topic_tail(endpoints: Endpoints, consumer: Any, topics: Iterable[str], partitions: int) -> TopicTail:
+    """A :class:`~pipeline.kafka.tail.TopicTail` over ``topics`` from the beginning, on ``consumer``.
+
+    The tail probes true log ends with the deployment's bootstrap and security options.
+    """
+    from pipeline.kafka.tail import TopicTail
+
+    return TopicTail(
+        consumer,
+        topics,
+        partitions,
+        bootstrap=endpoints.kafka_bootstrap,
+        client_options=endpoints.kafka_options,
+    )
