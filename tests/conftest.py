@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from pipeline.settings import Settings
+from tests.support.settings import isolated_settings
 
 _BACKEND: dict[str, str] = {}
 
@@ -140,19 +141,8 @@ def make_settings(
     """Factory: Settings pointing at the session's services, a fresh prefix and state dir."""
 
     def make(**overrides: Any) -> Settings:
-        base: dict[str, Any] = {
-            "kafka": {"bootstrap_servers": kafka_bootstrap},
-            "redis": {"url": redis_url},
-            "topic_prefix": unique_prefix,
-            "state_dir": tmp_path / "state",
-            "pseudonym": {"keys": "test1:base64:" + "A" * 43 + "="},
-            "app_id": f"privrec-test-{uuid.uuid4().hex[:8]}",
-        }
-        for key, value in overrides.items():
-            if isinstance(value, dict) and isinstance(base.get(key), dict):
-                base[key] = {**base[key], **value}
-            else:
-                base[key] = value
-        return Settings(**base)
+        return isolated_settings(
+            kafka_bootstrap, redis_url, tmp_path / "state", **{"topic_prefix": unique_prefix, **overrides}
+        )
 
     return make

@@ -33,6 +33,7 @@ from pipeline.ops.summary import process_reports
 from pipeline.settings import Settings
 from tests.cli import REPO, privrec
 from tests.integration.harness import wait_assigned, wait_for
+from tests.support.settings import isolated_settings
 
 pytestmark = pytest.mark.integration
 
@@ -56,14 +57,9 @@ def _one_line_error(done: subprocess.CompletedProcess[str]) -> None:
 
 @pytest.fixture(scope="module")
 def settings(kafka_bootstrap: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    return Settings(
-        kafka={"bootstrap_servers": kafka_bootstrap},
-        redis={"url": redis_url},
-        topic_prefix=f"t{uuid.uuid4().hex[:12]}.",
-        state_dir=tmp_path_factory.mktemp("cli") / "state",
-        pseudonym={"keys": KEY},
-        app_id=f"privrec-test-{uuid.uuid4().hex[:8]}",
-        stream={"idle_close_ms": 600_000},
+    state = tmp_path_factory.mktemp("cli") / "state"
+    return isolated_settings(
+        kafka_bootstrap, redis_url, state, pseudonym={"keys": KEY}, stream={"idle_close_ms": 600_000}
     )
 
 

@@ -15,7 +15,6 @@ import shlex
 import signal
 import subprocess
 import sys
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +26,7 @@ from agents.procs import ChildProcess, settings_env
 from pipeline.settings import Settings
 from tests.cli import REPO, privrec
 from tests.integration.harness import read_all, wait_assigned, wait_for, wait_processed, worker_stats
+from tests.support.settings import isolated_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -47,13 +47,11 @@ REPLAY = (
 
 
 def make(kafka_bootstrap: str, redis_url: str, state: Path) -> Settings:
-    return Settings(
-        kafka={"bootstrap_servers": kafka_bootstrap},
-        redis={"url": redis_url},
-        topic_prefix=f"t{uuid.uuid4().hex[:12]}.",
-        state_dir=state,
+    return isolated_settings(
+        kafka_bootstrap,
+        redis_url,
+        state,
         pseudonym={"keys": KEY},
-        app_id=f"privrec-test-{uuid.uuid4().hex[:8]}",
         stream={"idle_close_ms": 600_000},
         partitions=2,
     )
