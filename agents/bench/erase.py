@@ -181,9 +181,14 @@ def _trainer_with_a_model(s: Settings, redis: Any, layout: Any) -> Iterator[Any]
     thread = threading.Thread(target=trainer.run, args=(stop,), name="bench-erase-trainer")
     thread.start()
     try:
+        # the trainer publishes to Redis a moment before it holds the model: wait for both
         with contextlib.suppress(TimeoutError):
-            wait_until(lambda: live_version(redis, layout) or not thread.is_alive(), 300, "a published model")
-        if live_version(redis, layout) is None:
+            wait_until(
+                lambda: (trainer.model is not None and live_version(redis, layout)) or not thread.is_alive(),
+                300,
+                "a published model the trainer holds",
+            )
+        if trainer.model is None or live_version(redis, layout) is None:
             raise ServiceUnavailable("bench erase: the trainer published no model")
         yield trainer
     finally:
