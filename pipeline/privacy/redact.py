@@ -14,13 +14,25 @@ field names.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
 import msgspec
 
+from pipeline.privacy.consent import Decision, Purposes
+from pipeline.privacy.consent_history import ConsentHistory, decide_at
 from pipeline.wire import PlaybackEvent, RedactedEvent
 from pipeline.wire import Purposes as WirePurposes
 from pipeline.wire.inbound import Client
 
-__all__ = ["ALLOWED_FIELDS", "REDACTED_SCHEMA", "redact_event", "removed_field_count"]
+__all__ = [
+    "ALLOWED_FIELDS",
+    "REDACTED_SCHEMA",
+    "Redaction",
+    "redact_by_consent",
+    "redact_event",
+    "removed_field_count",
+]
 
 REDACTED_SCHEMA = "playback.redacted.v1"
 
@@ -59,3 +71,43 @@ def redact_event(event: PlaybackEvent, pseudonym: str, purposes: WirePurposes) -
 def removed_field_count(event: PlaybackEvent) -> int:
     """Fields of ``event`` that do not reach its redacted record (ids, client details, free text)."""
     return _ALWAYS_REMOVED - sum(1 for name in _OPTIONAL if getattr(event, name) is None)
+
+
+@dataclass
+class Redaction:
+    """One user's events after consent and redaction: what passes, and what was dropped why."""
+
+    redacted: list[RedactedEvent] = field(default_factory=list)
+    #: input fields that did not reach the redacted records (a metric)
+    removed_fields: int = 0
+    #: events dropped, by the consent decision's reason
+    dropped: dict[str, int] = field(default_factory=dict)
+
+
+def redact_by_consent(
+    events: Sequence[PlaybackEvent],
+    pseudonym: str,
+    history: ConsentHistory | None,
+    *,
+    default: Purposes | None,
+) -> Redaction:
+    """Judge each event by the consent in force at its time (and now), then redact or drop it.
+
+    Pure: the stream's hot path. Decisions are made once per (GPC flag, consent
+    epoch of the event's time), since events of one epoch get the same purposes.
+    """
+    out = Redaction()
+    decisions: dict[tuple[bool, int], tuple[Decision, WirePurposes]] = {}
+    for ev in events:
+        t: int = ev.event_time  # type: ignore[assignment]  # epoch ms once decoded
+        epoch = history.epoch(t) if history is not None else 0
+        decided = decisions.get((ev.gpc, epoch))
+        if decided is None:
+            d = decide_at(history, t, gpc=ev.gpc, default=default)
+            decided = decisions[ev.gpc, epoch] = (d, d.purposes.to_wire())
+        if decided[0].action == "drop":
+            out.dropped[decided[0].reason] = out.dropped.get(decided[0].reason, 0) + 1
+            continue
+        out.redacted.append(redact_event(ev, pseudonym, decided[1]))
+        out.removed_fields += removed_field_count(ev)
+    return out

@@ -17,12 +17,18 @@ from typing import Any
 import msgspec
 
 from pipeline.errors import ValidationFailed
-from pipeline.privacy.consent import Decision, Purposes
-from pipeline.privacy.consent_history import Change, decide_at, decode_history, encode_history, record_change
+from pipeline.privacy.consent import Purposes
+from pipeline.privacy.consent_history import (
+    Change,
+    ConsentHistory,
+    decode_history,
+    encode_history,
+    record_change,
+)
 from pipeline.privacy.deadletter import dead_letter, quarantine_key
 from pipeline.privacy.identity import INVALID_USER_ID
 from pipeline.privacy.pseudonym import Pseudonymizer
-from pipeline.privacy.redact import redact_event, removed_field_count
+from pipeline.privacy.redact import redact_by_consent
 from pipeline.stream.control import decode_control
 from pipeline.stream.counters import StreamCounters
 from pipeline.stream.effects import Effects, StreamConfig
@@ -37,7 +43,8 @@ from pipeline.wire import (
     decode_raw,
     encode,
 )
-from pipeline.wire import Purposes as WirePurposes
+from pipeline.wire.decode import Decoded
+from pipeline.wire.inbound import ConsentRecord, PlaybackEvent
 from pipeline.wire.rights import ErasureRequest, ErasureStage
 
 __all__ = ["Effects", "StreamConfig", "StreamProcessor"]
@@ -100,7 +107,11 @@ class StreamProcessor:
         value: bytes | None,
         consent_of: Callable[[str], bytes | None],
     ) -> Effects:
-        """One message of ``playback.raw``: an event or a one-user envelope."""
+        """One message of ``playback.raw``: an event or a one-user envelope.
+
+        Decode (rejects dead-lettered), check the key, judge each event's consent
+        and redact, then window what personalisation covers.
+        """
         fx = Effects()
         source = DlqSource(topic=self.config.raw_topic, partition=partition, offset=offset)
         now = self.clock()
@@ -111,83 +122,111 @@ class StreamProcessor:
             future_tolerance_ms=self.config.future_tolerance_ms,
             content_id_pattern=self.config.content_id_pattern,
         )
-        c = self.counters
         if decoded.rejects:
-            parsed = len(decoded.events) + sum(r.event is not None for r in decoded.rejects)
-            quarantined = self._quarantine(fx, value)
-            for reject in decoded.rejects:
-                self._dead_letter(
-                    fx,
-                    source,
-                    reject.reason,
-                    reject.detail,
-                    event=reject.event,
-                    value=value,
-                    events=parsed,
-                    quarantined=quarantined,
-                    now=now,
-                )
+            self._reject(fx, source, decoded, value, now)
         events = decoded.events
         if not events:
             return fx
-        user_id = self.pz.canonical(events[0].user_id)
-        if not user_id or (key is not None and key != user_id.encode("utf-8", "surrogatepass")):
-            # The partition (and so the consent lookup) is decided by the key: refuse a mismatch.
-            for ev in events:
-                self._dead_letter(
-                    fx,
-                    source,
-                    KEY_MISMATCH if user_id else INVALID_USER_ID,
-                    "",
-                    event=ev,
-                    value=value,
-                    events=len(events),
-                    now=now,
-                )
+        user_id = self._keyed_user(fx, source, key, events, value, now)
+        if user_id is None:
             return fx
-        c["received"] += len(events)
+        self.counters["received"] += len(events)
         pseudonym = self.pz.pseudonym(user_id)
-        history = decode_history(consent_of(pseudonym))
-        # decided once per (gpc, consent epoch of the event time): equal epochs, equal purposes
-        decisions: dict[tuple[bool, int], tuple[Decision, WirePurposes]] = {}
-        redacted: list[RedactedEvent] = []
-        removed = 0  # input fields that do not reach the redacted records (a metric)
+        redacted = self._redact(events, pseudonym, decode_history(consent_of(pseudonym)))
+        if redacted:
+            self._publish_redacted(fx, pseudonym, redacted)
+            self._window(fx, partition, offset, pseudonym, redacted)
+        return fx
+
+    def _reject(
+        self, fx: Effects, source: DlqSource, decoded: Decoded, value: bytes | None, now: int
+    ) -> None:
+        """Dead-letter every reject of a message (its raw bytes quarantined once, when enabled)."""
+        parsed = len(decoded.events) + sum(r.event is not None for r in decoded.rejects)
+        quarantined = self._quarantine(fx, value)
+        for reject in decoded.rejects:
+            self._dead_letter(
+                fx,
+                source,
+                reject.reason,
+                reject.detail,
+                event=reject.event,
+                value=value,
+                events=parsed,
+                quarantined=quarantined,
+                now=now,
+            )
+
+    def _keyed_user(
+        self,
+        fx: Effects,
+        source: DlqSource,
+        key: bytes | None,
+        events: list[PlaybackEvent],
+        value: bytes | None,
+        now: int,
+    ) -> str | None:
+        """The canonical user of the message, or None after dead-lettering a blank id or a key mismatch.
+
+        The partition (and so the consent lookup) is decided by the key: a mismatch is refused.
+        """
+        user_id = self.pz.canonical(events[0].user_id)
+        if user_id and (key is None or key == user_id.encode("utf-8", "surrogatepass")):
+            return user_id
         for ev in events:
-            t: int = ev.event_time  # type: ignore[assignment]  # epoch ms once decoded
-            epoch = history.epoch(t) if history is not None else 0
-            decided = decisions.get((ev.gpc, epoch))
-            if decided is None:
-                d = decide_at(history, t, gpc=ev.gpc, default=self.config.consent_default)
-                decided = decisions[ev.gpc, epoch] = (d, d.purposes.to_wire())
-            if decided[0].action == "drop":
-                c["dropped:" + decided[0].reason] += 1
-                continue
-            redacted.append(redact_event(ev, pseudonym, decided[1]))
-            removed += removed_field_count(ev)
-        if not redacted:
-            return fx
-        c["redacted"] += len(redacted)
-        c["redacted_fields"] += removed
+            self._dead_letter(
+                fx,
+                source,
+                KEY_MISMATCH if user_id else INVALID_USER_ID,
+                "",
+                event=ev,
+                value=value,
+                events=len(events),
+                now=now,
+            )
+        return None
+
+    def _redact(
+        self, events: list[PlaybackEvent], pseudonym: str, history: ConsentHistory | None
+    ) -> list[RedactedEvent]:
+        """:func:`~pipeline.privacy.redact.redact_by_consent`, counted."""
+        out = redact_by_consent(events, pseudonym, history, default=self.config.consent_default)
+        c = self.counters
+        for reason, n in out.dropped.items():
+            c["dropped:" + reason] += n
+        if out.redacted:
+            c["redacted"] += len(out.redacted)
+            c["redacted_fields"] += out.removed_fields
+        return out.redacted
+
+    @staticmethod
+    def _publish_redacted(fx: Effects, pseudonym: str, redacted: list[RedactedEvent]) -> None:
+        """One ``playback.redacted`` message per input message, keyed by the pseudonym."""
         key_out = pseudonym.encode()
         if len(redacted) == 1:
             fx.redacted.append((key_out, encode(redacted[0])))
         else:
             fx.redacted.append((key_out, encode(RedactedBatch(redacted))))
+
+    def _window(
+        self, fx: Effects, partition: int, offset: int, pseudonym: str, redacted: list[RedactedEvent]
+    ) -> None:
+        """Window the events personalisation covers (once per offset); emit what closes."""
+        c = self.counters
         windowed = [r for r in redacted if r.purposes.personalization]
         c["analytics_only"] += len(redacted) - len(windowed)
         if not windowed:
-            return fx
+            return
         state = self._state(partition)
         if state.already_applied(pseudonym, offset):
             c["replayed"] += len(windowed)
-            return fx
+            return
         closed, writes, late = state.add(pseudonym, offset, windowed)
         c["windowed"] += len(windowed) - late
         if late:
             c["late"] += late
         self._emit(fx, closed)
         fx.state.extend(writes)
-        return fx
 
     def on_control(self, partition: int, offset: int, value: bytes) -> Effects:
         """A ``close_windows`` or ``idle`` marker for this partition."""
@@ -244,28 +283,9 @@ class StreamProcessor:
                 now=now,
             )
             return fx
-        if record is None:
-            if not key:
-                self._dead_letter(fx, source, INVALID_CONSENT, "", now=now)
-                return fx
-            user_id = self.pz.canonical(key.decode("utf-8", "replace"))
-            if key != user_id.encode("utf-8", "surrogatepass"):
-                self._dead_letter(fx, source, KEY_MISMATCH, "", user_id=user_id or None, now=now)
-                return fx
-        else:
-            user_id = self.pz.canonical(record.user_id)
-            if not user_id or (key is not None and key != user_id.encode("utf-8", "surrogatepass")):
-                self._dead_letter(
-                    fx,
-                    source,
-                    KEY_MISMATCH if user_id else INVALID_USER_ID,
-                    "",
-                    user_id=user_id or None,
-                    value=value,
-                    events=0,
-                    now=now,
-                )
-                return fx
+        user_id = self._consent_user(fx, source, key, record, value, now)
+        if user_id is None:
+            return fx
         pseudonym = self.pz.pseudonym(user_id)
         if record is None:
             fx.consent.append((pseudonym, None))
@@ -288,6 +308,44 @@ class StreamProcessor:
                 self.counters["windows_purged"] += dropped
                 fx.state.extend(writes)
         return fx
+
+    def _consent_user(
+        self,
+        fx: Effects,
+        source: DlqSource,
+        key: bytes | None,
+        record: ConsentRecord | None,
+        value: bytes | None,
+        now: int,
+    ) -> str | None:
+        """The canonical user a consent record is for, or None after dead-lettering a bad key.
+
+        A tombstone names its user by the key alone; a record by its ``user_id``,
+        which must match the key (the key decides the partition and so the table).
+        """
+        if record is None:
+            if not key:
+                self._dead_letter(fx, source, INVALID_CONSENT, "", now=now)
+                return None
+            user_id = self.pz.canonical(key.decode("utf-8", "replace"))
+            if key != user_id.encode("utf-8", "surrogatepass"):
+                self._dead_letter(fx, source, KEY_MISMATCH, "", user_id=user_id or None, now=now)
+                return None
+            return user_id
+        user_id = self.pz.canonical(record.user_id)
+        if user_id and (key is None or key == user_id.encode("utf-8", "surrogatepass")):
+            return user_id
+        self._dead_letter(
+            fx,
+            source,
+            KEY_MISMATCH if user_id else INVALID_USER_ID,
+            "",
+            user_id=user_id or None,
+            value=value,
+            events=0,
+            now=now,
+        )
+        return None
 
     # -- erasure -----------------------------------------------------------------------
 

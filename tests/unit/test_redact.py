@@ -143,3 +143,24 @@ def test_redact_never_leaks_pii(case: tuple[dict[str, Any], list[str]], pers: bo
     )
     assert set(out) - {"schema"} == set(ALLOWED_FIELDS)
     assert_no_token(out, tokens)
+
+
+# --- redact_by_consent (judge each event at its time, then redact) -------------------------
+
+
+def test_each_event_is_judged_by_the_consent_in_force_at_its_time():
+    from pipeline.privacy.consent import Purposes
+    from pipeline.privacy.consent_history import Change, ConsentHistory
+    from pipeline.privacy.redact import redact_by_consent
+
+    t0 = 1_712_345_678_901
+    analytics, both = Purposes(True, False, False), Purposes(True, True, False)
+    history = ConsentHistory((Change(t0 - 60_000, 0, analytics), Change(t0 + 60_000, 1, both)))
+    at_t0, later, before = (
+        msgspec.convert(make_event(t=t), PlaybackEvent) for t in (t0, t0 + 120_000, t0 - 120_000)
+    )
+    out = redact_by_consent([at_t0, later, before], "p1", history, default=None)
+    assert [r.purposes.personalization for r in out.redacted] == [False, True]
+    assert sum(out.dropped.values()) == 1  # before any consent: dropped, counted by reason
+    assert out.removed_fields == removed_field_count(at_t0) + removed_field_count(later)
+    assert redact_by_consent([at_t0, later], "p1", None, default=None).redacted == []  # no record: deny
