@@ -75,16 +75,21 @@ def replay_start_ms(newest_event_ms: int | None, spec: WindowSpec) -> int | None
     return spec.window_end(newest_event_ms)
 
 
-def shift_ratings(ratings: Sequence[Rating], start_ms: int | None) -> tuple[list[Rating], int]:
-    """Ratings moved forward (whole seconds) so the first is at or after ``start_ms``.
+def shift_ratings(
+    ratings: Sequence[Rating], start_ms: int | None, step_s: int = 1
+) -> tuple[list[Rating], int]:
+    """Ratings moved forward by a whole number of ``step_s`` so the first is at or after ``start_ms``.
 
     Returns the ratings and the shift in seconds (0: unchanged; never backwards).
-    Relative times, order and gaps are kept.
+    Relative times, order and gaps are kept; with ``step_s`` the window size,
+    every event keeps its place within its window, so the replay makes the same
+    windows as the source would.
     """
     if start_ms is None or not ratings:
         return list(ratings), 0
+    step_s = max(1, step_s)
     first_ms = min(r.timestamp_s for r in ratings) * 1000
-    shift_s = max(0, math.ceil((start_ms - first_ms) / 1000))
+    shift_s = max(0, math.ceil((start_ms - first_ms) / (1000 * step_s))) * step_s
     if shift_s == 0:
         return list(ratings), 0
     return [r._replace(timestamp_s=r.timestamp_s + shift_s) for r in ratings], shift_s

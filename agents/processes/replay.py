@@ -74,7 +74,9 @@ def plan_replay(
         behind = 0 if safe is None else sum(1 for r in ratings if r.timestamp_s * 1000 < safe)
         return ReplayPlan(list(ratings), state, None, 0, behind)
     target = start_ms if start_ms is not None else safe
-    shifted, shift_s = shift_ratings(ratings, target)
+    # whole windows (when the size is in whole seconds): the replay cuts the same windows as its source
+    step_s = spec.size_ms // 1000 if spec.size_ms % 1000 == 0 else 1
+    shifted, shift_s = shift_ratings(ratings, target, step_s)
     first = min((r.timestamp_s for r in shifted), default=None)
     return ReplayPlan(shifted, state, None if first is None else first * 1000, shift_s, 0)
 

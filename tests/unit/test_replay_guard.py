@@ -77,18 +77,19 @@ def test_start_is_the_end_of_the_newest_window():
 @given(
     times=st.lists(st.integers(0, 10**9), min_size=1, max_size=30),
     start=st.none() | st.integers(0, 2 * 10**12),
+    step=st.sampled_from([1, 60, 3600]),
 )
-def test_shift_moves_forward_only_and_keeps_every_gap(times, start):
+def test_shift_moves_forward_by_whole_steps_and_keeps_every_gap(times, start, step):
     ratings = [Rating(f"u{i % 3}", f"c{i}", 1.0, t) for i, t in enumerate(times)]
-    shifted, shift_s = shift_ratings(ratings, start)
-    assert shift_s >= 0
+    shifted, shift_s = shift_ratings(ratings, start, step)
+    assert shift_s >= 0 and shift_s % step == 0  # each event keeps its place within its window
     assert [r.timestamp_s - o.timestamp_s for r, o in zip(shifted, ratings, strict=True)] == [shift_s] * len(
         times
     )
     if start is not None:
         assert min(r.timestamp_s for r in shifted) * 1000 >= start
-        if shift_s:  # the smallest shift that gets there
-            assert (min(times) + shift_s - 1) * 1000 < start
+        if shift_s:  # the smallest such shift
+            assert (min(times) + shift_s - step) * 1000 < start
 
 
 @pytest.mark.parametrize(
