@@ -8,9 +8,9 @@
    at the end of a recovery (see :func:`install_resume_after_clear`).
 5. (Speed, not correctness) a send must not yield to the event loop three times
    just to look up the producer (see :func:`install_fast_producer_lookup`), nor
-   spend 13 µs hashing its key (see :class:`KafkaPartitioner`); and a fetch must not
-   sit out 1.5 s on idle partitions while others have data (see
-   :func:`install_short_fetch_wait`).
+   hash its key in slow pure Python (see :class:`KafkaPartitioner`); and a fetch must not
+   sit out Faust's fetch wait on idle partitions while others have data (see
+   :func:`install_short_fetch_wait`). ``privrec bench stream`` measures what each buys.
 
 
 Faust asks the broker for each changelog's high-water mark and stops
@@ -71,7 +71,7 @@ _WORDS = [struct.Struct(f"<{n}I").unpack_from for n in range(65)]
 
 
 def murmur2(data: bytes) -> int:
-    """Kafka's murmur2 of ``data``, bit for bit ``aiokafka.partitioner.murmur2``, about 4x faster.
+    """Kafka's murmur2 of ``data``, bit for bit ``aiokafka.partitioner.murmur2``, faster.
 
     aiokafka's pure-Python port assembles each 4-byte word from single bytes and
     masks after every operation; unpacking the words at once and masking only
@@ -101,7 +101,7 @@ class KafkaPartitioner:
     """aiokafka's ``DefaultPartitioner`` (Kafka's key hashing), with the faster :func:`murmur2`.
 
     Every keyed send without an explicit partition hashes its key; with
-    aiokafka's own murmur2 that is 13 µs per record on the worker's event loop.
+    aiokafka's own pure-Python murmur2 runs per record on the worker's event loop.
     """
 
     def __call__(self, key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
@@ -341,8 +341,8 @@ def install_fast_producer_lookup() -> None:
     ``app.maybe_start_producer()``, a mode ``@stampede`` method whose wrapper awaits
     ``asyncio.sleep(0)`` three times per call, even when the producer has long been
     started. Each of those is a full event-loop iteration (an epoll call that also
-    releases the GIL); measured against the embedded broker a Faust send cost about
-    twice a plain aiokafka send because of it. Once the producer is started, and
+    releases the GIL), so a Faust send cost well above a plain aiokafka send
+    (``privrec bench stream`` compares them). Once the producer is started, and
     outside transactions, ``maybe_start_producer`` returns ``app.producer`` after
     ``producer.maybe_start()`` does nothing, so returning it directly is equivalent.
     """
@@ -369,10 +369,10 @@ def install_short_fetch_wait(max_wait_ms: int = 100) -> None:
     partitions whose fetched records are still buffered. When the request in flight
     holds only partitions that have reached their end, the broker keeps it for the
     whole ``fetch_max_wait_ms`` (Faust hard-codes 1500 ms), and the partitions that
-    do have data wait too once their buffered records are consumed: measured in
-    ``privrec bench stream`` as a 0.4-0.5 s idle gap in a 3 s run, and in production
-    it delays every busy partition whenever some are idle. With 100 ms an idle
-    worker sends ten small fetch requests a second instead of one.
+    do have data wait too once their buffered records are consumed (an idle gap
+    ``privrec bench stream`` shows), and in production it delays every busy
+    partition whenever some are idle. With 100 ms an idle worker sends ten small
+    fetch requests a second instead of one.
     """
     thread_cls = faust_aiokafka.AIOKafkaConsumerThread
     if getattr(thread_cls._create_worker_consumer, "_privrec_patched", False):

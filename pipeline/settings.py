@@ -220,7 +220,7 @@ class TrainerSettings(BaseModel):
 
     factors: int = Field(default=64, ge=1)
     regularization: float = Field(
-        default=20.0, ge=0, description="L2 penalty; measured best on MovieLens (pipeline.recs.confidence)"
+        default=20.0, ge=0, description="L2 penalty (how the default was chosen: README, Evaluation)"
     )
     iterations: int = Field(default=15, ge=1)
     alpha: float = Field(default=0.5, gt=0, description="confidence scale applied after weighting")

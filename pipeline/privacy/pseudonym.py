@@ -177,7 +177,7 @@ class Pseudonymizer:
         blank id is refused where records enter (emitter, stream, CLI), not here.
         """
         # Cache keys are canonical forms, and canonicalisation is idempotent: an id
-        # found as it is needs no canonicalising (the common case, ~4x faster).
+        # found as it is needs no canonicalising (the common case).
         value = self._cache.get(user_id) if isinstance(user_id, str) else None
         if value is not None:
             self._cache.move_to_end(user_id)
