@@ -237,6 +237,9 @@ class TrainerSettings(BaseModel):
     retrain_every_s: float = Field(default=600.0, gt=0)
     retrain_after: int = Field(default=10_000, ge=1, description="new interactions that trigger a retrain")
     threads: int = Field(default=0, ge=0, description="ALS threads (0 = all cores)")
+    device: Literal["auto", "cpu", "gpu"] = Field(
+        default="auto", description="ALS fit device: auto = a GPU when implicit's CUDA build finds one"
+    )
     keep_models: int = Field(
         default=3, ge=1, description="saved model artefacts kept (only the newest after an erasure)"
     )

@@ -23,6 +23,13 @@ the price of the store and the bookkeeping around the same solver
 process CPU seconds (``cpu_s``, all threads), which another process's load
 disturbs much less than wall time. ``max_rss_mb`` is the process's peak
 resident memory so far (it only grows across sizes).
+
+With ``gpu=True`` each size also gets ``devices``: the same ALS fit
+(:func:`pipeline.recs.als.fit_factors`) on the CPU and on the GPU, on the
+matrix with one interaction per user held out, each side's fit seconds and
+hit rate at 10 on the held-out interactions (so a faster fit that learned
+less shows), and ``gpu_speedup`` (CPU seconds over GPU seconds, after one
+untimed GPU warm-up fit that pays for CUDA's start-up).
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["DEFAULT_SIZES", "bench_train", "default_repeats", "synthetic_columns"]
+__all__ = ["DEFAULT_SIZES", "bench_train", "default_repeats", "device_comparison", "synthetic_columns"]
 
 DEFAULT_SIZES = (100_000, 1_000_000)
 HOUR = 3_600_000
@@ -112,7 +119,55 @@ def _time_implicit(matrix: Any, settings: Any) -> dict[str, float]:
         return {"fit_s": t1 - t0, "cpu_s": time.process_time() - cpu}
 
 
-def _one(n: int, settings: Any, seed: int, repeats: int) -> dict[str, Any]:
+def _leave_one_out(matrix: Any, seed: int) -> tuple[Any, np.ndarray, np.ndarray]:
+    """``(train matrix, users, held-out items)``: one random entry of each user with ≥ 2 removed."""
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(seed)
+    csr = sp.csr_matrix(matrix, copy=True)
+    counts = np.diff(csr.indptr)
+    users = np.flatnonzero(counts >= 2)
+    picks = csr.indptr[users] + (rng.random(len(users)) * counts[users]).astype(np.int64)
+    held = csr.indices[picks].copy()
+    csr.data[picks] = 0.0
+    csr.eliminate_zeros()
+    return csr, users, held
+
+
+def _hit_rate(
+    user_factors: np.ndarray, item_factors: np.ndarray, seen: Any, users: np.ndarray, held: np.ndarray
+) -> float:
+    """Share of ``users`` whose held-out item is in their top 10 of unseen items."""
+    hits = 0
+    for start in range(0, len(users), 4096):
+        batch = users[start : start + 4096]
+        scores = user_factors[batch] @ item_factors.T
+        rows = seen[batch].tocoo()
+        scores[rows.row, rows.col] = -np.inf
+        top = np.argpartition(-scores, 10, axis=1)[:, :10]
+        hits += int((top == held[start : start + 4096, None]).any(axis=1).sum())
+    return hits / max(len(users), 1)
+
+
+def device_comparison(matrix: Any, settings: Any, seed: int = 7) -> dict[str, Any]:
+    """The same ALS fit on the CPU and on the GPU: seconds and hit rate at 10 (leave one out)."""
+    from pipeline.recs.als import fit_factors
+
+    train, users, held = _leave_one_out(matrix, seed)
+    fit_factors(train, settings, device="gpu")  # warm-up: CUDA context and kernels
+    sides: dict[str, Any] = {}
+    for device in ("cpu", "gpu"):
+        t0 = time.perf_counter()
+        user_factors, item_factors = fit_factors(train, settings, device=device)
+        seconds = time.perf_counter() - t0
+        hit_rate = _hit_rate(user_factors, item_factors, train, users, held)
+        sides[device] = {"fit_s": round(seconds, 3), "hit_rate_at_10": round(hit_rate, 4)}
+    sides["users_held_out"] = len(users)
+    sides["gpu_speedup"] = round(sides["cpu"]["fit_s"] / max(sides["gpu"]["fit_s"], 1e-9), 2)
+    return sides
+
+
+def _one(n: int, settings: Any, seed: int, repeats: int, gpu: bool = False) -> dict[str, Any]:
     """Both sides ``repeats`` times, alternating which goes first; the fastest run of each counts."""
     columns = synthetic_columns(n, seed)
     ours: list[dict[str, float]] = []
@@ -133,6 +188,7 @@ def _one(n: int, settings: Any, seed: int, repeats: int) -> dict[str, Any]:
     totals = [run["total_s"] for run in ours]
     fits = [run["fit_s"] for run in theirs]
     cpu_ratio = min(run["cpu_s"] for run in ours) / min(run["cpu_s"] for run in theirs)
+    devices = {"devices": device_comparison(matrix, settings, seed)} if gpu else {}
     return {
         "interactions": n,
         "windows": windows,
@@ -148,6 +204,7 @@ def _one(n: int, settings: Any, seed: int, repeats: int) -> dict[str, Any]:
         "samples": {"privrec_total_s": _rounded(totals), "implicit_fit_s": _rounded(fits)},
         "seconds_per_million": round(best["total_s"] / n * 1e6, 3),
         "max_rss_mb": _max_rss_mb(),
+        **devices,
     }
 
 
@@ -161,18 +218,27 @@ def bench_train(
     settings: Any = None,
     seed: int = 7,
     repeats: int | None = None,
+    gpu: bool = False,
 ) -> dict[str, Any]:
     """Time both trainers for each size in ``interactions``; JSON-ready results.
 
     ``settings`` is a :class:`~pipeline.settings.TrainerSettings` (default: the defaults);
-    ``repeats`` runs per side and size (default: :func:`default_repeats`).
+    ``repeats`` runs per side and size (default: :func:`default_repeats`); ``gpu`` adds
+    the CPU-vs-GPU comparison (:func:`device_comparison`).
+
+    Raises:
+        ConfigError: ``gpu`` and ``implicit`` has no usable GPU.
     """
+    from pipeline.recs.device import resolve_device
     from pipeline.settings import TrainerSettings
 
     settings = settings or TrainerSettings()
+    if gpu:
+        resolve_device("gpu")  # refuse before minutes of CPU timing
+    settings = settings.model_copy(update={"device": "cpu"})  # the timed sides compare CPU with CPU
     return {
         "bench": "train",
         "cpus": os.cpu_count(),
         "settings": {k: getattr(settings, k) for k in ("factors", "regularization", "iterations", "threads")},
-        "runs": [_one(n, settings, seed, repeats or default_repeats(n)) for n in interactions],
+        "runs": [_one(n, settings, seed, repeats or default_repeats(n), gpu) for n in interactions],
     }

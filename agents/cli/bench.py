@@ -44,6 +44,11 @@ def register(sub: Any) -> None:
         default=None,
         help="runs per side; the fastest counts (default 5 up to 1M, then 1)",
     )
+    p.add_argument(
+        "--gpu",
+        action="store_true",
+        help="also fit on the CPU and the GPU (trainer.device): seconds and hit rate at 10 (needs a GPU)",
+    )
     p.add_argument("--json", action="store_true", help="JSON output (the default; kept for symmetry)")
     p.set_defaults(handler=cmd_bench_train)
 
@@ -81,7 +86,9 @@ def register(sub: Any) -> None:
 def cmd_bench_train(settings: Settings, args: argparse.Namespace) -> int:
     from agents.bench.train import bench_train
 
-    result = bench_train(args.interactions, settings=settings.trainer, seed=args.seed, repeats=args.repeats)
+    result = bench_train(
+        args.interactions, settings=settings.trainer, seed=args.seed, repeats=args.repeats, gpu=args.gpu
+    )
     print_json(result)
     return 0
 

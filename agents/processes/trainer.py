@@ -7,6 +7,7 @@ from typing import Any
 
 from pipeline.kafka.consumer import BULK_FETCH_BYTES
 from pipeline.keys import pseudonymizer
+from pipeline.recs.device import resolve_device
 from pipeline.rights.proofs import ProofLedger
 from pipeline.services.connect import (
     Endpoints,
@@ -39,6 +40,7 @@ def make_trainer(settings: Settings, endpoints: Endpoints | None = None, *, comm
     from agents.trainer import Trainer
 
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # implicit's advice: ALS threads, not BLAS threads
+    resolve_device(settings.trainer.device)  # device=gpu without a GPU: refuse now, not at the first fit
     endpoints = endpoints or resolve(settings)
     consumer = kafka_consumer(
         endpoints,

@@ -1,4 +1,6 @@
-"""Fit ``implicit``'s ALS on the interaction store (CPU) and wrap the result as a :class:`Model`.
+"""Fit ``implicit``'s ALS on the interaction store and wrap the result as a :class:`Model`.
+
+The fit runs on the CPU or a GPU (:mod:`pipeline.recs.device`).
 
 The confidence matrix comes from :func:`pipeline.recs.confidence.confidence`,
 so ``implicit``'s own ``alpha`` stays 1. BLAS is limited to one thread during
@@ -17,6 +19,7 @@ from threadpoolctl import threadpool_limits
 
 from pipeline.errors import PrivrecError
 from pipeline.recs.confidence import bm25_item_norm, confidence
+from pipeline.recs.device import Device, resolve_device
 from pipeline.recs.matrix import InteractionStore
 from pipeline.recs.model import Model
 from pipeline.settings import TrainerSettings
@@ -33,8 +36,18 @@ class TrainingError(PrivrecError):
     retryable = True
 
 
-def fit_factors(matrix: sp.csr_matrix, settings: TrainerSettings) -> tuple[np.ndarray, np.ndarray]:
-    """``(user_factors, item_factors)`` of ALS fitted on a users×items confidence matrix."""
+def fit_factors(
+    matrix: sp.csr_matrix, settings: TrainerSettings, device: Device | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(user_factors, item_factors)`` of ALS fitted on a users×items confidence matrix.
+
+    ``device`` (default: ``settings.device`` resolved) picks the CPU or the GPU
+    solver; the factors always come back as host float32 arrays.
+
+    Raises:
+        ConfigError: the GPU was asked for and there is none.
+    """
+    on_gpu = (device or resolve_device(settings.device)) == "gpu"
     with threadpool_limits(1, "blas"):
         als = AlternatingLeastSquares(
             factors=settings.factors,
@@ -43,10 +56,14 @@ def fit_factors(matrix: sp.csr_matrix, settings: TrainerSettings) -> tuple[np.nd
             iterations=settings.iterations,
             num_threads=settings.threads,
             random_state=settings.seed,
-            use_gpu=False,
+            use_gpu=on_gpu,
         )
         als.fit(matrix, show_progress=False)
-    return np.asarray(als.user_factors), np.asarray(als.item_factors)
+    if on_gpu:
+        als = als.to_cpu()
+    return np.ascontiguousarray(als.user_factors, np.float32), np.ascontiguousarray(
+        als.item_factors, np.float32
+    )
 
 
 def train(data: TrainingInput, settings: TrainerSettings) -> Model:

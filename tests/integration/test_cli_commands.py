@@ -219,6 +219,18 @@ def test_bench_train_smallest_run_prints_the_comparison():
     run = out["runs"][0]
     assert run["interactions"] == 2000 and run["repeats"] == 1
     assert {"privrec", "implicit", "ratio", "users", "items", "nnz"} <= set(run)
+    assert "devices" not in run  # the GPU comparison only with --gpu
+
+
+def test_bench_train_gpu_without_a_gpu_is_a_one_line_error():
+    from pipeline.recs.device import gpu_available
+
+    if gpu_available():
+        pytest.skip("this machine has a GPU: the refusal does not apply")
+    done = privrec("bench", "train", "--interactions", "2000", "--repeats", "1", "--gpu", timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert "trainer.device" in done.stderr and "Traceback" not in done.stderr
+    assert done.stdout == ""
 
 
 def test_bench_serve_on_the_configured_redis_cleans_up(env):
