@@ -57,7 +57,7 @@ def banner(settings: Settings, endpoints: Endpoints, metrics_url: str | None, *,
     return (
         f"privrec worker starting: app id {settings.app_id} (consumer group {settings.app_id}), "
         f"broker {endpoints.kafka_bootstrap} ({mode}), topics {settings.topic_prefix}* with "
-        f"{settings.partitions} partitions each, partitions assigned: none yet (see the next lines), "
+        f"{settings.partitions} partitions each, partitions: awaiting assignment, "
         f"metrics {metrics_url or 'off'}, pid {pid}"
     )
 

@@ -292,12 +292,16 @@ def _smoke_kafka(endpoints: Any, settings: Settings, topic: str) -> tuple[int, i
 
 
 def _smoke_redis(endpoints: Any) -> None:
+    from redis.exceptions import RedisError
+
     marker = f"smoke-{uuid.uuid4()}".encode()
     client = redis_client(endpoints)
     try:
         client.set(SMOKE_KEY, marker, ex=60)
         if client.get(SMOKE_KEY) != marker:
             raise PrivrecError("redis: SET/GET round trip returned a different value")
+    except RedisError as exc:
+        raise ServiceUnavailable(f"redis: SET/GET failed ({type(exc).__name__})") from None
     finally:
         with contextlib.suppress(Exception):  # the key also expires by itself
             client.delete(SMOKE_KEY)
