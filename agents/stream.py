@@ -46,6 +46,7 @@ import faust
 
 from agents.app import AppTopics
 from agents.compat import as_current_event
+from pipeline.kafka.topics import Table
 from pipeline.ops.keys import stats_key
 from pipeline.stream import (
     CONTROL_KEY,
@@ -168,8 +169,8 @@ def _outputs(app: faust.App, topics: AppTopics, raw_opts: Mapping[str, Any], par
             "consent": app.topic(topics.consent, **raw_opts),
             "stages": app.topic(topics.erasure_stages, **raw_opts),
         },
-        windows=app.Table("windows", **table_opts),
-        consent=app.Table("consent", **table_opts),
+        windows=app.Table(str(Table.WINDOWS), **table_opts),
+        consent=app.Table(str(Table.CONSENT), **table_opts),
     )
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -441,7 +441,16 @@ class Settings(BaseSettings):
     partitions: int = Field(default=8, ge=1, le=1024)
     replication_factor: int = Field(default=1, ge=1)
     state_dir: Path = Path(".privrec")
-    app_id: str = Field(default="privrec", pattern=r"^[A-Za-z0-9._-]+$")
+    app_id: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$")
+    """Faust's application id: the worker's consumer group (the trainer's is ``<app_id>-trainer``)
+    and the prefix of Faust's own topics (``<app_id>-<table>-changelog``, the assignor's). Unset:
+    ``<topic_prefix>stream``, so every topic privrec owns shares the one prefix ACLs name."""
+
+    @model_validator(mode="after")
+    def _app_id_under_topic_prefix(self) -> Settings:
+        if not self.app_id:
+            self.app_id = f"{self.topic_prefix}stream"
+        return self
 
     @classmethod
     def settings_customise_sources(

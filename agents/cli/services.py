@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import sys
 import time
 import uuid
 from datetime import UTC, datetime
@@ -12,7 +13,7 @@ from typing import Any
 from agents.cli._output import print_json, print_table
 from pipeline.embedded import EmbeddedServices
 from pipeline.errors import PrivrecError, ServiceUnavailable
-from pipeline.kafka.topics import SMOKE_TOPIC, create_topics, describe_topics, topic_specs
+from pipeline.kafka.topics import SMOKE_TOPIC, create_topics
 from pipeline.keys import ensure_dev_key, load_keys
 from pipeline.ops.keys import SMOKE_KEY
 from pipeline.services.connect import kafka_admin, kafka_consumer, kafka_producer, redis_client, resolve
@@ -64,8 +65,12 @@ def register(sub: Any) -> None:
     )
     p = topics.add_parser("create", help="create every topic the pipeline uses (idempotent)")
     p.set_defaults(handler=cmd_topics_create)
-    p = topics.add_parser("list", help="list the pipeline's topics and partitions")
-    p.add_argument("--json", action="store_true")
+    p = topics.add_parser(
+        "list",
+        help="every topic privrec owns (the pipeline's, Faust's, leftovers under the prefix): "
+        "partitions, retention, cleanup policy, what personal data it may hold",
+    )
+    p.add_argument("--json", action="store_true", help="one object per topic, with its purpose")
     p.set_defaults(handler=cmd_topics_list)
 
     p = sub.add_parser("smoke", help="produce/consume round trip and Redis SET/GET")
@@ -177,47 +182,43 @@ def cmd_topics_create(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_topics_list(settings: Settings, args: argparse.Namespace) -> int:
+    """Every topic privrec owns (registry, Faust's, leftovers under the prefix) and what it may hold."""
+    from pipeline.kafka.topics import app_id_outside_prefix
+    from pipeline.kafka.topics_owned import broker_topics, owned_topics
+
     admin = kafka_admin(resolve(settings))
     try:
-        specs = topic_specs(settings)
-        parts = describe_topics(admin, [name for name, _ in specs])
+        rows = owned_topics(settings, broker_topics(admin))
     finally:
         admin.close()
-    rows = [
-        {
-            "topic": name,
-            "partitions": parts.get(name),
-            "exists": name in parts,
-            "retention_ms": spec.retention_ms(settings),
-            "cleanup_policy": spec.cleanup,
-            "config": spec.config(settings),
-            "purpose": spec.purpose,
-        }
-        for name, spec in specs
-    ]
+    warning = app_id_outside_prefix(settings)
+    if warning is not None:
+        print(f"privrec: warning: {warning}", file=sys.stderr)
     if args.json:
-        print_json(rows)
-    else:
-        print_table(
-            ["TOPIC", "PARTITIONS", "RETENTION", "CLEANUP", "PURPOSE"],
+        print_json([r.to_dict() for r in rows])
+        return 0
+    print_table(
+        ["TOPIC", "KIND", "PARTITIONS", "RETENTION", "CLEANUP", "PERSONAL DATA"],
+        [
             [
-                [
-                    r["topic"],
-                    r["partitions"] or "missing",
-                    _duration(r["retention_ms"]),
-                    r["cleanup_policy"],
-                    r["purpose"],
-                ]
-                for r in rows
-            ],
-        )
+                r.topic,
+                r.kind,
+                r.partitions if r.exists else "missing",
+                _duration(r.retention_ms, r.cleanup_policy),
+                r.cleanup_policy or "?",
+                r.personal_data,
+            ]
+            for r in rows
+        ],
+    )
     return 0
 
 
-def _duration(ms: int | None) -> str:
-    """``7d``, ``36h``, ``90s``, ``forever``, or ``-`` (compacted: kept per key)."""
+def _duration(ms: int | None, cleanup: str | None = "compact") -> str:
+    """``7d``, ``36h``, ``90s``, ``forever``, ``-`` (compacted: kept per key), ``default`` (the
+    broker's), or ``?`` (a topic privrec did not make, on a broker that reports no configs)."""
     if ms is None:
-        return "-"
+        return "-" if cleanup == "compact" else ("?" if cleanup is None else "default")
     if ms < 0:
         return "forever"
     for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
@@ -227,20 +228,44 @@ def _duration(ms: int | None) -> str:
 
 
 def cmd_smoke(settings: Settings, args: argparse.Namespace) -> int:
-    """Round trip one record through Kafka and one key through Redis."""
-    from kafka import TopicPartition
+    """Round trip one record through Kafka and one key through Redis, then remove both.
 
+    The topic is the run's own (``<prefix>smoke.<run>``), so two checks at once
+    never delete each other's; it is deleted when the check ends, failed or not,
+    and ``privrec topics list`` names one a killed check left behind.
+    """
     endpoints = resolve(settings)
     load_keys(settings)  # fail early and clearly when no pseudonym key is configured
-    topic = settings.topic(SMOKE_TOPIC)
+    topic = f"{settings.topic(SMOKE_TOPIC)}.{uuid.uuid4().hex[:8]}"
+    try:
+        partition, offset = _smoke_kafka(endpoints, settings, topic)
+        _smoke_redis(endpoints)
+    finally:
+        cleaned = _drop_topic(endpoints, topic)
+    if args.json:
+        print_json(
+            {
+                "kafka": {"ok": True, "topic": topic, "partition": partition, "offset": offset},
+                "redis": {"ok": True},
+                "cleaned_up": cleaned,
+            }
+        )
+        return 0
+    print(f"smoke: kafka round trip via {topic}[{partition}]@{offset} ok; redis SET/GET ok")
+    if not cleaned:
+        print(f"privrec: warning: could not delete {topic}; delete it by hand", file=sys.stderr)
+    return 0
+
+
+def _smoke_kafka(endpoints: Any, settings: Settings, topic: str) -> tuple[int, int]:
+    from kafka import TopicPartition
+    from kafka.admin import NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
     admin = kafka_admin(endpoints)
     try:
-        if topic not in admin.list_topics():
-            from kafka.admin import NewTopic
-            from kafka.errors import TopicAlreadyExistsError
-
-            with contextlib.suppress(TopicAlreadyExistsError):
-                admin.create_topics([NewTopic(topic, 1, settings.replication_factor)])
+        with contextlib.suppress(TopicAlreadyExistsError):
+            admin.create_topics([NewTopic(topic, 1, settings.replication_factor)])
     finally:
         admin.close()
     marker = f"smoke-{uuid.uuid4()}".encode()
@@ -263,21 +288,37 @@ def cmd_smoke(settings: Settings, args: argparse.Namespace) -> int:
         consumer.close()
     if not found:
         raise ServiceUnavailable(f"kafka: produced to {topic}[{meta.partition}] but could not read it back")
+    return meta.partition, meta.offset
+
+
+def _smoke_redis(endpoints: Any) -> None:
+    from redis.exceptions import RedisError
+
+    marker = f"smoke-{uuid.uuid4()}".encode()
     client = redis_client(endpoints)
     try:
         client.set(SMOKE_KEY, marker, ex=60)
         if client.get(SMOKE_KEY) != marker:
             raise PrivrecError("redis: SET/GET round trip returned a different value")
-        client.delete(SMOKE_KEY)
+    except RedisError as exc:
+        raise ServiceUnavailable(f"redis: SET/GET failed ({type(exc).__name__})") from None
     finally:
+        with contextlib.suppress(Exception):  # the key also expires by itself
+            client.delete(SMOKE_KEY)
         client.close()
-    if args.json:
-        print_json(
-            {
-                "kafka": {"ok": True, "topic": topic, "partition": meta.partition, "offset": meta.offset},
-                "redis": {"ok": True},
-            }
-        )
-        return 0
-    print(f"smoke: kafka round trip via {topic}[{meta.partition}]@{meta.offset} ok; redis SET/GET ok")
-    return 0
+
+
+def _drop_topic(endpoints: Any, topic: str) -> bool:
+    """Delete the smoke topic if it exists; False when that failed (the caller says so)."""
+    try:
+        admin = kafka_admin(endpoints)
+    except PrivrecError:
+        return False
+    try:
+        if topic in admin.list_topics():
+            admin.delete_topics([topic])
+        return True
+    except Exception:  # cleanup must not hide the check's own result
+        return False
+    finally:
+        admin.close()

@@ -16,6 +16,7 @@ def run_worker(settings: Settings, *, loglevel: str = "warning") -> int:
     from agents.app import AppTopics, create_app
     from agents.metrics import start_worker_metrics
     from agents.stream import attach_stream, stats_to_redis
+    from agents.worker_log import announce, logging_config
     from pipeline.stream import StreamConfig, StreamProcessor
 
     endpoints = resolve(settings)
@@ -31,7 +32,15 @@ def run_worker(settings: Settings, *, loglevel: str = "warning") -> int:
             partitions=settings.partitions,
             on_stats=served.stats_hook(on_stats) if served is not None else on_stats,
         )
-        worker = faust.Worker(app, loglevel=loglevel, quiet=True)
+        worker = faust.Worker(app, loglevel=loglevel, quiet=True, logging_config=logging_config(loglevel))
+        announce(
+            worker,
+            settings,
+            endpoints,
+            loglevel=loglevel,
+            stream_topic=AppTopics.from_settings(settings).raw,
+            metrics_url=served.url if served is not None else None,
+        )
         worker.execute_from_commandline()
     finally:
         if served is not None:

@@ -19,7 +19,7 @@ KAFKA_BIN=${KAFKA_BIN:-/opt/kafka/bin}
 BOOTSTRAP=${KAFKA_BOOTSTRAP:-kafka:9092}
 SECRETS_DIR=${SECRETS_DIR:-/run/secrets}
 P=${PRIVREC_TOPIC_PREFIX:-privrec.}   # settings.topic_prefix
-A=${PRIVREC_APP_ID:-privrec}          # settings.app_id: the worker's group and Faust's topic prefix
+A=${PRIVREC_APP_ID:-${P}stream}      # settings.app_id (default <topic_prefix>stream): the worker's group, Faust's topics
 ROLES=(gateway worker trainer operator analytics)
 
 # Every secret is read and checked here, in this shell, before anything is changed on the broker.

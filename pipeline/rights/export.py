@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 import msgspec
 
+from pipeline.kafka.topics import Table
 from pipeline.privacy.consent_history import decode_history
 from pipeline.stream.partition import META_KEY, UserEntry, split_key
 from pipeline.wire import decode_as, decode_consent
@@ -82,7 +83,7 @@ class LogRecord(Protocol):
 
 def changelog_topics(app_id: str) -> dict[str, str]:
     """The Faust changelog topics of the workers' tables that hold per-viewer state."""
-    return {"windows": f"{app_id}-windows-changelog", "consent": f"{app_id}-consent-changelog"}
+    return {str(table): f"{app_id}-{table}-changelog" for table in (Table.WINDOWS, Table.CONSENT)}
 
 
 # -- which records are the viewer's ------------------------------------------------------------
