@@ -46,8 +46,9 @@ MODEL_REFRESH_S = 5.0
 TRAINER_STATS_TTL_S = 60
 
 
-def lag_collector(endpoints: Endpoints) -> LagCollector:
-    """A collector with its own group-less clients (made on the calling thread)."""
+def lag_collector(endpoints: Endpoints, liveness: Any = None) -> LagCollector:
+    """A collector with its own group-less clients (made on the calling thread); ``liveness``:
+    see :class:`~pipeline.ops.collect.LagCollector`."""
     admin = kafka_admin(endpoints)
     try:
         consumer = kafka_consumer(
@@ -65,6 +66,7 @@ def lag_collector(endpoints: Endpoints) -> LagCollector:
         bootstrap=endpoints.kafka_bootstrap,
         client_options=endpoints.kafka_options,
         timeout_s=endpoints.request_timeout_s,
+        liveness=liveness,
     )
 
 
