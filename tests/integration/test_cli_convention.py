@@ -77,13 +77,13 @@ def test_unknown_privrec_variables_are_warned_about_by_name_only(tmp_path):
         "PRIVREC_PARTITONS": "3",
         "PRIVREC_PARTITIONS": "3",  # known: no warning
     }
-    done = privrec("config", "show", env=env)
+    done = privrec("config", "show", "--json", env=env)
     assert done.returncode == 0, done.stderr
     warnings = [line for line in done.stderr.splitlines() if "warning" in line]
     assert len(warnings) == 2, done.stderr
     assert "PRIVREC_KAFKA__BOOTSTRAP " in warnings[0] and "PRIVREC_PARTITONS " in warnings[1]
     assert secret not in done.stdout + done.stderr
-    assert json.loads(done.stdout)["partitions"] == 3
+    assert json.loads(done.stdout)["values"]["partitions"] == 3
 
 
 @pytest.fixture
@@ -135,6 +135,53 @@ def test_up_and_down_speak_json(tmp_path):
         down = privrec("down", "--json", env=env)
     assert down.returncode == 0, down.stderr
     assert sorted(json.loads(down.stdout)["stopped"]) == ["kafka", "redis"]
+
+
+def test_config_show_says_where_each_value_came_from(tmp_path):
+    (tmp_path / ".env").write_text("PRIVREC_PARTITIONS=4\n")
+    (tmp_path / "privrec.toml").write_text('app_id = "from-toml"\n[trainer]\ntop_n = 33\n')
+    env = {
+        "PRIVREC_STATE_DIR": str(tmp_path / "state"),
+        "PRIVREC_KAFKA__REQUEST_TIMEOUT_S": "7",
+        "PRIVREC_TRAINER__TOP_N": "44",  # env beats the file
+    }
+    done = privrec("config", "show", "--json", env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    values, sources = doc["values"], doc["sources"]
+    assert (values["kafka"]["request_timeout_s"], sources["kafka.request_timeout_s"]) == (7.0, "env")
+    assert (values["trainer"]["top_n"], sources["trainer.top_n"]) == (44, "env")
+    assert (values["partitions"], sources["partitions"]) == (4, ".env")
+    assert (values["app_id"], sources["app_id"]) == ("from-toml", "file")
+    assert sources["trainer.factors"] == "default" and sources["kafka.bootstrap_servers"] == "default"
+    assert doc["files"]["file"] == str((tmp_path / "privrec.toml").resolve())
+    text = privrec("config", "show", env=env, cwd=tmp_path)
+    rows = {line.split()[0]: line.split()[1:] for line in text.stdout.splitlines() if line.strip()}
+    assert rows["SETTING"] == ["VALUE", "SOURCE"]
+    assert rows["app_id"] == ["from-toml", "file"] and rows["partitions"] == ["4", ".env"]
+    assert "kafka: embedded, not running (run `privrec up`)" in text.stdout
+
+
+def test_config_show_gives_the_embedded_addresses_with_the_password_masked(tmp_path):
+    env = {"PRIVREC_STATE_DIR": str(tmp_path / "state")}
+    try:
+        up = privrec("up", "--json", env=env)
+        assert up.returncode == 0, up.stderr
+        services = json.loads(up.stdout)["services"]
+        done = privrec("config", "show", "--json", env=env, cwd=tmp_path)
+        text = privrec("config", "show", env=env, cwd=tmp_path)
+    finally:
+        privrec("down", "--no-snapshot", env=env)
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    assert doc["values"]["kafka"]["bootstrap_servers"] == services["kafka"]["address"]
+    assert doc["values"]["redis"]["url"] == services["redis"]["address"]
+    assert ":***@" in services["redis"]["address"]
+    assert doc["sources"]["kafka.bootstrap_servers"] == doc["sources"]["redis.url"] == "embedded"
+    password = (tmp_path / "state" / "redis" / "password").read_text().strip()
+    assert password not in done.stdout + text.stdout
+    (row,) = [line.split() for line in text.stdout.splitlines() if line.startswith("redis.url ")]
+    assert row == ["redis.url", services["redis"]["address"], "embedded"]
 
 
 def test_lag_of_an_unknown_group_is_an_error(kafka_bootstrap, redis_url, tmp_path):
