@@ -84,6 +84,13 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def _liveness(report: Any, live_s: float) -> dict[str, Any]:
+    """A report as status shows it: ``live`` while its heartbeat is fresh and its process has not
+    exited (``exited``: seen gone on this host, e.g. the worker of a finished ``demo --keep``)."""
+    exited = report.exited()
+    return report.to_dict() | {"live": report.age_s <= live_s and not exited, "exited": exited}
+
+
 def _processes(settings: Settings, endpoints: Endpoints, now_ms: int) -> dict[str, Any]:
     from pipeline.ops.summary import live_model, process_reports
     from pipeline.services.connect import redis_client
@@ -97,8 +104,8 @@ def _processes(settings: Settings, endpoints: Endpoints, now_ms: int) -> dict[st
     finally:
         client.close()
     return {
-        "workers": [w.to_dict() | {"live": w.age_s <= STALE_S} for w in workers],
-        "trainers": [t.to_dict() | {"live": t.age_s <= TRAINER_LIVE_S} for t in trainers],
+        "workers": [_liveness(w, STALE_S) for w in workers],
+        "trainers": [_liveness(t, TRAINER_LIVE_S) for t in trainers],
         "model": model.to_dict(now_ms) if model else None,
     }
 
@@ -168,7 +175,9 @@ def _missing(settings: Settings, out: dict[str, Any]) -> list[str]:
     if workers is not None:
         live = [w for w in workers if w["live"]]
         if not live:
-            notes.append("no live worker (none published stats in the last 10 s): run `privrec worker`")
+            notes.append(
+                "no live worker (none running that published stats in the last 10 s): run `privrec worker`"
+            )
         else:
             held = sorted(p for w in live for p in w["assigned"])
             unheld = sorted(set(range(settings.partitions)) - set(held))

@@ -73,11 +73,11 @@ def print_health(out: dict[str, Any]) -> None:
             ["PROCESS", "ID", "STATS-AGE", "PARTITIONS", "METRICS"],
             [
                 [
-                    p["kind"] + ("" if p["live"] else " (stale)"),
+                    p["kind"] + ("" if p["live"] else " (exited)" if p.get("exited") else " (stale)"),
                     p["id"],
                     f"{p['age_s']:.1f}s",
                     ",".join(map(str, p["assigned"])) or "-",
-                    p["metrics"] or "-",
+                    (p["metrics"] or "-") if p["live"] else "-",
                 ]
                 for p in procs
             ],

@@ -221,6 +221,42 @@ def test_status_exit_code_follows_the_worst_finding(cli_settings, kafka_bootstra
     assert ok.returncode == 0, (ok.stdout, ok.stderr)
 
 
+def test_status_does_not_list_an_exited_worker_as_live(cli_settings, tmp_path):
+    """As after `demo --keep`: the worker is gone while its stats are still fresh in Redis."""
+    import signal
+
+    import redis
+
+    from agents.procs import ChildProcess
+    from pipeline.ops.summary import process_reports
+    from tests.integration.harness import wait_for
+
+    env = settings_env(cli_settings)
+    admin = KafkaAdminClient(bootstrap_servers=cli_settings.kafka.bootstrap_servers)
+    try:
+        create_topics(admin, cli_settings)
+    finally:
+        admin.close()
+    client = redis.Redis.from_url(cli_settings.redis.url.get_secret_value())
+    worker = ChildProcess(cli_settings, tmp_path / "logs" / "worker.log", ["worker"]).start()
+    try:
+        wait_for(lambda: process_reports(client, cli_settings.app_id, "worker"), 120, "the worker's stats")
+        live = json.loads(privrec("status", "--json", "--lag-samples", "0", env=env).stdout)
+        assert [(w["live"], w["exited"]) for w in live["workers"]] == [(True, False)]
+    finally:
+        worker.kill(signal.SIGKILL)  # no goodbye: its stats stay in Redis until they expire
+    client.close()
+    done = privrec("status", "--json", "--lag-samples", "0", env=env)
+    status = json.loads(done.stdout)
+    (gone,) = status["workers"]
+    assert gone["age_s"] < 10  # fresh stats: before, this listed the worker as live
+    assert (gone["live"], gone["exited"]) == (False, True)
+    assert status["metrics_endpoints"] == []
+    assert any(note.startswith("no live worker") for note in status["missing"])
+    text = privrec("status", "--lag-samples", "0", env=env).stdout
+    assert "worker (exited)" in text
+
+
 def test_export_timeout_is_one_line_not_a_traceback(cli_settings):
     env = settings_env(cli_settings)
     admin = KafkaAdminClient(bootstrap_servers=cli_settings.kafka.bootstrap_servers)
