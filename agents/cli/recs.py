@@ -61,6 +61,7 @@ def register(sub: Any) -> None:
     p.add_argument("--hide", nargs="+", default=[], metavar="CONTENT", help="never recommend these titles")
     p.add_argument("--unhide", nargs="+", default=[], metavar="CONTENT", help="allow these titles again")
     p.add_argument("--show", action="store_true", help="print the resulting controls as JSON")
+    p.add_argument("--json", action="store_true", help="the same as --show")
     p.set_defaults(handler=cmd_controls)
 
 
@@ -231,7 +232,7 @@ def cmd_controls(settings: Settings, args: argparse.Namespace) -> int:
         raise ServiceUnavailable("redis: no answer from the recommendation cache") from None
     finally:
         client.close()
-    if args.show or not change:
+    if args.show or args.json or not change:
         print_json({"personalization": controls.personalization, "hidden": sorted(controls.hidden)})
     else:
         print(f"controls: personalization={controls.personalization}, {len(controls.hidden)} hidden title(s)")

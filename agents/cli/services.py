@@ -68,6 +68,7 @@ def register(sub: Any) -> None:
         dest="topics_cmd", required=True
     )
     p = topics.add_parser("create", help="create every topic the pipeline uses (idempotent)")
+    p.add_argument("--json", action="store_true", help='{"topic": "created" | "exists", ...}')
     p.set_defaults(handler=cmd_topics_create)
     p = topics.add_parser("list", help="list the pipeline's topics and partitions")
     p.add_argument("--json", action="store_true")
@@ -177,6 +178,9 @@ def cmd_topics_create(settings: Settings, args: argparse.Namespace) -> int:
         result = create_topics(admin, settings)
     finally:
         admin.close()
+    if getattr(args, "json", False):
+        print_json(dict(result))
+        return 0
     for name, state in result.items():
         print(f"{name}: {state}")
     return 0
