@@ -168,7 +168,7 @@ def print_recs(users: list[str], views: dict[str, dict[str, Any]]) -> None:
                     it["title"] or "-",
                     it["content_id"],
                     it["from"],
-                    f"{it['score']:.4f}" if it["score_kind"] == "affinity" else "-",
+                    f"{it['score']:.4g}" if it["score_kind"] == "affinity" else "-",
                     "-" if it["score_kind"] == "affinity" else f"{it['score']:.0f}",
                     ", ".join(it["because_titles"]) or "-",
                 ]
