@@ -41,30 +41,6 @@ def test_version_prints_the_package_version():
     assert done.stdout.strip() == f"privrec {version}"
 
 
-NO_JSON = {
-    "worker": "runs until stopped; prints a start banner, logs the rest",
-    "gateway": "runs until stopped; prints one start line",
-    "export": "prints the export itself, a JSON document",
-}
-
-
-def test_every_command_that_prints_data_takes_json():
-    import argparse
-
-    from agents.cli import build_parser
-
-    def leaves(parser: argparse.ArgumentParser, name: str):
-        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-        if not subs:
-            yield name, {o for a in parser._actions for o in a.option_strings}
-            return
-        for child, sub in subs[0].choices.items():
-            yield from leaves(sub, f"{name} {child}".strip())
-
-    missing = [n for n, opts in leaves(build_parser(), "") if "--json" not in opts and n not in NO_JSON]
-    assert missing == []
-
-
 @pytest.mark.parametrize(
     ("args", "usage"),
     [
