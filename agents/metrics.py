@@ -34,6 +34,7 @@ from pipeline.ops.metrics import (
     update_from_worker_counters,
     update_model,
 )
+from pipeline.ops.summary import process_identity
 from pipeline.services.connect import Endpoints, kafka_admin, kafka_consumer, redis_client
 from pipeline.serving.layout import Layout
 from pipeline.settings import Settings
@@ -46,8 +47,9 @@ MODEL_REFRESH_S = 5.0
 TRAINER_STATS_TTL_S = 60
 
 
-def lag_collector(endpoints: Endpoints) -> LagCollector:
-    """A collector with its own group-less clients (made on the calling thread)."""
+def lag_collector(endpoints: Endpoints, liveness: Any = None) -> LagCollector:
+    """A collector with its own group-less clients (made on the calling thread); ``liveness``:
+    see :class:`~pipeline.ops.collect.LagCollector`."""
     admin = kafka_admin(endpoints)
     try:
         consumer = kafka_consumer(
@@ -65,6 +67,7 @@ def lag_collector(endpoints: Endpoints) -> LagCollector:
         bootstrap=endpoints.kafka_bootstrap,
         client_options=endpoints.kafka_options,
         timeout_s=endpoints.request_timeout_s,
+        liveness=liveness,
     )
 
 
@@ -187,6 +190,7 @@ def start_trainer_metrics(
     layout = Layout.from_settings(settings)
     trainer_id = f"{settings.app_id}:{uuid.uuid4().hex[:8]}"
     key = stats_key("trainer", trainer_id)
+    identity = process_identity()  # so `privrec status` sees an exited trainer at once
 
     def round_() -> None:
         # dict(...) of a str->int dict copies under the GIL: safe while the trainer counts
@@ -194,7 +198,7 @@ def start_trainer_metrics(
         if dp_spent is not None:
             update_dp_spent(served.metrics, dict(dp_spent()), settings.dp.epsilon_per_day)
         refresh_model(served.metrics, redis, layout)
-        data = {"trainer": trainer_id, "at": int(time.time() * 1000), "metrics": served.url}
+        data = {"trainer": trainer_id, "at": int(time.time() * 1000), "metrics": served.url, **identity}
         redis.set(key, json.dumps(data), ex=TRAINER_STATS_TTL_S)
 
     def forget() -> None:

@@ -30,6 +30,7 @@ from pipeline.services.connect import (
 )
 from pipeline.settings import Settings
 from pipeline.sources import Rating
+from pipeline.sources.titles import save_titles
 
 __all__ = ["PipelineRun", "sum_counters"]
 
@@ -97,6 +98,8 @@ class PipelineRun:
         heartbeat_ms: int | None = None,
         divert: Callable[[str, list[dict[str, Any]]], bool] | None = None,
     ) -> ReplayReport:
+        if titles:
+            save_titles(self.settings.state_dir, self.settings.app_id, titles)  # for `privrec recs`
         producer = kafka_producer(self.endpoints)
         try:
             return replay_ratings(

@@ -3,8 +3,13 @@
 Everything is read from where the processes publish it (worker and trainer
 stats in Redis, the recommendation cache, consumer-group offsets, the
 ``receipts`` topic); a part that cannot be read is ``null`` in the JSON, and
-``missing`` says in words what is absent. Only the services' reachability
-decides the exit status, as before.
+``missing`` says in words what is absent. The exit status is
+:func:`agents.cli.status.exit_status` (the worst finding). Liveness comes from
+heartbeats with expiry: a worker is live while its stats are at most
+:data:`STALE_S` old, a trainer while its own are at most
+:data:`agents.liveness.TRAINER_LIVE_S` old; the trainer group's members come from
+those heartbeats (``members_from: "heartbeat"``), since the trainer reads with
+manual assignment and the broker counts no member for it.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import logging
 import time
 from typing import Any
 
+from agents.liveness import TRAINER_LIVE_S, trainer_liveness
 from pipeline.embedded import EmbeddedServices
 from pipeline.embedded.redis_server import running_version, version_warning
 from pipeline.errors import ServiceUnavailable
@@ -78,6 +84,13 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def _liveness(report: Any, live_s: float) -> dict[str, Any]:
+    """A report as status shows it: ``live`` while its heartbeat is fresh and its process has not
+    exited (``exited``: seen gone on this host, e.g. the worker of a finished ``demo --keep``)."""
+    exited = report.exited()
+    return report.to_dict() | {"live": report.age_s <= live_s and not exited, "exited": exited}
+
+
 def _processes(settings: Settings, endpoints: Endpoints, now_ms: int) -> dict[str, Any]:
     from pipeline.ops.summary import live_model, process_reports
     from pipeline.services.connect import redis_client
@@ -91,8 +104,8 @@ def _processes(settings: Settings, endpoints: Endpoints, now_ms: int) -> dict[st
     finally:
         client.close()
     return {
-        "workers": [w.to_dict() | {"live": w.age_s <= STALE_S} for w in workers],
-        "trainers": [t.to_dict() | {"live": t.age_s <= STALE_S * 3} for t in trainers],
+        "workers": [_liveness(w, STALE_S) for w in workers],
+        "trainers": [_liveness(t, TRAINER_LIVE_S) for t in trainers],
         "model": model.to_dict(now_ms) if model else None,
     }
 
@@ -120,6 +133,7 @@ def _lag(collector: Any, groups: list[str], samples: int, interval_s: float) -> 
                 "committed_partitions": len(group.partitions),
                 "state": info.state if info else None,
                 "members": info.members if info else None,
+                "members_from": info.via if info else None,
             }
         )
     return {"samples": samples, "interval_s": interval_s, "groups": rows}
@@ -132,7 +146,7 @@ def _kafka_parts(
     from pipeline.ops.collect import log_end_offsets, pipeline_groups
     from pipeline.ops.summary import last_receipt
 
-    collector = lag_collector(endpoints)
+    collector = lag_collector(endpoints, trainer_liveness(settings, endpoints))
     try:
         lag = _lag(collector, pipeline_groups(settings), samples, interval_s) if samples > 0 else None
         topic = settings.topic(Topic.RECEIPTS)
@@ -161,7 +175,9 @@ def _missing(settings: Settings, out: dict[str, Any]) -> list[str]:
     if workers is not None:
         live = [w for w in workers if w["live"]]
         if not live:
-            notes.append("no live worker (none published stats in the last 10 s): run `privrec worker`")
+            notes.append(
+                "no live worker (none running that published stats in the last 10 s): run `privrec worker`"
+            )
         else:
             held = sorted(p for w in live for p in w["assigned"])
             unheld = sorted(set(range(settings.partitions)) - set(held))

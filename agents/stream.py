@@ -48,6 +48,7 @@ from agents.app import AppTopics
 from agents.compat import as_current_event
 from pipeline.kafka.topics import Table
 from pipeline.ops.keys import stats_key
+from pipeline.ops.summary import process_identity
 from pipeline.stream import (
     CONTROL_KEY,
     Control,
@@ -376,6 +377,7 @@ def snapshot(processor: StreamProcessor, stats: dict[str, Any]) -> dict[str, Any
     return {
         "worker": stats["worker"],
         "at": int(time.time() * 1000),
+        **process_identity(),  # so `privrec status` sees an exited worker at once
         "counters": dict(processor.counters),
         "first_at": stats.get("first_at"),
         "last_at": stats.get("last_at"),

@@ -12,6 +12,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from agents.cli._output import interactive, now_rfc3339, print_json, print_table, sparkline, table
+from agents.liveness import trainer_liveness
 from agents.processes.clients import lag_consumer
 from pipeline.errors import ConfigError, ServiceUnavailable
 from pipeline.ops.collect import GroupInfo, LagCollector, Member, pipeline_groups
@@ -67,7 +68,9 @@ def register(sub: Any) -> None:
             "decreasing while offsets advance), STALL (offset not moving), STOP (no commit for longer "
             "than the window), REWIND (offset went back). Exit status 1 when a group is STALL, STOP "
             "or REWIND; 2 when a group named with --group is unknown to the broker (no member, no "
-            "committed offset), as for any usage error."
+            "committed offset), as for any usage error. The trainer reads with manual assignment, "
+            "so the broker counts no member for <app_id>-trainer: its state and members come from "
+            "the live trainers' heartbeats in Redis (state Live, members_from: heartbeat)."
         ),
     )
     p.add_argument("--group", action="append", metavar="G", help="a group to report (repeatable)")
@@ -113,9 +116,13 @@ def report(
         data = group.to_dict()
         data["state"] = info.state
         data["members"] = info.members
+        data["members_from"] = info.via
+        if info.via != "broker":
+            data["broker_state"] = info.broker_state
+            data["broker_members"] = info.broker_members
         data["window"] = _window(group, window)
         for part, pdata in zip(group.partitions, data["partitions"], strict=True):
-            owner = info.owners.get((part.topic, part.partition), _NOBODY)
+            owner = info.owner((part.topic, part.partition)) or _NOBODY
             pdata.update(consumer_id=owner.consumer_id, host=owner.host, client_id=owner.client_id)
         out.append(data)
     return out
@@ -154,10 +161,20 @@ def _table_rows(rows: list[dict[str, Any]]) -> list[list[Any]]:
     ]
 
 
+def _members(g: dict[str, Any]) -> str:
+    n = g["members"]
+    text = "? members" if n is None else f"{n} member" + ("" if n == 1 else "s")
+    if g.get("members_from") == "heartbeat":
+        text += f" by heartbeat (broker: {g.get('broker_state') or '?'}, manual assignment)"
+    return text
+
+
 def group_line(g: dict[str, Any]) -> str:
     """One group's summary: status, total and slowest lag, state, members, window (and history)."""
     if not g["partitions"]:
         line = f"{g['group']}: {g['status']}: no committed offsets"
+        if g.get("members"):  # e.g. a trainer that has not committed yet
+            line += f"; state {g['state'] or '?'}, {_members(g)}"
     else:
         w = g["window"]
         slowest = max(
@@ -166,11 +183,9 @@ def group_line(g: dict[str, Any]) -> str:
             default=None,
         )
         max_seconds = _seconds(slowest["lag_seconds"], slowest["seconds_method"]) if slowest else "-"
-        n = g["members"]
-        members = "? members" if n is None else f"{n} member" + ("" if n == 1 else "s")
         line = (
             f"{g['group']}: {g['status']}: lag {g['total_lag']} on {len(g['partitions'])} partitions, "
-            f"max {max_seconds} s; state {g['state'] or '?'}, {members}; "
+            f"max {max_seconds} s; state {g['state'] or '?'}, {_members(g)}; "
             f"window {w['samples']}/{w['size']} samples over {w['span_s']:g} s"
         )
     if g.get("lag_history"):
@@ -243,6 +258,7 @@ def cmd_lag(settings: Settings, args: argparse.Namespace) -> int:
             client_options=endpoints.kafka_options,
             message_age=args.message_age,
             timeout_s=endpoints.request_timeout_s,
+            liveness=trainer_liveness(settings, endpoints),
         )
         window = LagWindow(size=args.window)
         metrics = None

@@ -57,13 +57,19 @@ def register(sub: Any) -> None:
     config = sub.add_parser("config", help="inspect settings").add_subparsers(
         dest="config_cmd", required=True
     )
-    p = config.add_parser("show", help="print the effective settings, secrets masked")
+    p = config.add_parser(
+        "show", help="the effective settings, embedded addresses and each value's source, secrets masked"
+    )
+    p.add_argument(
+        "--json", action="store_true", help='{"values": {...}, "sources": {SETTING: SOURCE}, "files": {...}}'
+    )
     p.set_defaults(handler=cmd_config_show)
 
     topics = sub.add_parser("topics", help="create or list the pipeline's topics").add_subparsers(
         dest="topics_cmd", required=True
     )
     p = topics.add_parser("create", help="create every topic the pipeline uses (idempotent)")
+    p.add_argument("--json", action="store_true", help='{"topic": "created" | "exists", ...}')
     p.set_defaults(handler=cmd_topics_create)
     p = topics.add_parser(
         "list",
@@ -166,8 +172,9 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_config_show(settings: Settings, args: argparse.Namespace) -> int:
-    print_json(settings.masked())
-    return 0
+    from agents.cli.config import cmd_config_show as show
+
+    return show(settings, args)
 
 
 def cmd_topics_create(settings: Settings, args: argparse.Namespace) -> int:
@@ -176,6 +183,9 @@ def cmd_topics_create(settings: Settings, args: argparse.Namespace) -> int:
         result = create_topics(admin, settings)
     finally:
         admin.close()
+    if getattr(args, "json", False):
+        print_json(dict(result))
+        return 0
     for name, state in result.items():
         print(f"{name}: {state}")
     return 0

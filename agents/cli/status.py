@@ -49,6 +49,11 @@ def _ago(seconds: float | None) -> str:
     return f"{seconds:.0f}s ago"
 
 
+def _members(g: dict[str, Any]) -> str:
+    """Members as counted: by the broker, or from heartbeats (the trainer's manual assignment)."""
+    return f"{g['members']} (heartbeat)" if g.get("members_from") == "heartbeat" else str(g["members"])
+
+
 def print_health(out: dict[str, Any]) -> None:
     """The human form: one table or line per part, then what is missing."""
     rows = [
@@ -68,11 +73,11 @@ def print_health(out: dict[str, Any]) -> None:
             ["PROCESS", "ID", "STATS-AGE", "PARTITIONS", "METRICS"],
             [
                 [
-                    p["kind"] + ("" if p["live"] else " (stale)"),
+                    p["kind"] + ("" if p["live"] else " (exited)" if p.get("exited") else " (stale)"),
                     p["id"],
                     f"{p['age_s']:.1f}s",
                     ",".join(map(str, p["assigned"])) or "-",
-                    p["metrics"] or "-",
+                    (p["metrics"] or "-") if p["live"] else "-",
                 ]
                 for p in procs
             ],
@@ -92,7 +97,7 @@ def print_health(out: dict[str, Any]) -> None:
                     "-" if g["max_lag_seconds"] is None else f"{g['max_lag_seconds']:.1f}",
                     g["committed_partitions"],
                     g["state"] or "?",
-                    "?" if g["members"] is None else g["members"],
+                    "?" if g["members"] is None else _members(g),
                 ]
                 for g in lag["groups"]
             ],

@@ -65,6 +65,7 @@ def register(sub: Any) -> None:
         dest="windows_cmd", required=True
     )
     p = windows.add_parser("close", help="close every open window after all events produced so far")
+    p.add_argument("--json", action="store_true", help='{"marker": ..., "topic": ..., "partitions": N}')
     p.set_defaults(handler=cmd_windows_close)
 
     p = sub.add_parser("consent", help="show or change a user's consent")
@@ -226,6 +227,9 @@ def cmd_windows_close(settings: Settings, args: argparse.Namespace) -> int:
         marker = close_windows(producer, settings.topic(Topic.RAW), settings.partitions)
     finally:
         producer.close()
+    if args.json:
+        print_json({"marker": marker, "topic": settings.topic(Topic.RAW), "partitions": settings.partitions})
+        return 0
     print(f"close marker {marker} sent to {settings.partitions} partitions of {settings.topic(Topic.RAW)}")
     return 0
 

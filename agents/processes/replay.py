@@ -21,6 +21,7 @@ from pipeline.replay_guard import ReplayState, read_replay_state, replay_start_m
 from pipeline.services.connect import Endpoints, kafka_producer
 from pipeline.settings import Settings
 from pipeline.sources import Rating
+from pipeline.sources.titles import save_titles
 from pipeline.stream.effects import StreamConfig
 from pipeline.windows.spec import WindowSpec
 
@@ -96,6 +97,7 @@ def run_replay(
     progress: bool | None = None,
 ) -> ReplayReport:
     """Send the planned replay (and a close marker when ``close``); raises ReplayInterrupted on SIGINT."""
+    save_titles(settings.state_dir, settings.app_id, titles)  # for `privrec recs`
     producer = kafka_producer(endpoints)
     try:
         report = replay_ratings(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +30,7 @@ __all__ = [
     "log_end_offsets",
     "message_timestamps",
     "pipeline_groups",
+    "with_heartbeats",
 ]
 
 log = logging.getLogger(__name__)
@@ -53,12 +54,53 @@ class Member:
 
 @dataclass(frozen=True)
 class GroupInfo:
-    """A group's state and owners; ``state``/``members`` None when the broker did not say."""
+    """A group's state and owners; ``state``/``members`` None when the broker did not say.
+
+    ``via`` says where ``state`` and ``members`` come from: ``broker`` (its group
+    description) or ``heartbeat`` (:func:`with_heartbeats`: live processes that read
+    with manual assignment, which the broker never counts); then ``broker_state`` and
+    ``broker_members`` keep what the broker said, and ``default_owner`` holds the
+    partitions no broker member owns.
+    """
 
     group: str
     state: str | None = None
     members: int | None = None
     owners: Mapping[TopicPartitionKey, Member] = field(default_factory=dict)
+    via: str = "broker"
+    broker_state: str | None = None
+    broker_members: int | None = None
+    default_owner: Member | None = None
+
+    def owner(self, key: TopicPartitionKey) -> Member | None:
+        """Who holds ``key``: the broker's member, else the heartbeat's process, else None."""
+        return self.owners.get(key, self.default_owner)
+
+
+LIVE_STATE = "Live"
+"""The state of a group whose members are known from heartbeats, not from the broker."""
+
+
+def with_heartbeats(info: GroupInfo, live: Sequence[str], client_id: str = "-") -> GroupInfo:
+    """``info`` with ``live`` (ids of processes whose heartbeat has not expired) as its members.
+
+    The continuous trainer reads every partition with manual assignment, so the
+    broker sees an ``Empty`` group with 0 members while it runs. A group the broker
+    already counts members for, or with no live process, is returned unchanged: the
+    broker's word stands whenever it has one.
+    """
+    if not live or (info.members or 0) > 0:
+        return info
+    return GroupInfo(
+        info.group,
+        state=LIVE_STATE,
+        members=len(live),
+        owners=info.owners,
+        via="heartbeat",
+        broker_state=info.state,
+        broker_members=info.members,
+        default_owner=Member(consumer_id=",".join(live), host="-", client_id=client_id),
+    )
 
 
 def group_offsets(admin: Any, group: str) -> dict[TopicPartitionKey, int]:
@@ -196,7 +238,10 @@ class LagCollector:
     """Takes one :class:`PartitionSample` per committed partition of each group, per call.
 
     ``message_age`` also fetches the record at each lagging committed offset so
-    lag in seconds is its age (one fetch per partition and sample).
+    lag in seconds is its age (one fetch per partition and sample). ``liveness``,
+    when given, names the live processes per group from their heartbeats; groups the
+    broker counts no member for take them as members (:func:`with_heartbeats`), before
+    the samples are taken, so a manually assigned reader is not mistaken for a stopped one.
     """
 
     def __init__(
@@ -209,6 +254,7 @@ class LagCollector:
         message_age: bool = False,
         timeout_s: float = 5.0,
         clock: Callable[[], float] = time.time,
+        liveness: Callable[[list[str]], Mapping[str, Sequence[str]]] | None = None,
     ) -> None:
         self.admin = admin
         self.consumer = consumer
@@ -217,6 +263,7 @@ class LagCollector:
         self.message_age = message_age
         self.timeout_s = timeout_s
         self.clock = clock
+        self.liveness = liveness
 
     def sample(self, groups: Iterable[str]) -> tuple[list[PartitionSample], dict[str, GroupInfo]]:
         """Samples of every committed partition of ``groups``, and what the broker says of them."""
@@ -225,6 +272,9 @@ class LagCollector:
         names = list(dict.fromkeys(groups))
         try:
             infos = describe_groups(self.admin, names)
+            if self.liveness is not None:
+                live = self.liveness(names)
+                infos = {g: with_heartbeats(i, live.get(g, ()), "heartbeat") for g, i in infos.items()}
             committed = {g: group_offsets(self.admin, g) for g in names}
             ends = log_end_offsets(
                 self.consumer,

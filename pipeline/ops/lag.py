@@ -30,7 +30,9 @@ Two differences from Burrow, both because Kafka's OffsetFetch does not say
   looks like one that stopped committing: it is ``STALL`` until the window
   has slid past its last offset change, then ``STOP``. Pick ``size`` times the
   sampling interval well above the consumers' commit interval (Faust: 2.8 s).
-* fewer than two samples give ``OK`` (Burrow would call one entry stalled);
+* fewer than two samples give ``OK`` (Burrow would call one entry stalled),
+  except a partition with lag whose group has no active member: ``STOP``
+  from the first sample (the first ``lag --watch`` round said OK for a stopped group);
   ``complete`` says how full the window is, as Burrow's field does.
 
 Lag in seconds comes in two kinds:
@@ -189,6 +191,9 @@ def partition_status(samples: Sequence[PartitionSample], last_commit_ms: int | N
     that was before the first sample.
     """
     if len(samples) < 2:
+        last = samples[-1] if samples else None
+        if last is not None and last.members == 0 and last.lag > 0:
+            return Status.STOP  # nobody consumes it: no need to wait for a second sample
         return Status.OK
     lags = [s.lag for s in samples]
     if 0 in lags:  # rule 1, which also covers "lag 0 at the last sample"

@@ -26,8 +26,22 @@ __all__ = [
     "ProcessReport",
     "last_receipt",
     "live_model",
+    "process_identity",
     "process_reports",
 ]
+
+
+def process_identity() -> dict[str, Any]:
+    """What a process puts into its stats so readers on its host can tell it has exited:
+    ``pid``, ``host`` and the kernel's ``start_time`` (a reused pid is not the same process)."""
+    import os
+    import socket
+
+    from pipeline.embedded.process import process_start_time
+
+    pid = os.getpid()
+    return {"pid": pid, "host": socket.gethostname(), "start_time": process_start_time(pid)}
+
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +56,20 @@ class ProcessReport:
     assigned: tuple[int, ...]
     metrics: str | None
     counters: Mapping[str, int]
+    pid: int | None = None
+    host: str | None = None
+    start_time: int | None = None
+
+    def exited(self) -> bool:
+        """Whether the process is known to be gone: it ran on this host and its pid (with the
+        same start time) no longer runs. Stats from elsewhere, or without a pid, cannot tell."""
+        import socket
+
+        from pipeline.embedded.process import is_alive
+
+        if self.pid is None or self.host != socket.gethostname():
+            return False
+        return not is_alive(self.pid, self.start_time)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -50,6 +78,8 @@ class ProcessReport:
             "age_s": round(self.age_s, 1),
             "assigned": list(self.assigned),
             "metrics": self.metrics,
+            "pid": self.pid,
+            "host": self.host,
         }
 
 
@@ -77,9 +107,16 @@ def process_reports(
                 assigned=tuple(sorted(int(p) for p in data.get("assigned") or ())),
                 metrics=data.get("metrics"),
                 counters={str(k): int(v) for k, v in (data.get("counters") or {}).items()},
+                pid=_int_or_none(data.get("pid")),
+                host=data.get("host") if isinstance(data.get("host"), str) else None,
+                start_time=_int_or_none(data.get("start_time")),
             )
         )
     return sorted(out, key=lambda r: (r.age_s, r.id))
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 @dataclass(frozen=True, slots=True)

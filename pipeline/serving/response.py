@@ -43,7 +43,10 @@ class RecsResponse(msgspec.Struct, frozen=True, kw_only=True, gc=False, omit_def
     or controls) were found, or null: the raw user id is never echoed, and an
     unknown user id does not reveal its pseudonym. ``trending_day`` and
     ``trending_epsilon`` are present (and encoded) only when the fallback is
-    the DP trending list.
+    the DP trending list. ``personal_items``: how many of ``items`` (always a
+    prefix) come from the viewer's own list; the rest are the fallback's, whose
+    ``score`` means something else (a viewer count, not the model's preference).
+    Encoded only when not 0.
     """
 
     user: str | None
@@ -53,6 +56,7 @@ class RecsResponse(msgspec.Struct, frozen=True, kw_only=True, gc=False, omit_def
     source: Source
     trending_day: str | None = None
     trending_epsilon: float | None = None
+    personal_items: int = 0
 
 
 class Fallback(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -128,6 +132,7 @@ def compose(
         else:
             _take(recs, hidden, n, items)
     personalized = bool(items)
+    personal_items = len(items)
     if len(items) < n:
         _take(popular, hidden, n, items)
     source: Source = mode if personalized else fallback_source  # type: ignore[assignment]
@@ -137,5 +142,6 @@ def compose(
         version=version,
         items=items,
         source=source,
+        personal_items=personal_items,
         **labels,  # type: ignore[arg-type]
     )

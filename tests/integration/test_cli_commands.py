@@ -92,11 +92,12 @@ def test_config_show_prints_effective_settings_with_secrets_masked(tmp_path):
     done = privrec(
         "config",
         "show",
+        "--json",
         env={"PRIVREC_PSEUDONYM__KEYS": KEY, "PRIVREC_APP_ID": "cli-config-test", "PRIVREC_PARTITIONS": "3"},
         cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr
-    shown = json.loads(done.stdout)
+    shown = json.loads(done.stdout)["values"]
     assert shown["app_id"] == "cli-config-test" and shown["partitions"] == 3
     assert KEY.split(":")[-1] not in done.stdout  # the secret is masked
 

@@ -44,8 +44,10 @@ def test_up_status_topics_down(tmp_path):
     assert services["redis"]["version_warning"] == version_warning(services["redis"]["version"])
     text = privrec("status", "--lag-samples", "0", env=env)
     assert f"redis version: {services['redis']['version']}" in text.stdout
-    shown = privrec("config", "show", env={**env, "PRIVREC_REDIS__URL": redis_url})
-    assert shown.returncode == 0 and json.loads(shown.stdout)["redis"]["url"].startswith("redis://:***@")
+    shown = privrec("config", "show", "--json", env={**env, "PRIVREC_REDIS__URL": redis_url})
+    assert shown.returncode == 0 and json.loads(shown.stdout)["values"]["redis"]["url"].startswith(
+        "redis://:***@"
+    )
     for out in (up, again, status, text, shown):
         assert password not in out.stdout + out.stderr
 

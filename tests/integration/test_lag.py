@@ -192,3 +192,29 @@ def test_cli_watch_reprints_until_interrupted(cli_env, lagging_group):
     assert proc.returncode == 0, err
     assert [r[0]["window"]["samples"] for r in rounds] == [1, 2, 3]
     assert all(r[0]["total_lag"] == PARTITIONS * PER_PARTITION - sum(CONSUMED.values()) for r in rounds)
+
+
+def test_first_watch_round_of_a_stopped_group_is_stop(cli_env, lagging_group):
+    """Nobody consumes the group (its consumer left): the first round already says so."""
+    _topic, group = lagging_group
+    once = privrec("lag", "--group", group, "--samples", "1", "--json", env=cli_env)
+    assert once.returncode == 1, once.stderr
+    assert json.loads(once.stdout)[0]["status"] == "STOP"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PRIVREC_")}
+    env.update(cli_env, PYTHONPATH=str(REPO))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agents.cli", "lag", "--group", group, "--watch", "--json"],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        first = json.loads(proc.stdout.readline())
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=20)
+    assert first[0]["window"]["samples"] == 1 and first[0]["members"] == 0
+    assert first[0]["status"] == "STOP"

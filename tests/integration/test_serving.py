@@ -10,7 +10,6 @@ import time
 import uuid
 from collections.abc import Iterator
 
-import msgspec
 import pytest
 import redis
 import redis.asyncio as aredis
@@ -394,6 +393,7 @@ def test_cli_recs_and_controls(client, redis_url, tmp_path):
         empty = privrec("recs", "alice", "--json", env=env)
         assert empty.returncode == 0, empty.stderr
         assert json.loads(empty.stdout)["alice"]["source"] == "none"
+        assert json.loads(empty.stdout)["alice"]["status"] == "none"
 
         publish_version(client, layout, "v1", ["alice", "bob"])
         users_file = tmp_path / "users.txt"
@@ -404,18 +404,25 @@ def test_cli_recs_and_controls(client, redis_url, tmp_path):
         assert list(body) == ["alice", "bob", "carol"]
         assert body["alice"]["source"] == "full" and body["alice"]["version"] == "v1"
         assert [i["content_id"] for i in body["alice"]["items"]] == ["v1-alice-f0", "v1-alice-f1"]
-        assert body["carol"]["source"] == "popular" and body["carol"]["user"] is None
+        assert body["carol"]["status"] == "unknown" and body["carol"]["user"] is None  # no silent list
+        assert body["carol"]["items"] == []
         expected = Reader(client, PZ, layout).get_many(["alice", "bob", "carol"], n=2)
-        assert body == json.loads(msgspec.json.encode(expected))
+        for user in ("alice", "bob"):
+            assert body[user]["status"] == "personalized"
+            assert [(i["content_id"], i["score"], i["because"]) for i in body[user]["items"]] == [
+                (r.content_id, r.score, list(r.because)) for r in expected[user].items
+            ]
 
         shown = privrec("controls", "alice", "--personalization", "off", "--hide", "v1-p0", "--show", env=env)
         assert shown.returncode == 0, shown.stderr
         assert json.loads(shown.stdout) == {"personalization": "off", "hidden": ["v1-p0"]}
         after = json.loads(privrec("recs", "alice", "--n", "1", "--json", env=env).stdout)["alice"]
         assert after["personalized"] is False and after["items"][0]["content_id"] == "v1-p1"
+        assert after["status"] == "popular" and after["items"][0]["score_kind"] == "viewers"
 
         text = privrec("recs", "bob", "--n", "1", env=env)
-        assert text.returncode == 0 and "source=full" in text.stdout and "v1-bob-f0" in text.stdout
+        assert text.returncode == 0 and "v1-bob-f0" in text.stdout
+        assert "personalized (full list)" in text.stdout
     finally:
         keys = list(client.scan_iter(match=layout.all_pattern()))
         if keys:

@@ -271,3 +271,11 @@ def test_member_assignment_shapes():
     assert _assigned(decoded) == [("t", 0), ("t", 2)]
     assert _assigned(decoded.to_dict()) == [("t", 0), ("t", 2)]
     assert _assigned("") == [] and _assigned(None) == [] and _assigned(b"\x00junk") == []
+
+
+def test_one_sample_of_a_group_without_members_is_stop_when_it_lags():
+    # The first `lag --watch` round: nobody consumes a lagging partition of an empty group.
+    assert status([7], [10], members=0) is Status.STOP
+    assert status([10], [10], members=0) is Status.OK  # no lag: nothing to consume
+    assert status([7], [10], members=1) is Status.OK  # a member may be consuming: wait and see
+    assert status([7], [10], members=None) is Status.OK

@@ -41,7 +41,27 @@ def test_process_reports_of_one_app_newest_first():
         "age_s": 2.0,
         "assigned": [],
         "metrics": "http://h:2/metrics",
+        "pid": None,
+        "host": None,
     }
+    assert not trainer.exited()  # no pid: nobody can tell
+
+
+def test_a_report_of_a_gone_process_on_this_host_has_exited():
+    import json
+    import os
+    import socket
+
+    from pipeline.ops.summary import process_identity
+
+    me = process_identity()
+    assert me["pid"] == os.getpid() and me["host"] == socket.gethostname()
+    mine = {"worker": "app:me", "at": 1, **me}
+    gone = mine | {"worker": "app:gone", "start_time": (me["start_time"] or 0) + 1}  # a reused pid
+    elsewhere = gone | {"worker": "app:far", "host": "another-host"}
+    redis = FakeRedis({stats_key("worker", d["worker"]): json.dumps(d) for d in (mine, gone, elsewhere)})
+    exited = {r.id: r.exited() for r in process_reports(redis, "app", "worker", 2)}
+    assert exited == {"app:me": False, "app:gone": True, "app:far": False}
 
 
 def test_live_model_and_its_ages():

@@ -109,4 +109,5 @@ def test_json_shape():
             {"content_id": "f1", "score": 0.99, "because": ["w1"]},
         ],
         "source": "full",
+        "personal_items": 2,  # the prefix from the viewer's own list; omitted when 0
     }
