@@ -14,7 +14,7 @@ import redis
 from pipeline.serving import Layout
 from pipeline.sources.titles import save_titles, titles_path
 from tests.cli import privrec
-from tests.integration.test_serving import cli_env, publish_version
+from tests.support.serving import cli_env, publish_version
 
 pytestmark = pytest.mark.integration
 

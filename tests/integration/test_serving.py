@@ -14,8 +14,8 @@ import pytest
 import redis
 import redis.asyncio as aredis
 
-from pipeline.privacy.pseudonym import Pseudonymizer, PseudonymKey
-from pipeline.recs.types import PopularItem, Recommendation, UserRecs
+from pipeline.privacy.pseudonym import Pseudonymizer
+from pipeline.recs.types import Recommendation, UserRecs
 from pipeline.serving import (
     AsyncReader,
     Layout,
@@ -30,13 +30,9 @@ from pipeline.serving import (
     set_controls,
 )
 from tests.cli import privrec
+from tests.support.serving import KEY_NEW, KEY_OLD, PZ, TTL, cli_env, popular, publish_version, user_recs
 
 pytestmark = pytest.mark.integration
-
-KEY_OLD = PseudonymKey("k1", b"serving-old-secret-0123456789abcdef")
-KEY_NEW = PseudonymKey("k2", b"serving-new-secret-0123456789abcdef")
-PZ = Pseudonymizer([KEY_OLD])
-TTL = 600
 
 
 @pytest.fixture
@@ -53,26 +49,6 @@ def layout(client: redis.Redis) -> Iterator[Layout]:
     keys = list(client.scan_iter(match=lay.all_pattern(), count=1000))
     if keys:
         client.unlink(*keys)
-
-
-def user_recs(version: str, user: str, n: int = 20) -> UserRecs:
-    """Items named after the version, so a response that mixes versions is visible."""
-    return UserRecs(
-        full=[
-            Recommendation(content_id=f"{version}-{user}-f{i}", score=1 - i / 100, because=(f"w{i}",))
-            for i in range(n)
-        ],
-        limited=[Recommendation(content_id=f"{version}-{user}-l{i}", score=0.5) for i in range(5)],
-    )
-
-
-def popular(version: str, n: int = 30) -> list[PopularItem]:
-    return [PopularItem(content_id=f"{version}-p{i}", score=float(n - i)) for i in range(n)]
-
-
-def publish_version(client, layout, version, users, pz=PZ, **kwargs):
-    recs = {pz.pseudonym(u): user_recs(version, u) for u in users}
-    return publish(client, layout, version, recs, popular(version), {"version": version}, TTL, **kwargs)
 
 
 def all_keys(client: redis.Redis) -> list[bytes]:
@@ -374,15 +350,6 @@ def test_async_reader_equals_sync_reader(client, layout, redis_url):
 
 
 # -- command line ----------------------------------------------------------------------------
-
-
-def cli_env(redis_url: str, app_id: str, tmp_path) -> dict[str, str]:
-    return {
-        "PRIVREC_REDIS__URL": redis_url,
-        "PRIVREC_PSEUDONYM__KEYS": f"k1:{KEY_OLD.secret.decode()}",
-        "PRIVREC_APP_ID": app_id,
-        "PRIVREC_STATE_DIR": str(tmp_path / "state"),
-    }
 
 
 def test_cli_recs_and_controls(client, redis_url, tmp_path):
