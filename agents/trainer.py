@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kafka.errors import KafkaError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -76,6 +77,10 @@ log = logging.getLogger(__name__)
 
 RETRYABLE = (RedisConnectionError, RedisTimeoutError, ServiceUnavailable, PublishIncomplete)
 """Failures of a loop step that end with a retry, never with the trainer."""
+BROKER_BACKOFF_MAX_S = 5.0
+"""A poll of a broker that is away costs little, and the trainer should resume soon after it returns."""
+COMMIT_TIMEOUT_MS = 5_000
+"""A commit that cannot reach the broker gives up this soon: the loop must stay responsive to stop."""
 
 
 def trainer_topics(settings: Settings) -> dict[str, str]:
@@ -496,9 +501,14 @@ class Trainer:
         self._publish_due = True
         self.audit_after_retrain = self.settings.audit.after_retrain
         last_refresh = self.clock()
-        retry_at = backoff = 0.0
+        retry_at = backoff = broker_backoff = 0.0
         while not stop.is_set():
-            records = self.tail.poll(timeout_ms=500)
+            try:
+                records = self.tail.poll(timeout_ms=500)
+            except KafkaError as exc:
+                broker_backoff = self._broker_failed(exc, broker_backoff)
+                stop.wait(broker_backoff)
+                continue
             if records:
                 self.apply(records)
             now = self.clock()
@@ -510,7 +520,26 @@ class Trainer:
                 except Exception as exc:  # no step ends the trainer: erasure receipts depend on it
                     backoff = self._step_failed(exc, backoff)
                     retry_at = now + backoff
-            self.tail.commit()
+            try:
+                self.tail.commit(timeout_ms=COMMIT_TIMEOUT_MS)
+            except KafkaError as exc:  # positions stay; the next commit carries them
+                broker_backoff = self._broker_failed(exc, broker_backoff)
+                stop.wait(broker_backoff)
+                continue
+            if broker_backoff:
+                log.warning("trainer: broker reachable again; reading on")
+                broker_backoff = 0.0
+
+    def _broker_failed(self, exc: Exception, backoff: float) -> float:
+        """Count and log (one line) a broker that went away; the next backoff (1 s doubling to 5 s).
+
+        The trainer waits for the broker instead of ending: an outage must not
+        stop the erasure receipts, and the records it already read stay applied.
+        """
+        backoff = min(max(1.0, backoff * 2), BROKER_BACKOFF_MAX_S)
+        self._count("broker_unreachable")
+        log.warning("trainer: broker unreachable (%s); retry in %.0f s", exc.__class__.__name__, backoff)
+        return backoff
 
     def _step_failed(self, exc: Exception, backoff: float) -> float:
         """Count and log a failed step; the next backoff (1 s doubling to 30 s)."""
