@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -182,6 +183,10 @@ class Progress:
         finally:
             client.close()
 
+    def at_outage(self) -> dict[str, Any]:
+        """Where both stood as the service went away: "resumed" means beyond this."""
+        return {"worker": self.worker(), "trainer": self.trainer(), "live": self.live()}
+
     def stats_at(self) -> int:
         """The newest worker stats' time (ms), 0 when none or Redis is away."""
         from agents import procs
@@ -193,6 +198,35 @@ class Progress:
             return 0
         finally:
             client.close()
+
+
+class Watch(threading.Thread):
+    """Polls conditions from ``since`` on and records when each first held (seconds after ``since``)."""
+
+    def __init__(self, since: float, checks: dict[str, Any]) -> None:
+        super().__init__(daemon=True)
+        self.since, self.checks = since, checks
+        self.seen: dict[str, float] = {}
+        self.done = threading.Event()
+        self.start()
+
+    def run(self) -> None:
+        while not self.done.is_set() and len(self.seen) < len(self.checks):
+            for name, check in self.checks.items():
+                if name not in self.seen:
+                    with contextlib.suppress(Exception):  # a service still settling: not yet
+                        if check():
+                            self.seen[name] = time.monotonic() - self.since
+            self.done.wait(0.2)
+
+    def result(self, timeout: float) -> dict[str, float]:
+        try:
+            wait_for(lambda: len(self.seen) == len(self.checks), timeout, f"all of {sorted(self.checks)}")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; seen {self.seen}") from None
+        finally:
+            self.done.set()
+        return dict(self.seen)
 
 
 def _outage(stack: EmbeddedServices, tmp_path: Path, service: str) -> dict[str, Any]:
@@ -218,17 +252,17 @@ def _outage(stack: EmbeddedServices, tmp_path: Path, service: str) -> dict[str, 
         for part in slices[:3]:  # the replay is under way: half sent, the worker still at it
             send(part)
         wait_for(lambda: progress.worker() > 0, 90, "the worker's first commit")
-        before = {"worker": progress.worker(), "trainer": progress.trainer(), "live": progress.live()}
         port = stack.records()[service].port
         t_down = time.monotonic()
         if service == "kafka":
-            with frozen(
-                worker, trainer
-            ):  # the broker's state at the instant it stops, as durable storage keeps it
+            # the broker's state at the instant it stops, as durable storage would keep it
+            with frozen(worker, trainer):
                 _wait_broker_quiet(s.kafka.bootstrap_servers)
+                before = progress.at_outage()
                 stopped = stop_service(stack.state_dir, "kafka")
             assert stopped.records
         else:
+            before = progress.at_outage()
             stop_service(stack.state_dir, "redis")
             for part in slices[3:5]:  # the replay goes on while Redis is away
                 send(part)
@@ -245,18 +279,20 @@ def _outage(stack: EmbeddedServices, tmp_path: Path, service: str) -> dict[str, 
         back = time.monotonic()
         stats_back = int(time.time() * 1000)
         figures: dict[str, Any] = {"service": service}
+        watch = Watch(
+            back,
+            {
+                "worker_resumed_s": lambda: progress.worker() > before["worker"],
+                "stats_resumed_s": lambda: progress.stats_at() > stats_back,
+                "trainer_reading_s": lambda: progress.trainer() > before["trainer"],
+                "trainer_published_s": lambda: progress.live() not in (None, before["live"]),
+            },
+        )
         for part in slices[3:] if service == "kafka" else slices[5:]:
             send(part)
-        wait_for(lambda: progress.worker() > before["worker"], 90, "the worker to commit again")
-        figures["worker_resumed_s"] = time.monotonic() - back
-        wait_for(lambda: progress.stats_at() > stats_back, 60, "the worker's stats in Redis again")
-        figures["stats_resumed_s"] = time.monotonic() - back
         run_close(s)
         wait_all_processed(s, {p: ends.get(p, 0) + 1 for p in range(s.partitions)})
-        wait_for(lambda: progress.trainer() > before["trainer"], 90, "the trainer to read again")
-        figures["trainer_reading_s"] = time.monotonic() - back
-        wait_for(lambda: progress.live() not in (None, before["live"]), 120, "the trainer's next publish")
-        figures["trainer_published_s"] = time.monotonic() - back
+        figures.update(watch.result(120))
         got, dupes = interactions(s)
         expected = expected_windows(sessions, mix, pz)
         figures["lost"] = len(set(expected) - set(got)) + sum(
