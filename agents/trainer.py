@@ -494,6 +494,8 @@ class Trainer:
         or has lost the live model. Any other failure of a step (a side job
         such as the DP release, or a bug) is counted as ``step_failed`` and
         retried the same way, so it never stops reading or the receipts.
+        A broker that went away (a poll or commit failing) is waited for the
+        same way (:meth:`_broker_failed`), with ``stop`` still heard.
         """
         if self.tail is None:
             raise RuntimeError("run needs a tail")

@@ -33,7 +33,7 @@ def arm_stop_watchdog(what: str, deadline_s: float = STOP_DEADLINE_S) -> bool:
         return False
 
     def force() -> None:
-        log.error("%s: stop did not finish within %.0f s (broker unreachable?); exiting", what, deadline_s)
+        log.error("%s: stop did not finish within %g s (broker unreachable?); exiting", what, deadline_s)
         for handler in logging.getLogger().handlers:
             handler.flush()
         sys.stderr.flush()
