@@ -164,6 +164,8 @@ class Trainer:
         self.dlq_topic = settings.topic(Topic.TRAINER_DLQ)
         self._judged: dict[tuple[str, int], int] | None = None  # committed offsets at start
         self.audit_after_retrain = False  # the continuous loop turns it on (audit.after_retrain)
+        self._pinged_at = 0.0  # last Redis PING of a backoff (:meth:`_redis_answers`)
+        self._ping_failed = False  # a PING of this backoff found Redis away
 
     @property
     def store(self) -> InteractionStore:
@@ -490,9 +492,10 @@ class Trainer:
         A step that needs Redis (publish, fold-in refresh, erasure stages)
         and finds it gone, or finds a publish's keys lost to a Redis restart,
         does not end the loop: the trainer keeps reading Kafka, retries after a
-        backoff (1 s doubling to 30 s), and publishes again when Redis is back
-        or has lost the live model. Any other failure of a step (a side job
-        such as the DP release, or a bug) is counted as ``step_failed`` and
+        backoff (1 s doubling to 30 s) or as soon as Redis answers a PING again,
+        and publishes again when Redis is back or has lost the live model. Any
+        other failure of a step (a side job such as the DP release, or a bug)
+        is counted as ``step_failed`` and
         retried the same way, so it never stops reading or the receipts.
         A broker that went away (a poll or commit failing) is waited for the
         same way (:meth:`_broker_failed`), with ``stop`` still heard.
@@ -504,6 +507,7 @@ class Trainer:
         self.audit_after_retrain = self.settings.audit.after_retrain
         last_refresh = self.clock()
         retry_at = backoff = broker_backoff = 0.0
+        redis_away = False  # the last step failed on Redis: retry as soon as it answers again
         while not stop.is_set():
             try:
                 records = self.tail.poll(timeout_ms=500)
@@ -514,14 +518,15 @@ class Trainer:
             if records:
                 self.apply(records)
             now = self.clock()
-            if now >= retry_at:
+            if now >= retry_at or (redis_away and self._redis_answers()):
                 try:
                     if self._step(now, now - last_refresh >= refresh_every_s):
                         last_refresh = now
-                    backoff = 0.0
+                    backoff, redis_away = 0.0, False
                 except Exception as exc:  # no step ends the trainer: erasure receipts depend on it
                     backoff = self._step_failed(exc, backoff)
-                    retry_at = now + backoff
+                    retry_at, redis_away = now + backoff, isinstance(exc, RETRYABLE)
+                    self._ping_failed = False
             try:
                 self.tail.commit(timeout_ms=COMMIT_TIMEOUT_MS)
             except KafkaError as exc:  # positions stay; the next commit carries them
@@ -531,6 +536,26 @@ class Trainer:
             if broker_backoff:
                 log.warning("trainer: broker reachable again; reading on")
                 broker_backoff = 0.0
+
+    def _redis_answers(self) -> bool:
+        """Whether Redis, seen away during this backoff, answers a PING again (one PING a second).
+
+        A Redis step retried too often would retrain for nothing; one retried
+        only at the end of a 30 s backoff would leave the model unpublished
+        for up to 30 s after Redis returned. A Redis that never stopped
+        answering (a publish's keys lost, say) keeps the plain backoff.
+        """
+        now = time.monotonic()
+        if now - self._pinged_at < 1.0:
+            return False
+        self._pinged_at = now
+        try:
+            answered = bool(self.redis.ping())
+        except Exception:  # still away (or no client): the backoff runs on
+            self._ping_failed = True
+            return False
+        back, self._ping_failed = answered and self._ping_failed, False
+        return back
 
     def _broker_failed(self, exc: Exception, backoff: float) -> float:
         """Count and log (one line) a broker that went away; the next backoff (1 s doubling to 5 s).

@@ -253,3 +253,50 @@ def test_a_broker_outage_never_ends_the_loop(tmp_path, caplog, monkeypatch):
     lines = [r.getMessage() for r in caplog.records if "broker" in r.getMessage()]
     assert lines[0] == "trainer: broker unreachable (KafkaConnectionError); retry in 1 s"
     assert any("reachable again" in line for line in lines)
+
+
+def test_a_redis_step_is_retried_as_soon_as_redis_answers_again(tmp_path, monkeypatch):
+    """Before, a failed publish waited out its whole backoff (up to 30 s) after Redis was back."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    class Pinged:
+        pings = 0
+
+        def ping(self) -> bool:
+            Pinged.pings += 1
+            if Pinged.pings <= 2:
+                raise RedisConnectionError("still away")
+            return True
+
+    settings = Settings(state_dir=tmp_path)
+    t = Trainer(
+        settings, PollingTail(), Pinged(), Pseudonymizer([KEY]), producer=Producer(), clock=lambda: 0.0
+    )
+    steps: list[float] = []
+
+    def step(now: float, refresh_due: bool) -> bool:
+        steps.append(now)
+        if len(steps) == 1:
+            raise RedisConnectionError("Redis went away")
+        return False
+
+    monkeypatch.setattr(t, "_step", step)
+    stop = threading.Event()
+    runner = threading.Thread(target=t.run, args=(stop,), daemon=True)
+    runner.start()
+    deadline = time.monotonic() + 30  # Redis is pinged once a second: the third PING answers
+    while len(steps) < 2 and runner.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    stop.set()
+    runner.join(10)
+    assert len(steps) >= 2  # retried although the (frozen) clock never reached the backoff's end
+    assert Pinged.pings >= 3 and t.counters["redis_step_failed"] == 1
+
+
+def test_a_redis_that_never_went_away_keeps_the_plain_backoff(tmp_path):
+    class Answers:
+        def ping(self) -> bool:
+            return True
+
+    t = Trainer(Settings(state_dir=tmp_path), PollingTail(), Answers(), Pseudonymizer([KEY]))
+    assert not t._redis_answers()  # a lost publish with Redis up: no retry every second
