@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kafka.errors import KafkaError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -76,6 +77,10 @@ log = logging.getLogger(__name__)
 
 RETRYABLE = (RedisConnectionError, RedisTimeoutError, ServiceUnavailable, PublishIncomplete)
 """Failures of a loop step that end with a retry, never with the trainer."""
+BROKER_BACKOFF_MAX_S = 5.0
+"""A poll of a broker that is away costs little, and the trainer should resume soon after it returns."""
+COMMIT_TIMEOUT_MS = 5_000
+"""A commit that cannot reach the broker gives up this soon: the loop must stay responsive to stop."""
 
 
 def trainer_topics(settings: Settings) -> dict[str, str]:
@@ -159,6 +164,8 @@ class Trainer:
         self.dlq_topic = settings.topic(Topic.TRAINER_DLQ)
         self._judged: dict[tuple[str, int], int] | None = None  # committed offsets at start
         self.audit_after_retrain = False  # the continuous loop turns it on (audit.after_retrain)
+        self._pinged_at = 0.0  # last Redis PING of a backoff (:meth:`_redis_answers`)
+        self._ping_failed = False  # a PING of this backoff found Redis away
 
     @property
     def store(self) -> InteractionStore:
@@ -485,10 +492,13 @@ class Trainer:
         A step that needs Redis (publish, fold-in refresh, erasure stages)
         and finds it gone, or finds a publish's keys lost to a Redis restart,
         does not end the loop: the trainer keeps reading Kafka, retries after a
-        backoff (1 s doubling to 30 s), and publishes again when Redis is back
-        or has lost the live model. Any other failure of a step (a side job
-        such as the DP release, or a bug) is counted as ``step_failed`` and
+        backoff (1 s doubling to 30 s) or as soon as Redis answers a PING again,
+        and publishes again when Redis is back or has lost the live model. Any
+        other failure of a step (a side job such as the DP release, or a bug)
+        is counted as ``step_failed`` and
         retried the same way, so it never stops reading or the receipts.
+        A broker that went away (a poll or commit failing) is waited for the
+        same way (:meth:`_broker_failed`), with ``stop`` still heard.
         """
         if self.tail is None:
             raise RuntimeError("run needs a tail")
@@ -496,21 +506,67 @@ class Trainer:
         self._publish_due = True
         self.audit_after_retrain = self.settings.audit.after_retrain
         last_refresh = self.clock()
-        retry_at = backoff = 0.0
+        retry_at = backoff = broker_backoff = 0.0
+        redis_away = False  # the last step failed on Redis: retry as soon as it answers again
         while not stop.is_set():
-            records = self.tail.poll(timeout_ms=500)
+            try:
+                records = self.tail.poll(timeout_ms=500)
+            except KafkaError as exc:
+                broker_backoff = self._broker_failed(exc, broker_backoff)
+                stop.wait(broker_backoff)
+                continue
             if records:
                 self.apply(records)
             now = self.clock()
-            if now >= retry_at:
+            if now >= retry_at or (redis_away and self._redis_answers()):
                 try:
                     if self._step(now, now - last_refresh >= refresh_every_s):
                         last_refresh = now
-                    backoff = 0.0
+                    backoff, redis_away = 0.0, False
                 except Exception as exc:  # no step ends the trainer: erasure receipts depend on it
                     backoff = self._step_failed(exc, backoff)
-                    retry_at = now + backoff
-            self.tail.commit()
+                    retry_at, redis_away = now + backoff, isinstance(exc, RETRYABLE)
+                    self._ping_failed = False
+            try:
+                self.tail.commit(timeout_ms=COMMIT_TIMEOUT_MS)
+            except KafkaError as exc:  # positions stay; the next commit carries them
+                broker_backoff = self._broker_failed(exc, broker_backoff)
+                stop.wait(broker_backoff)
+                continue
+            if broker_backoff:
+                log.warning("trainer: broker reachable again; reading on")
+                broker_backoff = 0.0
+
+    def _redis_answers(self) -> bool:
+        """Whether Redis, seen away during this backoff, answers a PING again (one PING a second).
+
+        A Redis step retried too often would retrain for nothing; one retried
+        only at the end of a 30 s backoff would leave the model unpublished
+        for up to 30 s after Redis returned. A Redis that never stopped
+        answering (a publish's keys lost, say) keeps the plain backoff.
+        """
+        now = time.monotonic()
+        if now - self._pinged_at < 1.0:
+            return False
+        self._pinged_at = now
+        try:
+            answered = bool(self.redis.ping())
+        except Exception:  # still away (or no client): the backoff runs on
+            self._ping_failed = True
+            return False
+        back, self._ping_failed = answered and self._ping_failed, False
+        return back
+
+    def _broker_failed(self, exc: Exception, backoff: float) -> float:
+        """Count and log (one line) a broker that went away; the next backoff (1 s doubling to 5 s).
+
+        The trainer waits for the broker instead of ending: an outage must not
+        stop the erasure receipts, and the records it already read stay applied.
+        """
+        backoff = min(max(1.0, backoff * 2), BROKER_BACKOFF_MAX_S)
+        self._count("broker_unreachable")
+        log.warning("trainer: broker unreachable (%s); retry in %.0f s", exc.__class__.__name__, backoff)
+        return backoff
 
     def _step_failed(self, exc: Exception, backoff: float) -> float:
         """Count and log a failed step; the next backoff (1 s doubling to 30 s)."""

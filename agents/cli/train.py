@@ -10,6 +10,7 @@ from typing import Any
 
 from agents.cli._output import Progress, print_json
 from agents.processes.trainer import close_trainer, make_trainer, report_dict, serve_trainer_metrics
+from agents.processes.watchdog import arm_stop_watchdog
 from pipeline.services.connect import resolve
 from pipeline.settings import Settings
 
@@ -46,8 +47,13 @@ def cmd_train(settings: Settings, args: argparse.Namespace) -> int:
                 print_summary(out)
             return 0 if report.published else 3
         stop = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        signal.signal(signal.SIGINT, lambda *_: stop.set())
+
+        def on_signal(*_: Any) -> None:
+            stop.set()
+            arm_stop_watchdog("trainer")  # closing clients must not hang while the broker is away
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
         served = serve_trainer_metrics(settings, trainer)
         from agents.trending import make_trending_job
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from agents.processes.watchdog import arm_stop_watchdog
 from pipeline.keys import pseudonymizer
 from pipeline.services.connect import redis_client, resolve
 from pipeline.settings import Settings
@@ -32,7 +35,9 @@ def run_worker(settings: Settings, *, loglevel: str = "warning") -> int:
             partitions=settings.partitions,
             on_stats=served.stats_hook(on_stats) if served is not None else on_stats,
         )
-        worker = faust.Worker(app, loglevel=loglevel, quiet=True, logging_config=logging_config(loglevel))
+        worker = _bounded_stop_worker(faust.Worker)(
+            app, loglevel=loglevel, quiet=True, logging_config=logging_config(loglevel)
+        )
         announce(
             worker,
             settings,
@@ -46,3 +51,14 @@ def run_worker(settings: Settings, *, loglevel: str = "warning") -> int:
         if served is not None:
             served.close()
     return 0
+
+
+def _bounded_stop_worker(base: type[Any]) -> type[Any]:
+    """``faust.Worker`` whose SIGTERM/SIGINT also arms :func:`arm_stop_watchdog` (see there why)."""
+
+    class BoundedStopWorker(base):  # type: ignore[misc, valid-type]
+        def _schedule_shutdown(self, signal: Any) -> None:
+            arm_stop_watchdog("worker")
+            super()._schedule_shutdown(signal)
+
+    return BoundedStopWorker

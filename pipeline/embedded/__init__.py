@@ -3,6 +3,7 @@
 ``privrec up`` starts them on free loopback ports and records them in
 ``<state_dir>/services.json`` so that every later command finds them;
 ``privrec down`` stops exactly the processes recorded there.
+:mod:`.outage` stops and restarts one of them on its port, keeping its data.
 """
 
 from pipeline.embedded.binaries import find_redis_server, find_tansu

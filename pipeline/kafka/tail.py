@@ -102,7 +102,7 @@ class TopicTail:
                 out[(tp.topic, tp.partition)] = int(offset)
         return out
 
-    def commit(self) -> None:
-        """Commit current positions (only meaningful with a group id)."""
+    def commit(self, timeout_ms: int | None = None) -> None:
+        """Commit current positions (only meaningful with a group id); ``timeout_ms`` bounds the wait."""
         if self.consumer.config.get("group_id"):
-            self.consumer.commit()
+            self.consumer.commit(timeout_ms=timeout_ms)

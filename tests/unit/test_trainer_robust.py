@@ -167,7 +167,7 @@ class PollingTail(Tail):
         time.sleep(timeout_ms / 10_000)  # stands in for the broker's long poll
         return []
 
-    def commit(self) -> None:
+    def commit(self, timeout_ms: int | None = None) -> None:
         pass
 
 
@@ -198,3 +198,105 @@ def test_a_failing_side_job_never_ends_the_loop(tmp_path):
     runner.join(10)
     assert alive and Broken.calls >= 3
     assert t.counters["step_failed"] >= 3 and not runner.is_alive()
+
+
+class UnreachableTail(PollingTail):
+    """The broker goes away: the first ``failures`` polls and commits raise as kafka-python does."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+        self.calls = 0
+
+    def _maybe_fail(self) -> None:
+        from kafka.errors import KafkaConnectionError
+
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise KafkaConnectionError("111 ECONNREFUSED")
+
+    def poll(self, timeout_ms: int = 0) -> list[Any]:
+        self._maybe_fail()
+        return super().poll(timeout_ms)
+
+    def commit(self, timeout_ms: int | None = None) -> None:
+        self._maybe_fail()
+
+
+def test_a_broker_outage_never_ends_the_loop(tmp_path, caplog, monkeypatch):
+    """Regression: ``KafkaConnectionError`` from the commit ended the continuous trainer with a traceback."""
+    settings = Settings(state_dir=tmp_path)
+    tail = UnreachableTail(failures=3)
+    t = Trainer(settings, tail, None, Pseudonymizer([KEY]), producer=Producer())
+    monkeypatch.setattr(t, "_step", lambda now, refresh_due: False)
+    stop = threading.Event()
+    waits: list[float] = []
+    real_wait = stop.wait
+
+    def wait(timeout: float | None = None) -> bool:  # backoffs recorded, not slept
+        waits.append(timeout or 0.0)
+        return real_wait(0)
+
+    stop.wait = wait  # type: ignore[method-assign]
+    runner = threading.Thread(target=t.run, args=(stop,), daemon=True)
+    with caplog.at_level("WARNING", logger="agents.trainer"):
+        runner.start()
+        deadline = time.monotonic() + 30
+        while tail.calls < 8 and runner.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        alive = runner.is_alive()
+        stop.set()
+        runner.join(10)
+    assert alive and not runner.is_alive()
+    assert t.counters["broker_unreachable"] == 3
+    assert waits[:3] == [1.0, 2.0, 4.0]  # doubling backoff
+    lines = [r.getMessage() for r in caplog.records if "broker" in r.getMessage()]
+    assert lines[0] == "trainer: broker unreachable (KafkaConnectionError); retry in 1 s"
+    assert any("reachable again" in line for line in lines)
+
+
+def test_a_redis_step_is_retried_as_soon_as_redis_answers_again(tmp_path, monkeypatch):
+    """Before, a failed publish waited out its whole backoff (up to 30 s) after Redis was back."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    class Pinged:
+        pings = 0
+
+        def ping(self) -> bool:
+            Pinged.pings += 1
+            if Pinged.pings <= 2:
+                raise RedisConnectionError("still away")
+            return True
+
+    settings = Settings(state_dir=tmp_path)
+    t = Trainer(
+        settings, PollingTail(), Pinged(), Pseudonymizer([KEY]), producer=Producer(), clock=lambda: 0.0
+    )
+    steps: list[float] = []
+
+    def step(now: float, refresh_due: bool) -> bool:
+        steps.append(now)
+        if len(steps) == 1:
+            raise RedisConnectionError("Redis went away")
+        return False
+
+    monkeypatch.setattr(t, "_step", step)
+    stop = threading.Event()
+    runner = threading.Thread(target=t.run, args=(stop,), daemon=True)
+    runner.start()
+    deadline = time.monotonic() + 30  # Redis is pinged once a second: the third PING answers
+    while len(steps) < 2 and runner.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    stop.set()
+    runner.join(10)
+    assert len(steps) >= 2  # retried although the (frozen) clock never reached the backoff's end
+    assert Pinged.pings >= 3 and t.counters["redis_step_failed"] == 1
+
+
+def test_a_redis_that_never_went_away_keeps_the_plain_backoff(tmp_path):
+    class Answers:
+        def ping(self) -> bool:
+            return True
+
+    t = Trainer(Settings(state_dir=tmp_path), PollingTail(), Answers(), Pseudonymizer([KEY]))
+    assert not t._redis_answers()  # a lost publish with Redis up: no retry every second
