@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+from kafka.errors import KafkaError
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from pipeline.audit import BudgetSource, BudgetView, assemble, recommender_figures, render_html
 from pipeline.audit.data import (
@@ -370,10 +372,19 @@ def audit_after_retrain(trainer: Any, model: Any) -> Path | None:
         path = write_audit(settings, report, producer=trainer.producer)
         trainer._count("audits_written")
         return path
+    except (KafkaError, RedisConnectionError) as exc:  # an outage: one line with the reason, no traceback
+        trainer._count("audits_failed")
+        log.warning("audit after retrain not completed: %s; the next retrain audits again", _reason(exc))
+        return None
     except Exception:
         trainer._count("audits_failed")
         log.exception("audit after retrain failed; the trainer goes on")
         return None
+
+
+def _reason(exc: BaseException) -> str:
+    service = "redis" if isinstance(exc, RedisConnectionError) else "broker"
+    return f"{service} unreachable ({type(exc).__name__})"
 
 
 def demo_audit(settings: Settings) -> str | None:
