@@ -176,7 +176,8 @@ def test_models_lists_every_training_round_newest_first(settings, env, worker):
     first = runs[-1]
     assert first["decision"] in ("published", "published_forced") and first["version"]
     assert 0 <= first["holdout_ndcg_at_10"] <= 1 and first["family"] == "als"
-    assert first["setting"]["factors"] == settings.trainer.factors and first["at"].endswith("Z")
+    assert first["setting"]["factors"] > 0 and first["at"].endswith("Z")  # the self-tuned setting
+    assert first["tuning"]["trials"] >= 1 and first["validation_ndcg_at_10"] is not None
     assert runs[0]["decision"] in ("published", "kept_live") and runs[0]["live_ndcg_at_10"] is not None
     text = privrec("models", "--n", "1", env=env)
     assert text.returncode == 0, text.stderr
@@ -219,6 +220,8 @@ def test_bench_train_smallest_run_prints_the_comparison():
     run = out["runs"][0]
     assert run["interactions"] == 2000 and run["repeats"] == 1
     assert {"privrec", "implicit", "ratio", "users", "items", "nnz"} <= set(run)
+    assert run["tune_seconds"] == run["tune"]["seconds"] and run["tune_trials"] >= 1
+    assert run["tune"]["within_budget"] and run["tune"]["budget_s"] == 60.0
 
 
 def test_bench_serve_on_the_configured_redis_cleans_up(env):
@@ -281,6 +284,7 @@ def test_eval_on_a_small_csv(env, tmp_path, fmt):
     assert out["baselines"]["als_textbook"]["ndcg_at_10"] == out["baseline_ndcg_at_10"]
     assert 0 < out["coverage_at_10"] <= 1 and 0 <= out["personalisation_at_10"] <= 1
     assert out["model"]["family"] == "als" and out["model"]["setting"]["factors"] > 0
+    assert out["model"]["tuning"]["family"] == "als"  # trainer.families defaults to ALS alone
 
 
 def test_worker_stops_cleanly_on_sigterm(worker):

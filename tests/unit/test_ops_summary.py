@@ -58,6 +58,8 @@ def test_live_model_and_its_ages():
         "published_at_ms": 2_000_000,
         "published_at": "1970-01-01T00:33:20Z",
         "published_age_s": 10.0,
+        "validation_ndcg_at_10": None,
+        "tuning": {},
     }
 
 
