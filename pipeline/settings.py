@@ -256,6 +256,9 @@ class TrainerSettings(BaseModel):
     )
     tune_trials: int = Field(default=60, ge=1, description="self-tuning: at most this many settings tried")
     tune_max_users: int = Field(default=50_000, ge=1, description="self-tuning runs on a sample above this")
+    tune_min_gain: float = Field(
+        default=0.02, ge=0, description="self-tuning replaces the setting in force only when this much better"
+    )
     retune_every: int = Field(default=6, ge=1, description="tune at most every N full retrains")
 
 

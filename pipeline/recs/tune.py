@@ -14,7 +14,10 @@ enabled families (``trainer.families``), the confidence transform
 completion bonus), and per family its own knobs (ALS: factors,
 regularization, iterations; EASE: λ; ItemKNN: K). The first trial is always
 the current setting, so the choice is never worse than the fixed defaults on
-validation. The search stops at ``trainer.tune_trials`` trials or when the
+validation, and it is replaced only by one at least ``trainer.tune_min_gain``
+better there: the validation split is smaller than the data the model is
+finally fitted on, and small validation gains were measured not to carry over
+(README, Tuning). The search stops at ``trainer.tune_trials`` trials or when the
 next trial would overrun ``trainer.tune_budget_s`` (judged by the slowest
 trial so far); above ``trainer.tune_max_users`` users it runs on a seeded
 sample of them. With a seed and enough budget for every trial, the choice is
@@ -299,9 +302,12 @@ def tune(
     done = [(float(t.value), -t.number, t) for t in study.trials if t.value is not None]
     if done:
         top_score, _, top = max(done, key=lambda d: d[:2])
-        if top_score > best_score:
+        if best_score <= 0 or top_score > best_score * (1.0 + settings.tune_min_gain):
             best_family, best_setting = top.user_attrs["family"], dict(top.user_attrs["setting"])
             best_score = top_score
+        elif top_score > best_score:
+            gain = top_score / best_score - 1.0
+            stop_reason += f"; setting in force kept (best +{gain:.1%} < {settings.tune_min_gain:.0%})"
     if best_score < 0:
         return result("no trial succeeded", trials=len(scores), users=len(heldout), history=scores)
     log.info(

@@ -135,3 +135,19 @@ def test_enabled_families_are_searched(family: str) -> None:
     store, _ = cluster_store()
     result = tune(store, settings(tune_trials=10, tune_budget_s=120, families=["als", family]))
     assert result.family in {"als", family} and result.validation_ndcg_at_10 is not None
+
+
+@pytest.mark.parametrize(("other", "replaced"), [(0.505, False), (0.6, True)])
+def test_the_setting_in_force_is_replaced_only_when_clearly_better(
+    monkeypatch: pytest.MonkeyPatch, other: float, replaced: bool
+) -> None:
+    store, _ = cluster_store()
+
+    def score(pairs: object, heldout: object, family: str, s: TrainerSettings) -> float:
+        return 0.5 if s.factors == 8 and s.weighting == "log" else other
+
+    monkeypatch.setattr(tune_module, "_score", score)
+    result = tune(store, settings(tune_trials=4, tune_budget_s=60, tune_min_gain=0.02))
+    assert result.default_ndcg_at_10 == 0.5
+    assert result.validation_ndcg_at_10 == (other if replaced else 0.5)
+    assert ("setting in force kept" in result.reason) is not replaced
