@@ -184,6 +184,13 @@ def test_models_lists_every_training_round_newest_first(settings, env, worker):
     assert "holdout ndcg@10" in text.stdout and len(text.stdout.strip().splitlines()) == 2
     assert privrec("models", "--n", "0", env=env).returncode == 2
 
+    status = privrec("status", "--json", "--lag-samples", "0", env=env)  # the live model's tuning
+    model = json.loads(status.stdout)["model"]
+    assert model["validation_ndcg_at_10"] == model["tuning"]["validation_ndcg_at_10"] is not None
+    assert model["tuning"]["family"] == "als" and model["tuning"]["trials"] >= 1
+    text = privrec("status", "--lag-samples", "0", env=env)
+    assert "self-tuned: als (" in text.stdout and "validation NDCG@10" in text.stdout
+
 
 @pytest.mark.slow
 def test_train_continuous_reports_and_stops_on_sigterm(settings, env, redis):

@@ -57,3 +57,16 @@ def test_a_failed_retune_keeps_the_setting_in_force(
     trainer.retrains_since_tune = trainer.cfg.retune_every
     trainer.maybe_tune(TrainReport())
     assert trainer.fit_settings.factors == 12
+
+
+def test_the_audit_setting_table_says_how_the_setting_was_chosen() -> None:
+    from agents.audit import _tuning_rows
+
+    rows = _tuning_rows(
+        {"validation_ndcg_at_10": 0.17, "default_ndcg_at_10": 0.16, "trials": 9, "seconds": 3.2}
+    )
+    assert rows["self-tuned: validation NDCG@10"] == 0.17 and rows["self-tuned: trials"] == 9
+    assert _tuning_rows({"validation_ndcg_at_10": None, "reason": "tuning off"}) == {
+        "self-tuned": "no (tuning off)"
+    }
+    assert _tuning_rows({}) == {}
