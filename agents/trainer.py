@@ -365,7 +365,13 @@ class Trainer:
         return apply_setting(self.cfg, self.tuned)
 
     def maybe_tune(self, report: TrainReport) -> None:
-        """Tune on the training store when due (first retrain, then every ``retune_every``); recorded."""
+        """Tune on the training store when due (first retrain, then every ``retune_every``); recorded.
+
+        The tuner's validation split and the gate's holdout are carved the same
+        way from the same store, so the gate's figure for a freshly tuned
+        setting leans optimistic; ``privrec eval``'s holdout never reaches the store.
+        The chosen family is ``self.tuned.family``; ``fit_settings`` carries its knobs.
+        """
         if self.tuned is not None and self.retrains_since_tune < self.cfg.retune_every:
             self.retrains_since_tune += 1
             return

@@ -248,8 +248,8 @@ class TrainerSettings(BaseModel):
         default=20_000, ge=1, description="EASE family refused above this many titles (dense items×items)"
     )
     knn_k: int = Field(default=100, ge=1, description="ItemKNN family: neighbours kept per title")
-    families: list[str] = Field(
-        default_factory=lambda: ["als"], min_length=1, description="families the tuner may choose from"
+    families: list[Literal["als", "ease", "itemknn"]] = Field(
+        default=["als"], min_length=1, description="families the tuner may choose from"
     )
     tune_budget_s: float = Field(
         default=60.0, ge=0, description="self-tuning time per full retrain (0 = keep the fixed setting)"
