@@ -187,7 +187,8 @@ def model_section(
         "version": meta.get("version", model.version),
         "family": meta.get("family", "als"),
         "setting": {
-            k: s[k] for k in ("factors", "regularization", "iterations", "alpha", "weighting") if k in s
+            **{k: s[k] for k in ("factors", "regularization", "iterations", "alpha", "weighting") if k in s},
+            **_tuning_rows(trained.get("tuning") or {}),
         },
         "trained_at": meta.get("trained_at"),
         "n_users": model.n_users,
@@ -196,6 +197,18 @@ def model_section(
         "metrics": trained,
     }
     return facts, figures, baselines
+
+
+def _tuning_rows(tuning: Mapping[str, Any]) -> dict[str, Any]:
+    """How the setting was chosen (``pipeline.recs.tune``), as rows of the audit's setting table."""
+    if tuning.get("validation_ndcg_at_10") is None:
+        return {"self-tuned": f"no ({tuning.get('reason', 'not run')})"} if tuning else {}
+    return {
+        "self-tuned: validation NDCG@10": tuning["validation_ndcg_at_10"],
+        "self-tuned: previous setting's validation NDCG@10": tuning.get("default_ndcg_at_10"),
+        "self-tuned: trials": tuning.get("trials"),
+        "self-tuned: seconds": tuning.get("seconds"),
+    }
 
 
 def load_live_model(settings: Settings, redis: Any) -> tuple[Any, dict[str, Any] | None]:

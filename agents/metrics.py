@@ -128,6 +128,8 @@ class ProcessMetrics:
                 ndcg_at_10=(report.metrics or {}).get("ndcg_at_10"),
                 published_s=time.time(),
                 publish_duration_s=(report.seconds or {}).get("publish"),
+                validation_ndcg=(report.metrics or {}).get("validation_ndcg_at_10"),
+                setting=_setting(getattr(report, "tuning", None)),
             )
         except Exception as exc:  # metrics must never stop the trainer
             log.warning("could not update metrics: %s", type(exc).__name__)
@@ -209,3 +211,10 @@ def start_trainer_metrics(
 
     served.run(Periodic("trainer-metrics", round_, MODEL_REFRESH_S, on_stop=forget))
     return served
+
+
+def _setting(tuning: Any) -> dict[str, Any] | None:
+    """The ``privrec_model_setting`` labels: family and setting of a tuning summary."""
+    if not tuning:
+        return None
+    return {"family": tuning.get("family", "als"), **(tuning.get("setting") or {})}

@@ -51,6 +51,7 @@ from pipeline.recs import (
     train,
 )
 from pipeline.recs.artefact import prune_models, save_model
+from pipeline.recs.tune import TuneResult, apply_setting, tune
 from pipeline.recs.types import UserRecs
 from pipeline.rights import ErasureLedger
 from pipeline.rights.ledger import Pending
@@ -63,7 +64,7 @@ from pipeline.serving.publish import (
     publish,
     publish_user,
 )
-from pipeline.settings import Settings
+from pipeline.settings import Settings, TrainerSettings
 from pipeline.trainer import READ_FIRST, Admission, Dropped, Effects, Rejected, TopicRecord
 from pipeline.wire import encode
 from pipeline.wire.rights import Receipt, Stage
@@ -118,6 +119,8 @@ class TrainReport:
     metrics: dict[str, Any] = field(default_factory=dict)
     live_ndcg_at_10: float | None = None
     seconds: dict[str, float] = field(default_factory=dict)
+    tuning: dict[str, Any] = field(default_factory=dict)
+    """The self-tuned setting in force: family, setting, validation NDCG@10, trials, seconds."""
 
 
 class Trainer:
@@ -166,6 +169,8 @@ class Trainer:
         self.audit_after_retrain = False  # the continuous loop turns it on (audit.after_retrain)
         self._pinged_at = 0.0  # last Redis PING of a backoff (:meth:`_redis_answers`)
         self._ping_failed = False  # a PING of this backoff found Redis away
+        self.tuned: TuneResult | None = None  # the self-tuned setting in force (pipeline.recs.tune)
+        self.retrains_since_tune = 0
 
     @property
     def store(self) -> InteractionStore:
@@ -361,6 +366,28 @@ class Trainer:
         value = meta.get("metrics", {}).get("ndcg_at_10")
         return float(value) if value is not None else None
 
+    @property
+    def fit_settings(self) -> TrainerSettings:
+        """The trainer settings with the self-tuned setting applied (what full retrains fit with)."""
+        return apply_setting(self.cfg, self.tuned)
+
+    def maybe_tune(self, report: TrainReport) -> None:
+        """Tune on the training store when due (first retrain, then every ``retune_every``); recorded.
+
+        The tuner's validation split and the gate's holdout are carved the same
+        way from the same store, so the gate's figure for a freshly tuned
+        setting leans optimistic; ``privrec eval``'s holdout never reaches the store.
+        The chosen family is ``self.tuned.family``; ``fit_settings`` carries its knobs.
+        """
+        if self.tuned is not None and self.retrains_since_tune < self.cfg.retune_every:
+            self.retrains_since_tune += 1
+            return
+        result = tune(self.store, self.cfg)
+        report.seconds["tune"] = result.seconds
+        if result.validation_ndcg_at_10 is not None or self.tuned is None:
+            self.tuned = result
+        self.retrains_since_tune = 1
+
     def train_and_publish(self, *, force: bool = False) -> TrainReport:
         """Full retrain: holdout evaluation, quality gate, refit on everything, publish; recorded."""
         report = self._retrain(force=force)
@@ -377,7 +404,9 @@ class Trainer:
             decision=decide(report.published, "published anyway" in report.reason, ndcg is not None),
             reason=report.reason,
             version=report.version,
-            setting={name: getattr(self.cfg, name) for name in SETTING_FIELDS},
+            family=str(report.tuning.get("family", "als")),
+            setting={name: getattr(self.fit_settings, name) for name in SETTING_FIELDS},
+            tuning={k: v for k, v in report.tuning.items() if k not in ("setting", "family")},
             holdout_ndcg_at_10=ndcg,
             validation_ndcg_at_10=report.metrics.get("validation_ndcg_at_10"),
             live_ndcg_at_10=report.live_ndcg_at_10,
@@ -396,6 +425,11 @@ class Trainer:
         if not len(self.store):
             report.reason = "no interactions with personalisation consent yet"
             return report
+        self.maybe_tune(report)
+        if self.tuned is not None:
+            report.tuning = self.tuned.to_json()
+            if self.tuned.validation_ndcg_at_10 is not None:
+                report.metrics["validation_ndcg_at_10"] = self.tuned.validation_ndcg_at_10
         t0 = time.perf_counter()
         if not self._holdout_gate(report, force=force):
             return report
@@ -417,11 +451,11 @@ class Trainer:
         t0 = time.perf_counter()
         holdout_store, heldout = self.store.temporal_split(self.cfg.holdout_fraction)
         try:
-            candidate = train(holdout_store, self.cfg)
+            candidate = train(holdout_store, self.fit_settings)
         except TrainingError as exc:
             report.reason = str(exc)
             return False
-        report.metrics = dict(evaluate(candidate, heldout))
+        report.metrics.update(evaluate(candidate, heldout))
         report.seconds["holdout_fit"] = round(time.perf_counter() - t0, 3)
         report.live_ndcg_at_10 = self.live_ndcg()
         decision = quality_gate(report.metrics["ndcg_at_10"], report.live_ndcg_at_10, self.cfg.gate_margin)
@@ -442,8 +476,10 @@ class Trainer:
     def _fit_and_publish(self, report: TrainReport) -> Model:
         """Refit on everything, publish every user's top-N and the popular list, save the artefact."""
         t1 = time.perf_counter()
-        model = train(self.store, self.cfg)
+        model = train(self.store, self.fit_settings)
         model.metrics.update(report.metrics)
+        if report.tuning:
+            model.metrics["tuning"] = report.tuning
         report.seconds["fit"] = round(time.perf_counter() - t1, 3)
         t2 = time.perf_counter()
         serving = self.settings.serving

@@ -251,6 +251,18 @@ class TrainerSettings(BaseModel):
         default=20_000, ge=1, description="EASE family refused above this many titles (dense items×items)"
     )
     knn_k: int = Field(default=100, ge=1, description="ItemKNN family: neighbours kept per title")
+    families: list[Literal["als", "ease", "itemknn"]] = Field(
+        default=["als"], min_length=1, description="families the tuner may choose from"
+    )
+    tune_budget_s: float = Field(
+        default=60.0, ge=0, description="self-tuning time per full retrain (0 = keep the fixed setting)"
+    )
+    tune_trials: int = Field(default=60, ge=1, description="self-tuning: at most this many settings tried")
+    tune_max_users: int = Field(default=50_000, ge=1, description="self-tuning runs on a sample above this")
+    tune_min_gain: float = Field(
+        default=0.02, ge=0, description="self-tuning replaces the setting in force only when this much better"
+    )
+    retune_every: int = Field(default=6, ge=1, description="tune at most every N full retrains")
 
 
 class ServingSettings(BaseModel):

@@ -17,6 +17,12 @@ on a shared machine a single fit of the same solver on the same matrix varies
 by ±30% or more, which would otherwise swamp the difference measured.
 ``samples`` lists every run's wall seconds.
 
+``tune`` is timed apart, once per size after the timed runs: the trainer's
+self-tuning (:func:`pipeline.recs.tune.tune`) on the same store within
+``trainer.tune_budget_s`` — ``seconds`` (``tune_seconds``) must stay within the
+budget at every size, ``trials`` says how many settings it afforded. The
+synthetic set has no taste structure, so its validation NDCG means nothing.
+
 ``ratio`` is privrec's best total seconds over implicit's best fit seconds:
 the price of the store and the bookkeeping around the same solver
 (``median_ratio``: the same with medians). ``cpu_ratio`` is the same with
@@ -170,6 +176,7 @@ def device_comparison(matrix: Any, settings: Any, seed: int = 7) -> dict[str, An
 def _one(n: int, settings: Any, seed: int, repeats: int, gpu: bool = False) -> dict[str, Any]:
     """Both sides ``repeats`` times, alternating which goes first; the fastest run of each counts."""
     columns = synthetic_columns(n, seed)
+    columns_for_tune = dict(columns)  # the arrays themselves, not copies
     ours: list[dict[str, float]] = []
     theirs: list[dict[str, float]] = []
     matrix: Any = None
@@ -189,7 +196,7 @@ def _one(n: int, settings: Any, seed: int, repeats: int, gpu: bool = False) -> d
     fits = [run["fit_s"] for run in theirs]
     cpu_ratio = min(run["cpu_s"] for run in ours) / min(run["cpu_s"] for run in theirs)
     devices = {"devices": device_comparison(matrix, settings, seed)} if gpu else {}
-    return {
+    out = {
         "interactions": n,
         "windows": windows,
         "users": matrix.shape[0],
@@ -205,6 +212,29 @@ def _one(n: int, settings: Any, seed: int, repeats: int, gpu: bool = False) -> d
         "seconds_per_million": round(best["total_s"] / n * 1e6, 3),
         "max_rss_mb": _max_rss_mb(),
         **devices,
+    }
+    tuned = _time_tune(columns_for_tune, settings)
+    out.update(tune=tuned, tune_seconds=tuned["seconds"], tune_trials=tuned["trials"])
+    return out
+
+
+def _time_tune(columns: dict[str, np.ndarray], settings: Any) -> dict[str, Any]:
+    """Self-tuning on a fresh store of ``columns``: seconds, trials, budget, why it stopped."""
+    from pipeline.recs import InteractionStore
+    from pipeline.recs.tune import tune
+
+    store = InteractionStore()
+    store.add_arrays(**columns)
+    columns.clear()
+    t0 = time.perf_counter()
+    result = tune(store, settings)
+    return {
+        "seconds": round(time.perf_counter() - t0, 3),
+        "budget_s": settings.tune_budget_s,
+        "trials": result.trials,
+        "users": result.users,
+        "stopped": result.reason,
+        "within_budget": result.seconds <= settings.tune_budget_s,
     }
 
 

@@ -208,8 +208,9 @@ def run_eval(
             "version": report.version,
             "users": report.users,
             "items": report.items,
-            "family": "als",
-            "setting": s.trainer.model_dump(
+            "family": trainer.tuned.family if trainer.tuned else "als",
+            "tuning": trainer.tuned.to_json() if trainer.tuned else None,
+            "setting": trainer.fit_settings.model_dump(
                 include={
                     "factors",
                     "regularization",

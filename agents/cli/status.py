@@ -114,6 +114,13 @@ def print_health(out: dict[str, Any]) -> None:
             f"model: {m['version']} (holdout NDCG@10 {ndcg}), trained {_ago(m['age_s'])}; "
             f"last published {_when(m['published_at_ms'])} ({_ago(m['published_age_s'])})"
         )
+        t = m.get("tuning") or {}
+        if t.get("validation_ndcg_at_10") is not None:
+            setting = ", ".join(f"{k} {_short(v)}" for k, v in (t.get("setting") or {}).items())
+            print(
+                f"  self-tuned: {t.get('family', 'als')} ({setting}); validation NDCG@10 "
+                f"{t['validation_ndcg_at_10']:.4f} after {t.get('trials')} trials in {t.get('seconds')} s"
+            )
     r = out["last_receipt"]
     if not out["services"]["kafka"]["reachable"]:
         print("last erasure receipt: unknown (Kafka not read)")
@@ -127,3 +134,7 @@ def print_health(out: dict[str, Any]) -> None:
         )
     for note in out["missing"]:
         print(f"missing: {note}")
+
+
+def _short(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)

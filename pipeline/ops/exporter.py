@@ -158,4 +158,8 @@ def refresh_model(metrics: PipelineMetrics, redis: Any, layout: Layout) -> None:
         model.version,
         ndcg_at_10=model.ndcg_at_10,
         published_s=None if model.published_at_ms is None else model.published_at_ms / 1000,
+        validation_ndcg=model.validation_ndcg_at_10,
+        setting={"family": model.tuning.get("family", "als"), **(model.tuning.get("setting") or {})}
+        if model.tuning
+        else None,
     )

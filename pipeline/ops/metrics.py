@@ -225,6 +225,14 @@ class PipelineMetrics:
         self.model_ndcg_at_10 = Gauge(
             "privrec_model_ndcg_at_10", "NDCG@10 of the served model on its holdout.", registry=model
         )
+        self.model_validation_ndcg = Gauge(
+            "privrec_model_validation_ndcg",
+            "NDCG@10 of the served model's self-tuned setting on the tuner's validation split.",
+            registry=model,
+        )
+        self.model_setting = Info(
+            "privrec_model_setting", "The served model's family and (self-tuned) setting.", registry=model
+        )
         self.model_publish_timestamp_seconds = Gauge(
             "privrec_model_publish_timestamp_seconds",
             "When the served model was published (Unix time).",
@@ -345,14 +353,22 @@ def update_model(
     published_s: float | None = None,
     *,
     publish_duration_s: float | None = None,
+    validation_ndcg: float | None = None,
+    setting: Mapping[str, Any] | None = None,
 ) -> None:
     """Record the model now served: its version, quality, publish time (Unix seconds).
 
-    ``publish_duration_s`` is for the trainer that just published it.
+    ``publish_duration_s`` is for the trainer that just published it;
+    ``validation_ndcg`` and ``setting`` come from self-tuning (the chosen
+    family and setting, as label values).
     """
     metrics.model_version.info({"version": version})
     if ndcg_at_10 is not None:
         metrics.model_ndcg_at_10.set(ndcg_at_10)
+    if validation_ndcg is not None:
+        metrics.model_validation_ndcg.set(validation_ndcg)
+    if setting:
+        metrics.model_setting.info({str(k): str(v) for k, v in setting.items()})
     if published_s is not None:
         metrics.model_publish_timestamp_seconds.set(published_s)
     if publish_duration_s is not None:

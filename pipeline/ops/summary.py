@@ -13,7 +13,7 @@ import json
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.ops.keys import StatsKind, stats_pattern
@@ -127,6 +127,10 @@ class LiveModel:
     ndcg_at_10: float | None
     trained_at_ms: int | None
     published_at_ms: int | None
+    validation_ndcg_at_10: float | None = None
+    """The self-tuned setting's NDCG@10 on the tuner's validation split (None: not tuned)."""
+    tuning: dict[str, Any] = field(default_factory=dict)
+    """Family, setting, trials and seconds of the self-tuning round (``pipeline.recs.tune``)."""
 
     def to_dict(self, now_ms: int) -> dict[str, Any]:
         def age(ms: int | None) -> float | None:
@@ -141,6 +145,8 @@ class LiveModel:
             "published_at_ms": self.published_at_ms,
             "published_at": rfc3339(self.published_at_ms),
             "published_age_s": age(self.published_at_ms),
+            "validation_ndcg_at_10": self.validation_ndcg_at_10,
+            "tuning": self.tuning,
         }
 
 
@@ -150,7 +156,9 @@ def live_model(redis: Any, layout: Layout) -> LiveModel | None:
     if version is None:
         return None
     meta = read_meta(redis, layout, version) or {}
-    ndcg = (meta.get("metrics") or {}).get("ndcg_at_10")
+    metrics = meta.get("metrics") or {}
+    ndcg = metrics.get("ndcg_at_10")
+    validation = metrics.get("validation_ndcg_at_10")
     trained = meta.get("trained_at")
     switched = redis.zscore(layout.versions, version)  # scored by the time it went live (ms)
     return LiveModel(
@@ -158,6 +166,8 @@ def live_model(redis: Any, layout: Layout) -> LiveModel | None:
         ndcg_at_10=None if ndcg is None else float(ndcg),
         trained_at_ms=None if trained is None else int(trained),
         published_at_ms=None if switched is None else int(switched),
+        validation_ndcg_at_10=None if validation is None else float(validation),
+        tuning=dict(metrics.get("tuning") or {}),
     )
 
 

@@ -38,6 +38,8 @@ class ModelRun(msgspec.Struct, frozen=True, kw_only=True):
     items: int = 0
     interactions: int = 0
     seconds: dict[str, float] = msgspec.field(default_factory=dict)
+    tuning: dict[str, Any] = msgspec.field(default_factory=dict)
+    """Self-tuning: validation NDCG@10, the previous setting's score, trials, seconds, why it stopped."""
 
 
 SETTING_FIELDS = (

@@ -177,12 +177,20 @@ def test_models_lists_every_training_round_newest_first(settings, env, worker):
     first = runs[-1]
     assert first["decision"] in ("published", "published_forced") and first["version"]
     assert 0 <= first["holdout_ndcg_at_10"] <= 1 and first["family"] == "als"
-    assert first["setting"]["factors"] == settings.trainer.factors and first["at"].endswith("Z")
+    assert first["setting"]["factors"] > 0 and first["at"].endswith("Z")  # the self-tuned setting
+    assert first["tuning"]["trials"] >= 1 and first["validation_ndcg_at_10"] is not None
     assert runs[0]["decision"] in ("published", "kept_live") and runs[0]["live_ndcg_at_10"] is not None
     text = privrec("models", "--n", "1", env=env)
     assert text.returncode == 0, text.stderr
     assert "holdout ndcg@10" in text.stdout and len(text.stdout.strip().splitlines()) == 2
     assert privrec("models", "--n", "0", env=env).returncode == 2
+
+    status = privrec("status", "--json", "--lag-samples", "0", env=env)  # the live model's tuning
+    model = json.loads(status.stdout)["model"]
+    assert model["validation_ndcg_at_10"] == model["tuning"]["validation_ndcg_at_10"] is not None
+    assert model["tuning"]["family"] == "als" and model["tuning"]["trials"] >= 1
+    text = privrec("status", "--lag-samples", "0", env=env)
+    assert "self-tuned: als (" in text.stdout and "validation NDCG@10" in text.stdout
 
 
 @pytest.mark.slow
@@ -221,6 +229,8 @@ def test_bench_train_smallest_run_prints_the_comparison():
     assert run["interactions"] == 2000 and run["repeats"] == 1
     assert {"privrec", "implicit", "ratio", "users", "items", "nnz"} <= set(run)
     assert "devices" not in run  # the GPU comparison only with --gpu
+    assert run["tune_seconds"] == run["tune"]["seconds"] and run["tune_trials"] >= 1
+    assert run["tune"]["within_budget"] and run["tune"]["budget_s"] == 60.0
 
 
 def test_bench_train_gpu_without_a_gpu_is_a_one_line_error():
@@ -294,6 +304,7 @@ def test_eval_on_a_small_csv(env, tmp_path, fmt):
     assert out["baselines"]["als_textbook"]["ndcg_at_10"] == out["baseline_ndcg_at_10"]
     assert 0 < out["coverage_at_10"] <= 1 and 0 <= out["personalisation_at_10"] <= 1
     assert out["model"]["family"] == "als" and out["model"]["setting"]["factors"] > 0
+    assert out["model"]["tuning"]["family"] == "als"  # trainer.families defaults to ALS alone
 
 
 def test_worker_stops_cleanly_on_sigterm(worker):

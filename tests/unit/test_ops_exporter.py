@@ -133,10 +133,19 @@ def test_trainer_report_hook_records_the_publish_and_never_raises():
         served.on_report(SimpleNamespace(version=None, metrics={}, seconds={}))  # not published: ignored
         served.on_report(SimpleNamespace(version="v9", metrics={"ndcg_at_10": 0.2}, seconds={"publish": 1.5}))
         served.on_report(SimpleNamespace(version="v10", metrics=None, seconds=None))
+        tuning = {"family": "als", "setting": {"factors": 128, "weighting": "log"}}
+        served.on_report(
+            SimpleNamespace(
+                version="v10", metrics={"validation_ndcg_at_10": 0.17}, seconds=None, tuning=tuning
+            )
+        )
         got = samples(served.metrics.registry)
         assert got[("privrec_model_version_info", (("version", "v10"),))] == 1
         assert got[("privrec_model_publish_duration_seconds", ())] == 1.5
         assert got[("privrec_model_ndcg_at_10", ())] == 0.2
+        assert got[("privrec_model_validation_ndcg", ())] == 0.17
+        setting = (("factors", "128"), ("family", "als"), ("weighting", "log"))
+        assert got[("privrec_model_setting_info", setting)] == 1
     finally:
         served.close()
 

@@ -85,6 +85,8 @@ def test_every_metric_is_defined_with_its_type(metrics):
         "privrec_redacted_fields": "counter",
         "privrec_model_version_info": "gauge",
         "privrec_model_ndcg_at_10": "gauge",
+        "privrec_model_validation_ndcg": "gauge",
+        "privrec_model_setting_info": "gauge",
         "privrec_model_publish_timestamp_seconds": "gauge",
         "privrec_model_publish_duration_seconds": "gauge",
         "privrec_trainer_events": "counter",

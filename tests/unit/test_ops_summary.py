@@ -78,7 +78,19 @@ def test_live_model_and_its_ages():
         "published_at_ms": 2_000_000,
         "published_at": "1970-01-01T00:33:20Z",
         "published_age_s": 10.0,
+        "validation_ndcg_at_10": None,
+        "tuning": {},
     }
+
+
+def test_live_model_carries_its_self_tuning():
+    layout = Layout("privrec:app")
+    redis = published(layout, "v3", ndcg=0.3, switched_ms=2_000_000)
+    tuning = {"family": "als", "setting": {"factors": 128}, "validation_ndcg_at_10": 0.17, "trials": 9}
+    meta = {"version": "v3", "metrics": {"ndcg_at_10": 0.3, "validation_ndcg_at_10": 0.17, "tuning": tuning}}
+    redis.data[layout.meta("v3")] = json.dumps(meta)
+    model = live_model(redis, layout)
+    assert model is not None and model.validation_ndcg_at_10 == 0.17 and model.tuning == tuning
 
 
 def test_receipt_summary_reads_times_and_stage_names_only():
