@@ -248,6 +248,11 @@ class TrainerSettings(BaseModel):
         default=20_000, ge=1, description="EASE family refused above this many titles (dense items×items)"
     )
     knn_k: int = Field(default=100, ge=1, description="ItemKNN family: neighbours kept per title")
+    families: list[Literal["als", "ease", "itemknn"]] = Field(
+        default=["als"],
+        min_length=1,
+        description="model families the trainer may use; untuned, the first (README: Families)",
+    )
 
 
 class ServingSettings(BaseModel):

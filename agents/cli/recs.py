@@ -100,7 +100,8 @@ def cmd_recs(settings: Settings, args: argparse.Namespace) -> int:
     for user in dict.fromkeys(users):
         r = responses[user]
         kind = "personalised" if r.personalized else "not personalised"
-        print(f"{user}: source={r.source} version={r.version or '-'} ({kind})")
+        model = f" model={r.model}" if r.model else ""
+        print(f"{user}: source={r.source} version={r.version or '-'}{model} ({kind})")
         if r.items:
             print_table(
                 ["#", "CONTENT", "SCORE", "BECAUSE"],

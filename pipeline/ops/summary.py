@@ -90,6 +90,7 @@ class LiveModel:
     ndcg_at_10: float | None
     trained_at_ms: int | None
     published_at_ms: int | None
+    family: str | None = None  # "als", "ease", "itemknn", or "popular" (no model passed the gate)
 
     def to_dict(self, now_ms: int) -> dict[str, Any]:
         def age(ms: int | None) -> float | None:
@@ -97,6 +98,7 @@ class LiveModel:
 
         return {
             "version": self.version,
+            "family": self.family,
             "ndcg_at_10": self.ndcg_at_10,
             "trained_at_ms": self.trained_at_ms,
             "trained_at": rfc3339(self.trained_at_ms),
@@ -121,6 +123,7 @@ def live_model(redis: Any, layout: Layout) -> LiveModel | None:
         ndcg_at_10=None if ndcg is None else float(ndcg),
         trained_at_ms=None if trained is None else int(trained),
         published_at_ms=None if switched is None else int(switched),
+        family=str(meta.get("family", "als")),
     )
 
 
