@@ -426,11 +426,9 @@ class Trainer:
             report.reason = str(exc)
             return False
         report.metrics = dict(evaluate(candidate, heldout))
-        popularity = evaluate(
-            PopularityRanker(holdout_store), {u: heldout[u] for u in heldout if u in candidate}
-        )
+        known = {u: items for u, items in heldout.items() if u in candidate}  # the users scored above
+        popularity = evaluate(PopularityRanker(holdout_store), known)
         report.metrics["popularity_ndcg_at_10"] = popularity["ndcg_at_10"]
-        report.metrics["family"] = candidate.name
         report.seconds["holdout_fit"] = round(time.perf_counter() - t0, 3)
         report.live_ndcg_at_10 = self.live_ndcg()
         decision = publish_gate(
