@@ -198,3 +198,20 @@ def test_a_failing_side_job_never_ends_the_loop(tmp_path):
     runner.join(10)
     assert alive and Broken.calls >= 3
     assert t.counters["step_failed"] >= 3 and not runner.is_alive()
+
+
+def test_the_trainer_builds_the_first_enabled_family_unless_a_choice_is_made(tmp_path) -> None:
+    """One call site makes the model: the tuner's (family, setting), else ``trainer.families[0]``."""
+    settings = Settings(state_dir=tmp_path, trainer={"families": ["itemknn", "als"], "knn_k": 7})
+    t = Trainer(settings, None, None, Pseudonymizer([KEY]))
+    first = t.build_family()
+    assert first.name == "itemknn" and first.settings.knn_k == 7
+    t.choice = ("ease", settings.trainer.model_copy(update={"ease_lambda": 3.0}))
+    chosen = t.build_family()
+    assert chosen.name == "ease" and chosen.settings.ease_lambda == 3.0
+
+
+@pytest.mark.parametrize("families", [[], ["svd"]])
+def test_families_are_validated(families: list[str]) -> None:
+    with pytest.raises(ValueError, match="families"):
+        Settings(trainer={"families": families})
