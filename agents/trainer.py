@@ -353,8 +353,11 @@ class Trainer:
 
     def build_family(self) -> Family:
         """The one place the trainer makes a model: the tuner's choice, else the first enabled family."""
-        name, setting = self.choice or (self.cfg.families[0], self.cfg)
-        return make_family(name, setting)
+        return make_family(*self.chosen())
+
+    def chosen(self) -> tuple[str, TrainerSettings]:
+        """The family and setting the next fit uses."""
+        return self.choice or (self.cfg.families[0], self.cfg)
 
     def live_ndcg(self) -> float | None:
         """The live model's holdout NDCG@10; None when none is live or the live version is popularity."""
@@ -380,7 +383,8 @@ class Trainer:
             decision=decide(report.published, "published anyway" in report.reason, ndcg is not None),
             reason=report.reason,
             version=report.version,
-            setting={name: getattr(self.cfg, name) for name in SETTING_FIELDS},
+            family=self.chosen()[0],
+            setting={name: getattr(self.chosen()[1], name) for name in SETTING_FIELDS},
             holdout_ndcg_at_10=ndcg,
             validation_ndcg_at_10=report.metrics.get("validation_ndcg_at_10"),
             live_ndcg_at_10=report.live_ndcg_at_10,
@@ -401,6 +405,8 @@ class Trainer:
             return report
         t0 = time.perf_counter()
         if not self._holdout_gate(report, force=force):
+            if report.metrics:  # judged and refused: the schedule starts over, or every step retrains
+                self.new_since_train, self.last_train_at = 0, self.clock()
             return report
         model = self._fit_and_publish(report)
         self._adopt(model, time.perf_counter() - t0)
@@ -433,7 +439,7 @@ class Trainer:
         report.live_ndcg_at_10 = self.live_ndcg()
         decision = publish_gate(
             report.metrics["ndcg_at_10"],
-            popularity["ndcg_at_10"],
+            popularity["ndcg_at_10"] if self.cfg.gate_popularity else None,
             report.live_ndcg_at_10,
             self.cfg.gate_margin,
         )

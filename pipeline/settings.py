@@ -234,6 +234,10 @@ class TrainerSettings(BaseModel):
     gate_margin: float = Field(
         default=0.05, ge=0, description="refuse a model whose NDCG@10 is this much (relative) worse"
     )
+    gate_popularity: bool = Field(
+        default=True,
+        description="refuse a model that does not beat popularity on the holdout (off: toy data in tests)",
+    )
     retrain_every_s: float = Field(default=600.0, gt=0)
     retrain_after: int = Field(default=10_000, ge=1, description="new interactions that trigger a retrain")
     threads: int = Field(default=0, ge=0, description="ALS threads (0 = all cores)")

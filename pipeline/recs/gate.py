@@ -58,12 +58,13 @@ def quality_gate(candidate_ndcg: float, live_ndcg: float | None, margin: float) 
 
 
 def publish_gate(
-    candidate_ndcg: float, popularity_ndcg: float, live_ndcg: float | None, margin: float
+    candidate_ndcg: float, popularity_ndcg: float | None, live_ndcg: float | None, margin: float
 ) -> GateDecision:
     """The stricter gate: beat popularity (strictly), then :func:`quality_gate` against the live model.
 
     ``live_ndcg`` is ``None`` when no model is live (a popularity-only version
-    counts as none: it is refreshed rather than kept).
+    counts as none: it is refreshed rather than kept). ``popularity_ndcg`` is
+    ``None`` when the popularity test is off (``trainer.gate_popularity``).
 
     Examples
     --------
@@ -81,6 +82,8 @@ def publish_gate(
     fallback: Outcome = "serve_popular" if live_ndcg is None else "keep_live"
     if not math.isfinite(candidate_ndcg):
         return GateDecision(False, f"candidate NDCG@10 is {candidate_ndcg!r}, not a number", fallback)
+    if popularity_ndcg is None:
+        return quality_gate(candidate_ndcg, live_ndcg, margin)
     if not candidate_ndcg > popularity_ndcg:
         stays = "serving popularity" if live_ndcg is None else "the live model stays"
         reason = f"candidate NDCG@10 {candidate_ndcg:.4f} <= popularity {popularity_ndcg:.4f}; {stays}"

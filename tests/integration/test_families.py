@@ -19,6 +19,7 @@ from agents.procs import settings_env
 from agents.trainer import Trainer
 from pipeline.keys import pseudonymizer
 from pipeline.recs.family import load_family
+from pipeline.recs.history import read_runs
 from pipeline.services.connect import resolve
 from pipeline.serving import live_meta, live_version
 from pipeline.serving.reader import Reader
@@ -88,6 +89,8 @@ def test_a_family_publishes_explains_folds_in_erases_and_exports(make_trainer, f
     meta = live_meta(client, layout)
     assert meta is not None and meta["family"] == family and meta["version"] == report.version
     assert trainer.model is not None and trainer.model.name == family
+    (run,) = read_runs(client, layout.model_runs, 1)  # privrec models names the family
+    assert run.family == family and run.version == report.version
 
     reader = Reader(client, trainer.pz, layout)
     viewers = sorted({v for v, _, _ in _synthetic_views()})
@@ -167,6 +170,9 @@ def test_a_candidate_that_cannot_beat_popularity_is_refused_and_popular_is_serve
     meta = live_meta(client, layout)
     assert meta is not None and meta["family"] == "popular" and live_version(client, layout) == report.version
     assert not (trainer.artefacts.exists() and any(trainer.artefacts.iterdir()))  # no model saved
+    # a refused round restarts the schedule: the loop's next step does not train again at once
+    trainer._step(trainer.clock(), refresh_due=False)
+    assert trainer.new_since_train == 0 and len(read_runs(client, layout.model_runs, 5)) == 1
 
     response = Reader(client, trainer.pz, layout).get("viewer-0-00", 5)
     assert not response.personalized and response.source == "popular" and response.model == "popular"

@@ -93,3 +93,8 @@ def test_non_finite_candidate_never_goes_live(live: float | None, outcome: str) 
 def test_publish_gate_negative_margin_is_an_error() -> None:
     with pytest.raises(ValueError):
         publish_gate(0.4, 0.1, 0.4, -0.1)
+
+
+def test_without_the_popularity_test_only_the_live_model_counts() -> None:
+    assert publish_gate(0.10, None, None, 0.05).outcome == "publish"
+    assert publish_gate(0.10, None, 0.30, 0.05).outcome == "keep_live"
