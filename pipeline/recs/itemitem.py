@@ -272,15 +272,15 @@ class ItemItemFamily:
         for r, (ids, scores) in zip(rows.tolist(), self._top(rows, n, x, seen), strict=True):
             lo, hi = x.indptr[r], x.indptr[r + 1]
             hist, values = x.indices[lo:hi], x.data[lo:hi].astype(np.float64)
-            recs = []
-            for i, score in zip(ids.tolist(), scores.tolist(), strict=True):
-                because: tuple[str, ...] = ()
-                if explain and len(hist):
-                    because = tuple(
-                        c for c, _ in ranked(hist, values * self._column(hist, i), self.item_ids, 3)
-                    )
-                recs.append(Recommendation(content_id=self.item_ids[i], score=float(score), because=because))
-            out.append(recs)
+            reasons: list[tuple[str, ...]] = [() for _ in range(len(ids))]
+            if explain and len(hist) and len(ids):
+                reasons = _top_terms(hist, self._terms(hist, ids) * values[:, None], self.item_ids)
+            out.append(
+                [
+                    Recommendation(content_id=self.item_ids[i], score=float(score), because=because)
+                    for i, score, because in zip(ids.tolist(), scores.tolist(), reasons, strict=True)
+                ]
+            )
         return out
 
     def _set(self, matrix: sp.csr_matrix, users: list[str], items: list[str]) -> None:
@@ -291,6 +291,21 @@ class ItemItemFamily:
     def _history(self, row: int) -> tuple[np.ndarray, np.ndarray]:
         lo, hi = self.matrix.indptr[row], self.matrix.indptr[row + 1]
         return self.matrix.indices[lo:hi], self.matrix.data[lo:hi].astype(np.float64)
+
+    def _terms(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """``W[rows][:, cols]`` as a dense float64 block (gathered without scipy's fancy indexing)."""
+        w = self._weights
+        if isinstance(w, np.ndarray):
+            return np.asarray(w[np.ix_(rows, cols)], np.float64)
+        starts, lens = w.indptr[rows], np.diff(w.indptr)[rows]
+        at = np.repeat(np.arange(len(rows)), lens)
+        pos = np.arange(int(lens.sum())) + np.repeat(starts - (np.cumsum(lens) - lens), lens)
+        order = np.argsort(cols)
+        found = np.minimum(np.searchsorted(cols[order], w.indices[pos]), len(cols) - 1)
+        hit = cols[order][found] == w.indices[pos]
+        out = np.zeros((len(rows), len(cols)), np.float64)
+        out[at[hit], order[found[hit]]] = w.data[pos[hit]]
+        return out
 
     def _column(self, rows: np.ndarray, col: int) -> np.ndarray:
         """``W[rows, col]`` as a dense float64 vector."""
@@ -325,6 +340,19 @@ class ItemItemFamily:
             chosen = cand[np.lexsort((cand, -line[cand]))][:n]
             out.append((chosen, line[chosen]))
         return out
+
+
+def _top_terms(
+    seen: np.ndarray, terms: np.ndarray, item_ids: Sequence[str], top: int = 3
+) -> list[tuple[str, ...]]:
+    """Per column of ``terms`` (history × targets): :func:`ranked`'s ids, for every column at once."""
+    n = terms.shape[1]
+    order = np.lexsort((np.broadcast_to(seen, (n, len(seen))), -terms.T))[:, :top]
+    best = np.take_along_axis(terms.T, order, axis=1)
+    return [
+        tuple(item_ids[int(seen[k])] for k, v in zip(row, vals, strict=True) if v > 0.0)
+        for row, vals in zip(order.tolist(), best.tolist(), strict=True)
+    ]
 
 
 def _write_dir(directory: Path, arrays: Mapping[str, Any], meta: Mapping[str, Any]) -> Path:

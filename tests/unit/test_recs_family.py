@@ -18,7 +18,7 @@ from implicit.utils import ParameterWarning
 
 from pipeline.errors import ConfigError
 from pipeline.recs.family import FAMILIES, Family, TooManyItems, load_family, make_family
-from pipeline.recs.itemitem import training_matrix
+from pipeline.recs.itemitem import ItemItemFamily, training_matrix
 from pipeline.recs.matrix import InteractionStore
 from pipeline.settings import TrainerSettings
 
@@ -288,3 +288,18 @@ def test_ease_weights_are_the_closed_form() -> None:
     expected = p / -np.diag(p)
     np.fill_diagonal(expected, 0.0)
     np.testing.assert_allclose(ease_weights(x, 5.0), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["ease", "itemknn"])
+def test_explanation_terms_are_the_weight_block(name: str, data: Data) -> None:
+    """The gathered ``W[rows][:, cols]`` (explanations of every published list) equals plain slicing."""
+    family = make_family(name, SETTINGS)
+    family.fit(data)
+    assert isinstance(family, ItemItemFamily)
+    w = family.weights
+    dense = w.toarray() if sp.issparse(w) else np.asarray(w)
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        rows = np.sort(rng.choice(16, size=int(rng.integers(1, 8)), replace=False))
+        cols = rng.choice(16, size=int(rng.integers(1, 10)), replace=False)
+        assert np.array_equal(family._terms(rows, cols), dense[np.ix_(rows, cols)].astype(np.float64))
