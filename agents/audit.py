@@ -146,13 +146,15 @@ def _holdout(
     model: Any, settings: Settings, head: frozenset[str]
 ) -> tuple[dict, dict, dict[str, float | None]]:
     """The family and setting refitted on each viewer's older 80%; lists, held-out titles, baselines."""
-    from pipeline.recs import TrainingError, train
+    from pipeline.recs import TrainingError
+    from pipeline.recs.family import make_family
 
     matrix, held = split_matrix(model.matrix, model.last_seen, settings.trainer.holdout_fraction)
     users, items = model.user_ids, model.item_ids
     heldout = {users[r]: {items[c] for c in cols} for r, cols in held.items()}
     try:
-        fitted = train((matrix, users, items), model.settings)
+        fitted = make_family(getattr(model, "name", "als"), model.settings)
+        fitted.fit((matrix, users, items))
     except TrainingError:
         return {}, {}, {}
     recs = _served(fitted, sorted(heldout), settings, head)
@@ -213,7 +215,7 @@ def _tuning_rows(tuning: Mapping[str, Any]) -> dict[str, Any]:
 
 def load_live_model(settings: Settings, redis: Any) -> tuple[Any, dict[str, Any] | None]:
     """The live version's artefact and meta, or (None, meta) when it is not on this host."""
-    from pipeline.recs.artefact import load_model
+    from pipeline.recs.family import load_family
 
     layout = Layout.from_settings(settings)
     version = live_version(redis, layout)
@@ -224,7 +226,7 @@ def load_live_model(settings: Settings, redis: Any) -> tuple[Any, dict[str, Any]
     if not path.exists():
         log.warning("audit: live model artefact not found under the state dir")
         return None, meta
-    return load_model(path), meta
+    return load_family(path), meta
 
 
 # -- the topics -------------------------------------------------------------------------

@@ -1,11 +1,12 @@
-"""The trainer process: interactions (and consent) in, ALS models and Redis recommendations out.
+"""The trainer process: interactions (and consent) in, models and Redis recommendations out.
 
 It keeps the user×item matrix in memory, rebuilt at start by reading the
 ``consent`` and ``interactions`` topics from the beginning (the topics are the
 source of truth; a re-emitted window replaces its earlier copy). Then:
 
 * ``--once``: train on everything, evaluate on a per-user temporal holdout, pass
-  the quality gate, publish, save the artefact, exit.
+  the quality gate (beat popularity, not clearly worse than the live model;
+  :func:`pipeline.recs.gate.publish_gate`), publish, save the artefact, exit.
 * continuous: keep reading; users with new interactions are folded into the
   live model (their vector recomputed against fixed item factors) and their
   recommendations republished within seconds; a full retrain runs every
@@ -17,6 +18,10 @@ now, withdrawal and erasure cutoffs, record guards); this module is its shell:
 it reads the topics, hands the records to the core and performs the
 :class:`pipeline.trainer.Effects` it returns. Withdrawing personalisation
 removes the user's row, factors and cached recommendations.
+
+The model is any family of :mod:`pipeline.recs.family` (``trainer.families``):
+the trainer makes it in one place, :meth:`Trainer.build_family`, and otherwise
+only talks to the seam.
 
 No record stops the trainer: one the core could not apply is written to
 ``trainer.dlq`` as a ``dlq.v2`` dead letter with its source coordinates, and
@@ -42,15 +47,12 @@ from pipeline.errors import ServiceUnavailable
 from pipeline.kafka.tail import TopicTail
 from pipeline.kafka.topics import Topic
 from pipeline.privacy.pseudonym import Pseudonymizer
-from pipeline.recs import (
-    InteractionStore,
-    Model,
-    TrainingError,
-    evaluate,
-    quality_gate,
-    train,
-)
-from pipeline.recs.artefact import prune_models, save_model
+from pipeline.recs import InteractionStore, TrainingError, evaluate
+from pipeline.recs.artefact import prune_models
+from pipeline.recs.family import Family, make_family
+from pipeline.recs.gate import publish_gate
+from pipeline.recs.model import new_version
+from pipeline.recs.popularity import POPULAR, PopularityRanker, popular_version
 from pipeline.recs.tune import TuneResult, apply_setting, tune
 from pipeline.recs.types import UserRecs
 from pipeline.rights import ErasureLedger
@@ -121,6 +123,7 @@ class TrainReport:
     seconds: dict[str, float] = field(default_factory=dict)
     tuning: dict[str, Any] = field(default_factory=dict)
     """The self-tuned setting in force: family, setting, validation NDCG@10, trials, seconds."""
+    serving: str | None = None  # what serves after the round: a family name, "popular", or None (unchanged)
 
 
 class Trainer:
@@ -155,7 +158,8 @@ class Trainer:
         self.core = Admission(self.topics, pseudonymizer)
         self.erased_since_train = False  # the live model's item factors still hold erased data
         self._prune_artefacts = False
-        self.model: Model | None = None
+        self.model: Family | None = None
+        self.choice: tuple[str, TrainerSettings] | None = None  # the tuner's family and setting
         self.dirty: set[str] = set()
         self.new_since_train = 0
         self.last_train_at = 0.0
@@ -293,7 +297,7 @@ class Trainer:
         if not self._prune_artefacts or self.model is None:
             return
         self._prune_artefacts = False
-        save_model(self.model, self.artefacts / self.model.version)
+        self.model.save(self.artefacts / self.model.version)
         prune_models(self.artefacts, keep=self.model.version)
 
     # -- erasure (Art. 17): the trainer coordinates, confirms its stages, issues receipts ------
@@ -359,17 +363,31 @@ class Trainer:
 
     # -- training ------------------------------------------------------------------------
 
+    def build_family(self) -> Family:
+        """The one place the trainer makes a model: the tuner's choice, else the first enabled family."""
+        return make_family(*self.chosen())
+
+    def chosen(self) -> tuple[str, TrainerSettings]:
+        """The family and setting the next fit uses: an explicit ``choice``, else the self-tuned
+        one (:meth:`maybe_tune`), else the first enabled family at the configured setting."""
+        if self.choice is not None:
+            return self.choice
+        if self.tuned is not None and self.tuned.family in self.cfg.families:
+            return self.tuned.family, apply_setting(self.cfg, self.tuned)
+        return self.cfg.families[0], self.cfg
+
     def live_ndcg(self) -> float | None:
+        """The live model's holdout NDCG@10; None when none is live or the live version is popularity."""
         meta = live_meta(self.redis, self.layout)
-        if not meta:
+        if not meta or meta.get("family") == POPULAR:
             return None
         value = meta.get("metrics", {}).get("ndcg_at_10")
         return float(value) if value is not None else None
 
     @property
     def fit_settings(self) -> TrainerSettings:
-        """The trainer settings with the self-tuned setting applied (what full retrains fit with)."""
-        return apply_setting(self.cfg, self.tuned)
+        """The trainer settings full retrains fit with (:meth:`chosen`'s setting)."""
+        return self.chosen()[1]
 
     def maybe_tune(self, report: TrainReport) -> None:
         """Tune on the training store when due (first retrain, then every ``retune_every``); recorded.
@@ -377,7 +395,7 @@ class Trainer:
         The tuner's validation split and the gate's holdout are carved the same
         way from the same store, so the gate's figure for a freshly tuned
         setting leans optimistic; ``privrec eval``'s holdout never reaches the store.
-        The chosen family is ``self.tuned.family``; ``fit_settings`` carries its knobs.
+        :meth:`chosen` turns ``self.tuned`` into the family and setting :meth:`build_family` fits.
         """
         if self.tuned is not None and self.retrains_since_tune < self.cfg.retune_every:
             self.retrains_since_tune += 1
@@ -404,8 +422,8 @@ class Trainer:
             decision=decide(report.published, "published anyway" in report.reason, ndcg is not None),
             reason=report.reason,
             version=report.version,
-            family=str(report.tuning.get("family", "als")),
-            setting={name: getattr(self.fit_settings, name) for name in SETTING_FIELDS},
+            family=self.chosen()[0],
+            setting={name: getattr(self.chosen()[1], name) for name in SETTING_FIELDS},
             tuning={k: v for k, v in report.tuning.items() if k not in ("setting", "family")},
             holdout_ndcg_at_10=ndcg,
             validation_ndcg_at_10=report.metrics.get("validation_ndcg_at_10"),
@@ -432,10 +450,12 @@ class Trainer:
                 report.metrics["validation_ndcg_at_10"] = self.tuned.validation_ndcg_at_10
         t0 = time.perf_counter()
         if not self._holdout_gate(report, force=force):
+            if report.metrics:  # judged and refused: the schedule starts over, or every step retrains
+                self.new_since_train, self.last_train_at = 0, self.clock()
             return report
         model = self._fit_and_publish(report)
         self._adopt(model, time.perf_counter() - t0)
-        report.version, report.published = model.version, True
+        report.version, report.published, report.serving = model.version, True, model.name
         report.users, report.items = model.n_users, model.n_items
         log.info("published model %s (%d users, %d items)", model.version, report.users, report.items)
         if self.on_report is not None:
@@ -450,15 +470,24 @@ class Trainer:
         """Fit on the holdout split, evaluate, and ask the quality gate; True: go on and publish."""
         t0 = time.perf_counter()
         holdout_store, heldout = self.store.temporal_split(self.cfg.holdout_fraction)
+        candidate = self.build_family()
         try:
-            candidate = train(holdout_store, self.fit_settings)
+            candidate.fit(holdout_store)
         except TrainingError as exc:
             report.reason = str(exc)
             return False
         report.metrics.update(evaluate(candidate, heldout))
+        known = {u: items for u, items in heldout.items() if u in candidate}  # the users scored above
+        popularity = evaluate(PopularityRanker(holdout_store), known)
+        report.metrics["popularity_ndcg_at_10"] = popularity["ndcg_at_10"]
         report.seconds["holdout_fit"] = round(time.perf_counter() - t0, 3)
         report.live_ndcg_at_10 = self.live_ndcg()
-        decision = quality_gate(report.metrics["ndcg_at_10"], report.live_ndcg_at_10, self.cfg.gate_margin)
+        decision = publish_gate(
+            report.metrics["ndcg_at_10"],
+            popularity["ndcg_at_10"] if self.cfg.gate_popularity else None,
+            report.live_ndcg_at_10,
+            self.cfg.gate_margin,
+        )
         report.reason = decision.reason
         if decision.publish:
             return True
@@ -467,16 +496,40 @@ class Trainer:
             return True
         if not self.erased_since_train:
             log.warning("model not published: %s", decision.reason)
+            if decision.outcome == "serve_popular":
+                self._publish_popular(report, popularity["ndcg_at_10"])
             return False
         # the model in service still carries erased users' data: replacing it is not optional
         report.reason += "; published anyway: it replaces a model trained with erased users' data"
         log.warning("model published despite the gate: the live one holds erased users' data")
         return True
 
-    def _fit_and_publish(self, report: TrainReport) -> Model:
+    def _publish_popular(self, report: TrainReport, ndcg: float) -> None:
+        """No model is live and the candidate did not beat popularity: serve the popular list, labelled."""
+        ranker = PopularityRanker(self.store)
+        serving = self.settings.serving
+        popular = ranker.popular(serving.popular_n, min_users=self.settings.dp.fallback_min_viewers)
+        now_ms = int(self.clock() * 1000)
+        version = popular_version(new_version(now_ms))
+        meta = {
+            "version": version,
+            "family": POPULAR,
+            "trained_at": now_ms,
+            "n_users": len(ranker.seen),
+            "n_items": len(ranker.order),
+            "n_interactions": len(self.store),
+            "metrics": {"ndcg_at_10": ndcg, "candidate": report.metrics},
+        }
+        publish(self.redis, self.layout, version, {}, popular, meta, serving.ttl_s)
+        self.model = None  # nothing personal is live: fold-ins wait for a model that clears the gate
+        report.version, report.serving = version, POPULAR
+        log.warning("serving the popular list: no model beat popularity")
+
+    def _fit_and_publish(self, report: TrainReport) -> Family:
         """Refit on everything, publish every user's top-N and the popular list, save the artefact."""
         t1 = time.perf_counter()
-        model = train(self.store, self.fit_settings)
+        model = self.build_family()
+        model.fit(self.store)
         model.metrics.update(report.metrics)
         if report.tuning:
             model.metrics["tuning"] = report.tuning
@@ -490,12 +543,12 @@ class Trainer:
         t3 = time.perf_counter()
         publish(self.redis, self.layout, model.version, recs, popular, model.meta(), serving.ttl_s)
         report.seconds["publish"] = round(time.perf_counter() - t3, 3)
-        save_model(model, self.artefacts / model.version)
+        model.save(self.artefacts / model.version)
         # older models hold erased users' factors: keep only this one then
         prune_models(self.artefacts, model.version, 1 if self.erased_since_train else self.cfg.keep_models)
         return model
 
-    def _adopt(self, model: Model, took_s: float) -> None:
+    def _adopt(self, model: Family, took_s: float) -> None:
         """The published model is the live one: the schedule starts over."""
         self.model = model
         self.dirty.clear()
@@ -510,7 +563,7 @@ class Trainer:
             return 0
         users = sorted(self.dirty)
         self.dirty.clear()
-        self.model.fold_in_many({u: self.store.records(u) for u in users})
+        self.model.fold_in_records({u: self.store.records(u) for u in users})
         n = self.cfg.top_n
         for pseudonym in users:
             user_recs = UserRecs(full=self.model.recommend(pseudonym, n))

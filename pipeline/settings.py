@@ -234,6 +234,10 @@ class TrainerSettings(BaseModel):
     gate_margin: float = Field(
         default=0.05, ge=0, description="refuse a model whose NDCG@10 is this much (relative) worse"
     )
+    gate_popularity: bool = Field(
+        default=True,
+        description="refuse a model that does not beat popularity on the holdout (off: toy data in tests)",
+    )
     retrain_every_s: float = Field(default=600.0, gt=0)
     retrain_after: int = Field(default=10_000, ge=1, description="new interactions that trigger a retrain")
     threads: int = Field(default=0, ge=0, description="ALS threads (0 = all cores)")
@@ -252,7 +256,9 @@ class TrainerSettings(BaseModel):
     )
     knn_k: int = Field(default=100, ge=1, description="ItemKNN family: neighbours kept per title")
     families: list[Literal["als", "ease", "itemknn"]] = Field(
-        default=["als"], min_length=1, description="families the tuner may choose from"
+        default=["als"],
+        min_length=1,
+        description="model families the tuner may choose from; untuned, the first (README: Families)",
     )
     tune_budget_s: float = Field(
         default=60.0, ge=0, description="self-tuning time per full retrain (0 = keep the fixed setting)"

@@ -159,6 +159,8 @@ def _scratch(settings: Settings, run_id: str) -> Settings:
         update={
             "topic_prefix": f"{settings.topic_prefix}bench-erase-{run_id}.",
             "app_id": f"{settings.app_id}-bench-erase-{run_id}",
+            # erasure needs a model to erase from, whether or not it beats popularity on this world
+            "trainer": settings.trainer.model_copy(update={"gate_popularity": False}),
         }
     )
 

@@ -129,6 +129,14 @@ def print_summary(s: dict[str, Any], *, keep: bool) -> None:
         for it in ex["items"]:
             because = f"  — because you watched {', '.join(it['because'])}" if it["because"] else ""
             print(f"    {it['title']}{because}")
+        if ex.get("personalisation"):
+            print(f"    ({_figures_line(ex['personalisation'])})")
+    if s.get("personalisation"):
+        p = s["personalisation"]
+        print(
+            f"\n  personalisation     top {p['n']} of {p['viewers']:,} personalised viewers: "
+            f"{_figures_line(p)}"
+        )
     if s["lag"]:
         print("\n  consumer lag")
         for g in s["lag"]:
@@ -140,3 +148,12 @@ def print_summary(s: dict[str, Any], *, keep: bool) -> None:
             print(f"  {gw['privacy_url']}")
             print(f"gateway left running (pid {gw['pid']}): stop it with `kill {gw['pid']}`")
         print("\nservices left running: try `privrec recs USER`, `privrec lag`, `privrec down` when done")
+
+
+def _figures_line(p: dict[str, Any]) -> str:
+    ratio = "-" if p["in_cluster_ratio"] is None else f"{p['in_cluster_ratio']:.1f}x"
+    return (
+        f"{p['overlap_with_popular']:.0%} shared with the popular list; "
+        f"{p['in_cluster_share']:.0%} from the viewer's taste cluster vs {p['popular_in_cluster_share']:.0%} "
+        f"of the popular list ({ratio})"
+    )

@@ -106,6 +106,8 @@ def user_status(r: Any) -> str:
         return "personalized"
     if r.source == "none":
         return "none"
+    if r.model == "popular":  # no model passed the gate: everyone gets the labelled popular list
+        return "popular"
     return "popular" if r.user is not None else "unknown"
 
 
@@ -148,7 +150,8 @@ def _headline(user: str, v: dict[str, Any]) -> str:
     if status == "none":
         return f"{user}: none: nothing published yet (no model, no trending release)"
     if status == "popular":
-        return f"{user}: popular: not personalised ({v['source']} list), model {version}"
+        why = "; no model passed the quality gate" if v.get("model") == "popular" else ""
+        return f"{user}: popular: not personalised ({v['source']} list{why}), model {version}"
     return f"{user}: personalized ({v['source']} list), model {version}"
 
 

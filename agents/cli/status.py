@@ -111,7 +111,8 @@ def print_health(out: dict[str, Any]) -> None:
     else:
         ndcg = "?" if m["ndcg_at_10"] is None else f"{m['ndcg_at_10']:.4f}"
         print(
-            f"model: {m['version']} (holdout NDCG@10 {ndcg}), trained {_ago(m['age_s'])}; "
+            f"model: {m['version']} ({m.get('family') or 'als'}, holdout NDCG@10 {ndcg}), "
+            f"trained {_ago(m['age_s'])}; "
             f"last published {_when(m['published_at_ms'])} ({_ago(m['published_age_s'])})"
         )
         t = m.get("tuning") or {}

@@ -5,7 +5,9 @@
 audience (synthetic, or a real dataset), stream it through worker(s) (part of
 it through the HTTP gateway, as clients send it, plus a few broken messages),
 train and publish once, read sample recommendations back through the reader,
-then measure consumer lag and write the ethics audit.
+measure how personal they are (on the synthetic world, whose taste clusters are
+known: :mod:`pipeline.recs.personalisation`), then measure consumer lag and
+write the ethics audit.
 """
 
 from __future__ import annotations
@@ -79,7 +81,7 @@ def run_demo(settings: Settings, plan: DemoPlan) -> dict[str, Any]:
         "consent": streamed.replay.consent,
         "stream": _stream_summary(streamed),
         "model": _model_summary(trained),
-        "examples": _examples(settings, plan, ratings, titles),
+        **_read_back(settings, plan, ratings, titles),
         "lag": _lag(settings),
         "audit": demo_audit(settings),  # the ethics audit's HTML path
         "seconds": round(time.monotonic() - started, 1),
@@ -165,10 +167,18 @@ def _model_summary(trained: _Trained) -> dict[str, Any]:
     }
 
 
-def _examples(
+FIGURES_N = 10
+"""List length of the personalisation figures (the popular list is cut to the same length)."""
+
+
+def _read_back(
     settings: Settings, plan: DemoPlan, ratings: list[Any], titles: dict[str, str]
-) -> list[dict[str, Any]]:
-    """Recommendations read back through the reader: two personalised viewers, one analytics-only."""
+) -> dict[str, Any]:
+    """Recommendations read back through the reader: two personalised viewers, one analytics-only.
+
+    On the synthetic world, also the personalisation figures of every
+    personalised viewer's top 10 against the list a non-personalised viewer gets.
+    """
     from pipeline.keys import pseudonymizer
     from pipeline.services.connect import redis_client, resolve
     from pipeline.serving.layout import Layout
@@ -179,6 +189,7 @@ def _examples(
     mix = consent_mix(sorted({r.user_id for r in ratings}), spec=plan.consent, seed=plan.seed)
     personal = [u for u, p in mix.items() if p and p["personalization"]]
     analytics_only = [u for u, p in mix.items() if p and not p["personalization"]]
+    figures = _figures(plan, reader.get_many(personal, FIGURES_N), reader.get(analytics_only[0], FIGURES_N))
     examples = []
     for user in personal[:2] + analytics_only[:1]:
         resp = reader.get(user, n=5)
@@ -197,9 +208,27 @@ def _examples(
                     }
                     for it in resp.items
                 ],
+                **({"personalisation": figures["viewers"][user]} if user in figures["viewers"] else {}),
             }
         )
-    return examples
+    return {"examples": examples, "personalisation": figures["overall"]}
+
+
+def _figures(plan: DemoPlan, responses: dict[str, Any], fallback: Any) -> dict[str, Any]:
+    """Overall and per-viewer :func:`pipeline.recs.personalisation.personalisation` (synthetic only)."""
+    from pipeline.recs.personalisation import personalisation
+    from pipeline.sources.synthetic import content_id, synthetic_world, user_id
+
+    if plan.dataset:  # a real dataset's taste clusters are unknown
+        return {"overall": None, "viewers": {}}
+    world = synthetic_world(users=plan.users, items=plan.items, seed=plan.seed)
+    users = {user_id(i): int(c) for i, c in enumerate(world.user_cluster.tolist())}
+    items = {content_id(i): int(c) for i, c in enumerate(world.item_cluster.tolist())}
+    popular = [it.content_id for it in fallback.items]
+    lists = {u: [it.content_id for it in r.items] for u, r in responses.items() if r.personalized}
+    overall = personalisation(lists, popular, users, items).to_dict()
+    viewers = {u: personalisation({u: ids}, popular, users, items).to_dict() for u, ids in lists.items()}
+    return {"overall": overall | {"n": FIGURES_N, "popular_source": fallback.source}, "viewers": viewers}
 
 
 def _start_gateway_lanes(settings: Settings, url: str, lanes: PartitionLanes) -> PartitionLanes:

@@ -100,6 +100,7 @@ def report_dict(report: Any) -> dict[str, Any]:
     return {
         "version": report.version,
         "published": report.published,
+        "serving": report.serving,
         "reason": report.reason,
         "users": report.users,
         "items": report.items,

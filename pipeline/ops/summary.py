@@ -131,6 +131,7 @@ class LiveModel:
     """The self-tuned setting's NDCG@10 on the tuner's validation split (None: not tuned)."""
     tuning: dict[str, Any] = field(default_factory=dict)
     """Family, setting, trials and seconds of the self-tuning round (``pipeline.recs.tune``)."""
+    family: str | None = None  # "als", "ease", "itemknn", or "popular" (no model passed the gate)
 
     def to_dict(self, now_ms: int) -> dict[str, Any]:
         def age(ms: int | None) -> float | None:
@@ -138,6 +139,7 @@ class LiveModel:
 
         return {
             "version": self.version,
+            "family": self.family,
             "ndcg_at_10": self.ndcg_at_10,
             "trained_at_ms": self.trained_at_ms,
             "trained_at": rfc3339(self.trained_at_ms),
@@ -168,6 +170,7 @@ def live_model(redis: Any, layout: Layout) -> LiveModel | None:
         published_at_ms=None if switched is None else int(switched),
         validation_ndcg_at_10=None if validation is None else float(validation),
         tuning=dict(metrics.get("tuning") or {}),
+        family=str(meta.get("family", "als")),
     )
 
 

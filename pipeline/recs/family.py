@@ -15,13 +15,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from pipeline.errors import ConfigError
 from pipeline.recs.family_als import AlsFamily
 from pipeline.recs.itemitem import META, TrainingInput
 from pipeline.recs.itemitem_fits import EaseFamily, ItemKnnFamily, TooManyItems
-from pipeline.recs.types import Recommendation
+from pipeline.recs.types import PopularItem, Recommendation, UserRecs
 from pipeline.settings import TrainerSettings
 
 __all__ = [
@@ -70,6 +70,44 @@ class Family(Protocol):
 
     def save(self, directory: Path) -> Path:
         """Write the fitted model to ``directory`` (replaced whole); :func:`load_family` reads it."""
+        ...
+
+    # -- what the trainer publishes --------------------------------------------------
+
+    @property
+    def version(self) -> str:
+        """Set by :meth:`fit`: sortable by training time (:func:`pipeline.recs.model.new_version`)."""
+        ...
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        """Evaluation figures; the trainer adds to them before publishing (they go into :meth:`meta`)."""
+        ...
+
+    @property
+    def n_users(self) -> int: ...
+
+    @property
+    def n_items(self) -> int: ...
+
+    def __contains__(self, pseudonym: object) -> bool: ...
+
+    def meta(self) -> dict[str, Any]:
+        """JSON-ready metadata (``family``, version, training time, sizes, settings, metrics)."""
+        ...
+
+    def recommend_all(
+        self, n: int | None = None, *, recent_days: float | None = ..., explain: bool = True
+    ) -> dict[str, UserRecs]:
+        """Every user's ``full`` list and the ``limited`` one (recent history only; ``[]`` when ``None``)."""
+        ...
+
+    def popular(self, n: int = 100, *, min_users: int = 1) -> list[PopularItem]:
+        """Titles watched by the most distinct users (at least ``min_users``); no per-user data."""
+        ...
+
+    def fold_in_records(self, histories: Mapping[str, Iterable[Mapping[str, Any] | Any]]) -> dict[str, int]:
+        """:meth:`fold_in` from users' complete ``interaction.v1`` windows, weighed as in training."""
         ...
 
 

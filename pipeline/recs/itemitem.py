@@ -6,7 +6,8 @@ fold-in, explanations, erasure and persistence are shared here. Because the
 score of title ``i`` is exactly ``Σⱼ xⱼ Wⱼᵢ`` over the titles ``j`` the user
 watched, each term is that title's contribution: the explanation is exact and
 differs between recommendations whenever their weights do. Fold-in costs
-nothing beyond replacing the user's row: there are no user factors.
+nothing beyond replacing the user's row: there are no user factors. The
+``limited`` list is the same product over the user's recent titles only.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,15 +26,18 @@ import scipy.sparse as sp
 
 from pipeline.recs import _rows
 from pipeline.recs.als import TrainingError, TrainingInput
+from pipeline.recs.confidence import confidence
 from pipeline.recs.matrix import InteractionStore
-from pipeline.recs.types import Recommendation
+from pipeline.recs.model import DEFAULT_RECENT_DAYS, new_version
+from pipeline.recs.records import record_rows
+from pipeline.recs.types import PopularItem, Recommendation, UserRecs
 from pipeline.settings import TrainerSettings
 
 __all__ = ["ARRAYS", "META", "ItemItemFamily", "TrainingInput", "ranked", "training_matrix"]
 
 
 ARRAYS, META = "model.npz", "meta.json"
-_FORMAT = 1
+_FORMAT = 2
 _BATCH = 1024
 
 
@@ -66,6 +71,11 @@ class ItemItemFamily:
         self.settings = settings
         self.weights: np.ndarray | sp.csr_matrix | None = None
         self.matrix = sp.csr_matrix((0, 0), dtype=np.float32)
+        self.last_seen = np.empty(0, np.int64)  # epoch ms per entry of ``matrix`` (0: unknown)
+        self.trained_at = 0
+        self.version = ""
+        self.n_interactions = 0
+        self.metrics: dict[str, Any] = {}
         self.user_ids: list[str] = []
         self.item_ids: list[str] = []
         self._user_index: dict[str, int] = {}
@@ -74,20 +84,39 @@ class ItemItemFamily:
     # -- the seam ------------------------------------------------------------
 
     def fit(self, data: TrainingInput) -> None:
-        matrix, users, items = training_matrix(data, self.settings)
+        if isinstance(data, InteractionStore):
+            pairs = data.pairs()
+            matrix = pairs.to_csr(confidence(pairs, self.settings))
+            users, items, last_seen, n_windows = (
+                pairs.user_ids,
+                pairs.item_ids,
+                pairs.last_seen,
+                pairs.n_windows,
+            )
+        else:
+            matrix, users, items = training_matrix(data, self.settings)
+            last_seen, n_windows = np.zeros(matrix.nnz, np.int64), matrix.nnz
         if matrix.nnz == 0:
             raise TrainingError("no interactions to train on")
+        self.trained_at = int(time.time() * 1000)
+        self.version, self.n_interactions, self.metrics = new_version(self.trained_at), int(n_windows), {}
         self.weights = self._fit_weights(matrix)
-        self._set(matrix, users, items)
+        self.last_seen = np.asarray(last_seen, np.int64)
+        self._set(sp.csr_matrix(matrix, dtype=np.float32), list(users), list(items))
 
     def fold_in(self, histories: Mapping[str, Mapping[str, float]]) -> dict[str, int]:
+        now = int(time.time() * 1000)
         updates, result, new_users = _rows.history_rows(
-            histories, self._item_index, self._user_index, len(self.user_ids)
+            histories, self._item_index, self._user_index, len(self.user_ids), now
         )
-        if updates:
-            n_rows = len(self.user_ids) + len(new_users)
-            matrix, _ = _rows.replace_rows(self.matrix, np.zeros(self.matrix.nnz, np.int64), updates, n_rows)
-            self._set(matrix, self.user_ids + new_users, self.item_ids)
+        self._apply_rows(updates, new_users)
+        return result
+
+    def fold_in_records(self, histories: Mapping[str, Iterable[Mapping[str, Any] | Any]]) -> dict[str, int]:
+        updates, result, new_users = record_rows(
+            histories, self._item_index, self._user_index, len(self.user_ids), self.settings
+        )
+        self._apply_rows(updates, new_users)
         return result
 
     def recommend(self, pseudonym: str, n: int = 10, *, explain: bool = True) -> list[Recommendation]:
@@ -103,6 +132,54 @@ class ItemItemFamily:
                 because = tuple(c for c, _ in ranked(seen, values * self._column(seen, i), self.item_ids, 3))
             recs.append(Recommendation(content_id=self.item_ids[i], score=float(score), because=because))
         return recs
+
+    def recommend_all(
+        self, n: int | None = None, *, recent_days: float | None = DEFAULT_RECENT_DAYS, explain: bool = True
+    ) -> dict[str, UserRecs]:
+        n = self.settings.top_n if n is None else n
+        recent = None
+        if recent_days is not None:
+            recent = _rows.recent_rows(self.matrix, self.last_seen, recent_days)
+        out: dict[str, UserRecs] = {}
+        for start in range(0, len(self.user_ids), _BATCH):
+            rows = np.arange(start, min(start + _BATCH, len(self.user_ids)))
+            full = self._lists(self.matrix, rows, n, explain, self.matrix)
+            limited = self._lists(recent, rows, n, explain, self.matrix) if recent is not None else None
+            for k, r in enumerate(rows.tolist()):
+                out[self.user_ids[r]] = UserRecs(full=full[k], limited=limited[k] if limited else [])
+        return out
+
+    def popular(self, n: int = 100, *, min_users: int = 1) -> list[PopularItem]:
+        counts = np.bincount(self.matrix.indices, minlength=len(self.item_ids))
+        order = np.lexsort((np.arange(len(self.item_ids)), -counts))[:n]
+        return [
+            PopularItem(content_id=self.item_ids[i], score=float(counts[i]))
+            for i in order.tolist()
+            if counts[i] >= max(min_users, 1)
+        ]
+
+    @property
+    def n_users(self) -> int:
+        return len(self.user_ids)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_ids)
+
+    def __contains__(self, pseudonym: object) -> bool:
+        return pseudonym in self._user_index
+
+    def meta(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "family": self.name,
+            "trained_at": self.trained_at,
+            "n_users": self.n_users,
+            "n_items": self.n_items,
+            "n_interactions": self.n_interactions,
+            "settings": self.settings.model_dump(mode="json"),
+            "metrics": self.metrics,
+        }
 
     def recommend_ids(self, pseudonyms: Iterable[str], n: int = 10) -> dict[str, list[str]]:
         known = [p for p in pseudonyms if p in self._user_index]
@@ -127,7 +204,7 @@ class ItemItemFamily:
         )
         if len(drop) == 0:
             return 0
-        matrix, _ = _rows.drop_rows(self.matrix, np.zeros(self.matrix.nnz, np.int64), drop)
+        matrix, self.last_seen = _rows.drop_rows(self.matrix, self.last_seen, drop)
         gone = set(drop.tolist())
         self._set(matrix, [u for i, u in enumerate(self.user_ids) if i not in gone], self.item_ids)
         return len(drop)
@@ -139,13 +216,14 @@ class ItemItemFamily:
             "indptr": self.matrix.indptr,
             "indices": self.matrix.indices,
             "data": self.matrix.data,
+            "last_seen": self.last_seen,
         }
         w = self._weights
         if isinstance(w, np.ndarray):
             arrays["weights"] = w
         else:
             arrays.update(w_indptr=w.indptr, w_indices=w.indices, w_data=w.data)
-        meta = {"format": _FORMAT, "family": self.name, "settings": self.settings.model_dump(mode="json")}
+        meta = {"format": _FORMAT, **self.meta()}
         return _write_dir(directory, arrays, meta)
 
     @classmethod
@@ -154,9 +232,12 @@ class ItemItemFamily:
         if meta.get("format") != _FORMAT or meta.get("family") != cls.name:
             raise ValueError(f"{directory}: not a {cls.name} model of format {_FORMAT}")
         model = cls(TrainerSettings.model_validate(meta["settings"]))
+        model.version, model.trained_at = meta["version"], int(meta["trained_at"])
+        model.n_interactions, model.metrics = int(meta["n_interactions"]), dict(meta["metrics"])
         with np.load(directory / ARRAYS, allow_pickle=False) as a:
             users, items = a["user_ids"].tolist(), a["item_ids"].tolist()
             matrix = sp.csr_matrix((a["data"], a["indices"], a["indptr"]), shape=(len(users), len(items)))
+            model.last_seen = np.asarray(a["last_seen"], np.int64)
             if "weights" in a:
                 model.weights = np.asarray(a["weights"])
             else:
@@ -177,6 +258,31 @@ class ItemItemFamily:
             raise RuntimeError(f"{self.name}: fit() first")
         return self.weights
 
+    def _apply_rows(self, updates: dict[int, _rows.RowData], new_users: list[str]) -> None:
+        if updates:
+            n_rows = len(self.user_ids) + len(new_users)
+            matrix, self.last_seen = _rows.replace_rows(self.matrix, self.last_seen, updates, n_rows)
+            self._set(matrix, self.user_ids + new_users, self.item_ids)
+
+    def _lists(
+        self, x: sp.csr_matrix, rows: np.ndarray, n: int, explain: bool, seen: sp.csr_matrix
+    ) -> list[list[Recommendation]]:
+        """Per row: top ``n`` titles unseen in ``seen`` scored and explained from the history ``x``."""
+        out = []
+        for r, (ids, scores) in zip(rows.tolist(), self._top(rows, n, x, seen), strict=True):
+            lo, hi = x.indptr[r], x.indptr[r + 1]
+            hist, values = x.indices[lo:hi], x.data[lo:hi].astype(np.float64)
+            reasons: list[tuple[str, ...]] = [() for _ in range(len(ids))]
+            if explain and len(hist) and len(ids):
+                reasons = _top_terms(hist, self._terms(hist, ids) * values[:, None], self.item_ids)
+            out.append(
+                [
+                    Recommendation(content_id=self.item_ids[i], score=float(score), because=because)
+                    for i, score, because in zip(ids.tolist(), scores.tolist(), reasons, strict=True)
+                ]
+            )
+        return out
+
     def _set(self, matrix: sp.csr_matrix, users: list[str], items: list[str]) -> None:
         self.matrix, self.user_ids, self.item_ids = matrix, users, items
         self._user_index = {u: i for i, u in enumerate(users)}
@@ -186,6 +292,21 @@ class ItemItemFamily:
         lo, hi = self.matrix.indptr[row], self.matrix.indptr[row + 1]
         return self.matrix.indices[lo:hi], self.matrix.data[lo:hi].astype(np.float64)
 
+    def _terms(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """``W[rows][:, cols]`` as a dense float64 block (gathered without scipy's fancy indexing)."""
+        w = self._weights
+        if isinstance(w, np.ndarray):
+            return np.asarray(w[np.ix_(rows, cols)], np.float64)
+        starts, lens = w.indptr[rows], np.diff(w.indptr)[rows]
+        at = np.repeat(np.arange(len(rows)), lens)
+        pos = np.arange(int(lens.sum())) + np.repeat(starts - (np.cumsum(lens) - lens), lens)
+        order = np.argsort(cols)
+        found = np.minimum(np.searchsorted(cols[order], w.indices[pos]), len(cols) - 1)
+        hit = cols[order][found] == w.indices[pos]
+        out = np.zeros((len(rows), len(cols)), np.float64)
+        out[at[hit], order[found[hit]]] = w.data[pos[hit]]
+        return out
+
     def _column(self, rows: np.ndarray, col: int) -> np.ndarray:
         """``W[rows, col]`` as a dense float64 vector."""
         w = self._weights
@@ -193,12 +314,22 @@ class ItemItemFamily:
             return np.asarray(w[rows, col], np.float64)
         return np.asarray(w[rows][:, [col]].toarray()[:, 0], np.float64)
 
-    def _top(self, rows: np.ndarray, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Per row of ``rows``: the top ``n`` unseen columns (ties by column) and their scores."""
-        x = self.matrix[rows]
+    def _top(
+        self,
+        rows: np.ndarray,
+        n: int,
+        history: sp.csr_matrix | None = None,
+        seen: sp.csr_matrix | None = None,
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per row of ``rows``: the top ``n`` unseen columns (ties by column) and their scores.
+
+        Scores come from ``history``, titles in ``seen`` are excluded (both default to the matrix).
+        """
+        x = (self.matrix if history is None else history)[rows]
+        s = (self.matrix if seen is None else seen)[rows]
         product = x @ self._weights
         scores = np.asarray(product.toarray() if sp.issparse(product) else product, np.float64)
-        scores[np.repeat(np.arange(len(rows)), np.diff(x.indptr)), x.indices] = -np.inf
+        scores[np.repeat(np.arange(len(rows)), np.diff(s.indptr)), s.indices] = -np.inf
         n = min(n, scores.shape[1])
         out = []
         for line in scores:
@@ -209,6 +340,19 @@ class ItemItemFamily:
             chosen = cand[np.lexsort((cand, -line[cand]))][:n]
             out.append((chosen, line[chosen]))
         return out
+
+
+def _top_terms(
+    seen: np.ndarray, terms: np.ndarray, item_ids: Sequence[str], top: int = 3
+) -> list[tuple[str, ...]]:
+    """Per column of ``terms`` (history × targets): :func:`ranked`'s ids, for every column at once."""
+    n = terms.shape[1]
+    order = np.lexsort((np.broadcast_to(seen, (n, len(seen))), -terms.T))[:, :top]
+    best = np.take_along_axis(terms.T, order, axis=1)
+    return [
+        tuple(item_ids[int(seen[k])] for k, v in zip(row, vals, strict=True) if v > 0.0)
+        for row, vals in zip(order.tolist(), best.tolist(), strict=True)
+    ]
 
 
 def _write_dir(directory: Path, arrays: Mapping[str, Any], meta: Mapping[str, Any]) -> Path:

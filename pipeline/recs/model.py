@@ -21,9 +21,8 @@ from implicit.cpu.topk import topk
 from threadpoolctl import threadpool_limits
 
 from pipeline.recs import _rows
-from pipeline.recs.confidence import confidence
 from pipeline.recs.explain import contributions, top_reasons
-from pipeline.recs.matrix import InteractionStore, record_fields
+from pipeline.recs.records import record_rows
 from pipeline.recs.types import PopularItem, Recommendation, UserRecs
 from pipeline.settings import TrainerSettings
 
@@ -213,35 +212,9 @@ class Model:
 
     def fold_in_many(self, histories: Mapping[str, Iterable[Mapping[str, Any] | Any]]) -> dict[str, int]:
         """:meth:`fold_in` for several users with one matrix rebuild; known titles per user."""
-        store = InteractionStore()
-        for pseudonym, rows in histories.items():
-            for row in rows:
-                if record_fields(row)[0] != pseudonym:
-                    raise ValueError("fold_in: a row belongs to another user")
-                store.add(row)
-        pairs = store.pairs()
-        col_of = np.asarray([self._item_index.get(c, -1) for c in pairs.item_ids], np.int64)
-        norm = None
-        if self.bm25_norm is not None:
-            norm = np.where(col_of >= 0, self.bm25_norm[np.maximum(col_of, 0)], 1.0)
-        conf = confidence(pairs, self.settings, item_norm=norm, n_items=self.n_items)
-        cols = col_of[pairs.item] if len(col_of) else np.empty(0, np.int64)
-        known = cols >= 0
-        user, cols, conf, seen = pairs.user[known], cols[known], conf[known], pairs.last_seen[known]
-        bounds = np.searchsorted(user, np.arange(len(pairs.user_ids) + 1))  # pairs are sorted by user
-        updates: dict[int, _rows.RowData] = {}
-        result = dict.fromkeys(histories, 0)
-        new_users: list[str] = []
-        for u, pseudonym in enumerate(pairs.user_ids):
-            lo, hi = int(bounds[u]), int(bounds[u + 1])
-            if lo == hi:
-                continue
-            row = self._user_index.get(pseudonym)
-            if row is None:
-                row = self.n_users + len(new_users)
-                new_users.append(pseudonym)
-            updates[row] = (cols[lo:hi].astype(np.int32), conf[lo:hi], seen[lo:hi])
-            result[pseudonym] = hi - lo
+        updates, result, new_users = record_rows(
+            histories, self._item_index, self._user_index, self.n_users, self.settings, self.bm25_norm
+        )
         self._apply_rows(updates, new_users)
         return result
 

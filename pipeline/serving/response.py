@@ -8,6 +8,8 @@ Kept free of Redis so the rules are unit-tested on plain records:
   which the trainer publishes only with titles of at least
   ``dp.fallback_min_viewers`` viewers (``source: "popular"``);
 * nothing published (no model, no trending release) → ``source: "none"``, no items;
+* a popularity-only version (the trainer's gate found no model that beats
+  popularity, and none was live) → every response carries ``model: "popular"``;
 * ``personalization: off``, or no personalised entry (cold start, no consent,
   analytics only) → the fallback, ``personalized: false``;
 * ``limited`` → the ``limited`` list, ``full`` → the ``full`` list;
@@ -27,6 +29,7 @@ from typing import Literal
 
 import msgspec
 
+from pipeline.recs.popularity import POPULAR, is_popular_version
 from pipeline.recs.types import PopularItem, Recommendation, UserRecs
 from pipeline.serving.controls import Controls
 from pipeline.serving.rerank import Rerank, xquad
@@ -57,6 +60,8 @@ class RecsResponse(msgspec.Struct, frozen=True, kw_only=True, gc=False, omit_def
     trending_day: str | None = None
     trending_epsilon: float | None = None
     personal_items: int = 0
+    model: str | None = None
+    """``"popular"`` when the live version is popularity only (no model passed the gate); else absent."""
 
 
 class Fallback(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -136,6 +141,8 @@ def compose(
     if len(items) < n:
         _take(popular, hidden, n, items)
     source: Source = mode if personalized else fallback_source  # type: ignore[assignment]
+    if version is not None and is_popular_version(version):
+        labels["model"] = POPULAR
     return RecsResponse(
         user=pseudonym,
         personalized=personalized,

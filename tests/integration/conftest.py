@@ -21,7 +21,13 @@ def deployment(
     settings = make_settings(
         partitions=2,
         stream={"idle_close_ms": 600_000, "window_grace_ms": 2 * 86_400_000},  # nothing late here
-        trainer={"retrain_every_s": 20.0, "factors": 8, "iterations": 5, "gate_margin": 1.0},
+        trainer={
+            "retrain_every_s": 20.0,
+            "factors": 8,
+            "iterations": 5,
+            "gate_margin": 1.0,
+            "gate_popularity": False,  # a toy audience: these tests need a model, whatever popularity scores
+        },
     )
     admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
     create_topics(admin, settings)

@@ -197,6 +197,7 @@ def _trainer_settings(make_settings, kafka_bootstrap, url: str, **trainer: Any):
             "factors": 8,
             "iterations": 3,
             "gate_margin": 1.0,
+            "gate_popularity": False,
             "retrain_every_s": 3600.0,
             "retrain_after": 50,
             "top_n": 10,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import itertools
 import json
 from collections import namedtuple
@@ -48,8 +49,8 @@ def _consent(topic: str, user: str, *, personalization: bool) -> Record:
 
 
 @pytest.fixture
-def trainer(make_settings, redis_url):
-    settings = make_settings()
+def trainer(make_settings, redis_url, request):
+    settings = make_settings(trainer=getattr(request, "param", {}))
     client = redis.Redis.from_url(redis_url)
     t = Trainer(settings, tail=None, redis=client, pseudonymizer=pseudonymizer(settings))
     yield t
@@ -58,6 +59,9 @@ def trainer(make_settings, redis_url):
     client.close()
 
 
+# On this small, sparse world untuned ALS does not beat popularity (the gate's other branch,
+# tests/integration/test_families.py); EASE does, so what refuses it here is the live model.
+@pytest.mark.parametrize("trainer", [{"families": ["ease"]}], indirect=True)
 def test_quality_gate_refuses_a_degraded_model(trainer):
     layout: Layout = trainer.layout
     publish(trainer.redis, layout, "live-1", {}, [], {"metrics": {"ndcg_at_10": 0.99}}, 600)
@@ -141,6 +145,26 @@ def test_demo_end_to_end(make_settings):
         report["model"]["n_users"] == model["users"]
         and report["dlq_by_reason"]["playback.dlq"] == stream["dlq"]
     )
+    _assert_personal(summary)
+
+
+def _assert_personal(summary: dict) -> None:
+    """The demo's lists are personal: ≤ 50% shared with the popular list, ≥ 2x its in-cluster share.
+
+    Measured on this world: ALS at the fixed (MovieLens-tuned) defaults shares about
+    three quarters of its titles with the popular list and draws from the viewer's
+    cluster less often than the popular list does; a setting chosen on the deployment's
+    own data (the self-tuning trainer, ``pipeline.recs.tune``) is what meets the
+    targets. Until that module exists a miss is an expected failure, with the figures.
+    """
+    overall = summary["personalisation"]
+    assert 0 < overall["viewers"] <= summary["consent"]["personalization"] and overall["n"] == 10
+    samples = [ex["personalisation"] for ex in summary["examples"] if ex["consent"] == "personalization"]
+    assert len(samples) == 2 and all(0 <= p["overlap_with_popular"] <= 1 for p in samples)
+    met = overall["overlap_with_popular"] <= 0.5 and (overall["in_cluster_ratio"] or 0) >= 2.0
+    if not met and importlib.util.find_spec("pipeline.recs.tune") is None:
+        pytest.xfail(f"untuned ALS is not personal on the demo world: {overall}")
+    assert met, overall
 
 
 @pytest.mark.slow

@@ -71,6 +71,7 @@ def test_live_model_and_its_ages():
     assert model is not None
     assert model.to_dict(now_ms=2_010_000) == {
         "version": "v3",
+        "family": "als",  # an ALS meta from before families has no "family" key
         "ndcg_at_10": 0.3,
         "trained_at_ms": 1_940_000,
         "trained_at": "1970-01-01T00:32:20Z",

@@ -18,7 +18,8 @@ from implicit.utils import ParameterWarning
 
 from pipeline.errors import ConfigError
 from pipeline.recs.family import FAMILIES, Family, TooManyItems, load_family, make_family
-from pipeline.recs.itemitem import training_matrix
+from pipeline.recs.itemitem import ItemItemFamily, training_matrix
+from pipeline.recs.matrix import InteractionStore
 from pipeline.settings import TrainerSettings
 
 SETTINGS = TrainerSettings(
@@ -155,6 +156,78 @@ class TestFamilyContract:
         assert fitted.recommend(data[1][2], 3)
 
 
+DAY_MS = 86_400_000
+
+
+def windows(user: str, titles: list[str], day: int) -> list[dict[str, object]]:
+    """``interaction.v1`` windows of ``user`` watching ``titles`` on ``day``."""
+    return [
+        {
+            "user": user, "content_id": c, "window_start": day * DAY_MS,
+            "window_end": day * DAY_MS + 3_600_000, "watched_ms": 1_800_000, "plays": 1, "completed": True,
+        }
+        for c in titles
+    ]  # fmt: skip
+
+
+def store_of(data: Data) -> InteractionStore:
+    """The cluster fixture as windows: the first three titles of each user 90 days before the rest."""
+    matrix, users, items = data
+    store = InteractionStore()
+    for r, user in enumerate(users):
+        titles = [items[c] for c in matrix[r].indices]
+        store.add_many(windows(user, titles[:3], 1) + windows(user, titles[3:], 91))
+    return store
+
+
+class TestPublishingContract:
+    """What the trainer publishes through the seam, the same for every family."""
+
+    def test_recommend_all_agrees_with_recommend(self, name: str, data: Data) -> None:
+        family = make_family(name, SETTINGS)
+        family.fit(store_of(data))
+        everything = family.recommend_all(3, recent_days=None)
+        assert set(everything) == set(data[1]) and family.n_users == len(data[1])
+        for user, recs in everything.items():
+            one = family.recommend(user, 3)
+            assert [(r.content_id, r.because) for r in recs.full] == [(r.content_id, r.because) for r in one]
+            assert [r.score for r in recs.full] == pytest.approx([r.score for r in one], rel=1e-5)
+            assert recs.limited == []
+
+    def test_limited_lists_come_from_recent_titles_only(self, name: str, data: Data) -> None:
+        family = make_family(name, SETTINGS)
+        family.fit(store_of(data))
+        matrix, users, items = data
+        for user, recs in family.recommend_all(3, recent_days=30).items():
+            recent = {items[c] for c in matrix[users.index(user)].indices[3:]}
+            assert recs.limited and not {r.content_id for r in recs.limited} & seen_by(data, user)
+            assert all(set(r.because) <= recent for r in recs.limited)
+
+    def test_meta_names_the_family_and_survives_a_save(self, name: str, data: Data, tmp_path: Path) -> None:
+        family = make_family(name, SETTINGS)
+        family.fit(store_of(data))
+        family.metrics["ndcg_at_10"] = 0.5
+        meta = family.meta()
+        assert meta["family"] == name and meta["version"] == family.version and meta["n_items"] == 16
+        assert meta["metrics"] == {"ndcg_at_10": 0.5} and meta["n_interactions"] == 200
+        loaded = load_family(family.save(tmp_path / family.version))
+        assert loaded.version == family.version and loaded.meta()["metrics"] == {"ndcg_at_10": 0.5}
+
+    def test_popular_counts_distinct_viewers(self, fitted: Family, data: Data) -> None:
+        counts = np.asarray((data[0] > 0).sum(axis=0)).ravel()
+        popular = fitted.popular(4, min_users=1)
+        assert [p.score for p in popular] == sorted(counts.tolist(), reverse=True)[:4]
+        assert fitted.popular(100, min_users=int(counts.max()) + 1) == []
+
+    def test_fold_in_records_of_a_new_viewer(self, name: str, data: Data) -> None:
+        family = make_family(name, SETTINGS)
+        family.fit(store_of(data))
+        assert family.fold_in_records({"new": windows("new", ["b1", "b2", "b3", "zzz"], 95)}) == {"new": 3}
+        assert "new" in family and all(c.startswith("b") for c in family.recommend_ids(["new"], 3)["new"])
+        with pytest.raises(ValueError, match="another user"):
+            family.fold_in_records({"new": windows("other", ["b1"], 95)})
+
+
 def test_unknown_family_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match=r"trainer\.families"):
         make_family("svd", SETTINGS)
@@ -215,3 +288,18 @@ def test_ease_weights_are_the_closed_form() -> None:
     expected = p / -np.diag(p)
     np.fill_diagonal(expected, 0.0)
     np.testing.assert_allclose(ease_weights(x, 5.0), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["ease", "itemknn"])
+def test_explanation_terms_are_the_weight_block(name: str, data: Data) -> None:
+    """The gathered ``W[rows][:, cols]`` (explanations of every published list) equals plain slicing."""
+    family = make_family(name, SETTINGS)
+    family.fit(data)
+    assert isinstance(family, ItemItemFamily)
+    w = family.weights
+    dense = w.toarray() if sp.issparse(w) else np.asarray(w)
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        rows = np.sort(rng.choice(16, size=int(rng.integers(1, 8)), replace=False))
+        cols = rng.choice(16, size=int(rng.integers(1, 10)), replace=False)
+        assert np.array_equal(family._terms(rows, cols), dense[np.ix_(rows, cols)].astype(np.float64))

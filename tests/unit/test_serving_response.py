@@ -111,3 +111,12 @@ def test_json_shape():
         "source": "full",
         "personal_items": 2,  # the prefix from the viewer's own list; omitted when 0
     }
+
+
+def test_a_popularity_only_version_is_labelled_popular():
+    """The gate found no model that beats popularity: every response says so (and the JSON carries it)."""
+    resp = run(recs=None, version="20260101T000000Z-abcdef-popular")
+    assert resp.source == "popular" and not resp.personalized and resp.model == "popular"
+    assert ids(resp) == [f"p{i}" for i in range(10)]
+    assert msgspec.to_builtins(resp)["model"] == "popular"
+    assert "model" not in msgspec.to_builtins(run())  # a model's version carries no label

@@ -300,3 +300,20 @@ def test_a_redis_that_never_went_away_keeps_the_plain_backoff(tmp_path):
 
     t = Trainer(Settings(state_dir=tmp_path), PollingTail(), Answers(), Pseudonymizer([KEY]))
     assert not t._redis_answers()  # a lost publish with Redis up: no retry every second
+
+
+def test_the_trainer_builds_the_first_enabled_family_unless_a_choice_is_made(tmp_path) -> None:
+    """One call site makes the model: the tuner's (family, setting), else ``trainer.families[0]``."""
+    settings = Settings(state_dir=tmp_path, trainer={"families": ["itemknn", "als"], "knn_k": 7})
+    t = Trainer(settings, None, None, Pseudonymizer([KEY]))
+    first = t.build_family()
+    assert first.name == "itemknn" and first.settings.knn_k == 7
+    t.choice = ("ease", settings.trainer.model_copy(update={"ease_lambda": 3.0}))
+    chosen = t.build_family()
+    assert chosen.name == "ease" and chosen.settings.ease_lambda == 3.0
+
+
+@pytest.mark.parametrize("families", [[], ["svd"]])
+def test_families_are_validated(families: list[str]) -> None:
+    with pytest.raises(ValueError, match="families"):
+        Settings(trainer={"families": families})
