@@ -107,5 +107,6 @@ def report_dict(report: Any) -> dict[str, Any]:
         "interactions": report.interactions,
         "metrics": report.metrics,
         "live_ndcg_at_10": report.live_ndcg_at_10,
+        "tuning": report.tuning or None,
         "seconds": report.seconds,
     }

@@ -132,6 +132,7 @@ def test_demo_end_to_end(make_settings):
     assert stream["windows_emitted"] > 0
     model = summary["model"]
     assert model["published"] and model["users"] == summary["consent"]["personalization"]
+    assert model["tuning"]["family"] == "als" and model["tuning"]["trials"] >= 1  # the setting self-tuned
     kinds = {ex["consent"]: ex for ex in summary["examples"]}
     assert kinds["personalization"]["personalized"] is True
     assert kinds["personalization"]["items"]
