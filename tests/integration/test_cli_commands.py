@@ -59,7 +59,12 @@ def _one_line_error(done: subprocess.CompletedProcess[str]) -> None:
 def settings(kafka_bootstrap: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     state = tmp_path_factory.mktemp("cli") / "state"
     return isolated_settings(
-        kafka_bootstrap, redis_url, state, pseudonym={"keys": KEY}, stream={"idle_close_ms": 600_000}
+        kafka_bootstrap,
+        redis_url,
+        state,
+        pseudonym={"keys": KEY},
+        stream={"idle_close_ms": 600_000},
+        trainer={"tune_budget_s": 20},  # models/status/eval show the self-tuned setting
     )
 
 

@@ -112,7 +112,7 @@ def test_trainer_refuses_rows_without_personalisation_consent(trainer):
 @pytest.mark.slow
 @pytest.mark.timeout(700)
 def test_demo_end_to_end(make_settings):
-    settings = make_settings()
+    settings = make_settings(trainer={"tune_budget_s": 60})  # the product's default: self-tuning on
     result = privrec(
         "demo", "--json", "--users", "300", "--items", "150", "--events", "8000",
         env=settings_env(settings),
@@ -179,7 +179,7 @@ def test_eval_through_the_full_pipeline_meets_the_baseline(make_settings, name, 
     path = dataset_root() / name
     if not path.exists():
         pytest.skip(f"{name} not found under {dataset_root()} (set PRIVREC_DATASETS)")
-    settings = make_settings()
+    settings = make_settings(trainer={"tune_budget_s": 60})  # the product's default: self-tuning on
     result = privrec(
         "eval", "--dataset", str(path), "--format", "movielens", "--json",
         env=settings_env(settings),

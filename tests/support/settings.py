@@ -15,7 +15,13 @@ TEST_KEYS = "test1:base64:" + "A" * 43 + "="
 
 
 def isolated_settings(kafka_bootstrap: str, redis_url: str, state_dir: Path, **overrides: Any) -> Settings:
-    """Settings no other test shares: a fresh ``t<uuid>.`` prefix and app id; nested dicts merge."""
+    """Settings no other test shares: a fresh ``t<uuid>.`` prefix and app id; nested dicts merge.
+
+    Self-tuning is off (``trainer.tune_budget_s = 0``: the configured setting is fitted at once)
+    unless a test turns it on: up to a minute of search per first retrain would multiply the
+    suite's time, and only the tests of tuning itself (the tuner's unit tests, the CLI's models/
+    status/eval tests, the demo's personalisation targets, the MovieLens goal) need it.
+    """
     base: dict[str, Any] = {
         "kafka": {"bootstrap_servers": kafka_bootstrap},
         "redis": {"url": redis_url},
@@ -23,6 +29,7 @@ def isolated_settings(kafka_bootstrap: str, redis_url: str, state_dir: Path, **o
         "state_dir": state_dir,
         "pseudonym": {"keys": TEST_KEYS},
         "app_id": f"privrec-test-{uuid.uuid4().hex[:8]}",
+        "trainer": {"tune_budget_s": 0},
     }
     for key, value in overrides.items():
         if isinstance(value, dict) and isinstance(base.get(key), dict):
