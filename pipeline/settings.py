@@ -227,6 +227,11 @@ class TrainerSettings(BaseModel):
     weighting: Literal["log", "linear", "bm25", "binary"] = "log"
     watched_unit_ms: int = Field(default=540_000, gt=0, description="watch time unit of the log scale")
     completion_bonus: float = Field(default=1.0, ge=0)
+    recency_half_life_titles: float | None = Field(
+        default=None,
+        gt=0,
+        description="confidence halves per this many of the viewer's titles seen since (None: off)",
+    )
     bm25_k1: float = Field(default=1.2, gt=0)
     bm25_b: float = Field(default=0.75, ge=0, le=1)
     top_n: int = Field(default=50, ge=1, description="recommendations published per user")

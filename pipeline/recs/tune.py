@@ -10,8 +10,10 @@ scored on.
 
 Search: `Optuna <https://optuna.org>`_'s TPE sampler (seeded) over the
 enabled families (``trainer.families``), the confidence transform
-(``weighting`` binary/log/linear/bm25, ``alpha``, the watch-time unit and the
-completion bonus), and per family its own knobs (ALS: factors,
+(``weighting`` binary/log/linear/bm25, ``alpha``, the watch-time unit, the
+completion bonus and, only when an operator has turned recency on, recency
+off or its half-life: searched by default it never won on validation and
+moved the time-boxed search elsewhere, README, Tuning), and per family its own knobs (ALS: factors,
 regularization, iterations; EASE: λ; ItemKNN: K). The first trial is always
 the current setting, so the choice is never worse than the fixed defaults on
 validation, and it is replaced only by one at least ``trainer.tune_min_gain``
@@ -57,6 +59,7 @@ TUNED_FIELDS = (
     "alpha",
     "watched_unit_ms",
     "completion_bonus",
+    "recency_half_life_titles",
     "factors",
     "regularization",
     "iterations",
@@ -119,7 +122,14 @@ def current_setting(settings: TrainerSettings, family: str) -> dict[str, Any]:
         "ease": ("ease_lambda",),
         "itemknn": ("knn_k",),
     }
-    names = ("weighting", "alpha", "watched_unit_ms", "completion_bonus", *own.get(family, ()))
+    names = (
+        "weighting",
+        "alpha",
+        "watched_unit_ms",
+        "completion_bonus",
+        "recency_half_life_titles",
+        *own.get(family, ()),
+    )
     return {name: getattr(settings, name) for name in names}
 
 
@@ -199,8 +209,11 @@ def _score(pairs: Pairs, heldout: Mapping[str, set[str]], family: str, settings:
     return float(evaluate(model, heldout, 10)["ndcg_at_10"])
 
 
-def _suggest(trial: Any, families: Sequence[str]) -> tuple[str, dict[str, Any]]:
-    """One point of the search space (define-by-run: each family has its own knobs)."""
+def _suggest(trial: Any, families: Sequence[str], recency: bool = False) -> tuple[str, dict[str, Any]]:
+    """One point of the search space (define-by-run: each family has its own knobs).
+
+    ``recency``: also search the recency fade (off, or a half-life in titles).
+    """
     family = trial.suggest_categorical("family", list(families)) if len(families) > 1 else families[0]
     s: dict[str, Any] = {
         "weighting": trial.suggest_categorical("weighting", ["binary", "log", "linear", "bm25"]),
@@ -209,6 +222,12 @@ def _suggest(trial: Any, families: Sequence[str]) -> tuple[str, dict[str, Any]]:
     }
     if s["weighting"] != "binary":
         s["watched_unit_ms"] = trial.suggest_categorical("watched_unit_ms", list(_UNITS_MS))
+    if recency:
+        s["recency_half_life_titles"] = (
+            trial.suggest_float("recency_half_life_titles", 2.0, 500.0, log=True)
+            if trial.suggest_categorical("recency", [False, True])
+            else None
+        )
     if family == "als":
         s["factors"] = trial.suggest_categorical("factors", list(_FACTORS))
         s["regularization"] = trial.suggest_float("regularization", 0.5, 200.0, log=True)
@@ -282,7 +301,7 @@ def tune(
     best_score = attempt(best_family, best_setting)
 
     def objective(trial: Any) -> float:
-        family, setting = _suggest(trial, families)
+        family, setting = _suggest(trial, families, recency=settings.recency_half_life_titles is not None)
         trial.set_user_attr("setting", setting)
         trial.set_user_attr("family", family)
         return attempt(family, setting)

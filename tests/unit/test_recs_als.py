@@ -264,9 +264,15 @@ def test_recommend_all_demo_size_is_quick() -> None:
     assert time.perf_counter() - started < 20  # ~3-5 s on 2 cores; generous for shared CI
 
 
-@pytest.mark.parametrize("weighting", ["log", "linear", "binary", "bm25"])
-def test_fold_in_of_unchanged_history_keeps_the_row(rows: list[Record], weighting: str) -> None:
-    model = build(rows, SETTINGS.model_copy(update={"weighting": weighting}))
+@pytest.mark.parametrize(
+    ("weighting", "half_life"),
+    [("log", None), ("linear", None), ("binary", None), ("bm25", None), ("log", 3.0)],
+)
+def test_fold_in_of_unchanged_history_keeps_the_row(
+    rows: list[Record], weighting: str, half_life: float | None
+) -> None:
+    update = {"weighting": weighting, "recency_half_life_titles": half_life}
+    model = build(rows, SETTINGS.model_copy(update=update))
     row = model.user_ids.index("u5")
     before = model.matrix[row].toarray()
     model.fold_in("u5", [r for r in rows if r["user"] == "u5"])

@@ -137,6 +137,29 @@ def test_enabled_families_are_searched(family: str) -> None:
     assert result.family in {"als", family} and result.validation_ndcg_at_10 is not None
 
 
+@pytest.mark.parametrize("in_force", [None, 50.0])
+def test_recency_is_searched_only_once_an_operator_turned_it_on(
+    monkeypatch: pytest.MonkeyPatch, in_force: float | None
+) -> None:
+    store, _ = cluster_store()
+    tried: list[float | None] = []
+
+    def score(pairs: object, heldout: object, family: str, s: TrainerSettings) -> float:
+        tried.append(s.recency_half_life_titles)
+        return 0.5 if s.recency_half_life_titles in (None, 50.0) else 0.9  # only another half-life helps
+
+    monkeypatch.setattr(tune_module, "_score", score)
+    result = tune(store, settings(tune_trials=12, tune_budget_s=60, recency_half_life_titles=in_force))
+    assert tried[0] == in_force  # the setting in force first
+    if in_force is None:
+        assert set(tried) == {None} and result.setting["recency_half_life_titles"] is None
+        return
+    assert None in tried[1:]  # off is a candidate too
+    half_life = result.setting["recency_half_life_titles"]
+    assert half_life is not None and 2.0 <= half_life <= 500.0 and half_life != in_force
+    assert apply_setting(TrainerSettings(), result).recency_half_life_titles == half_life
+
+
 @pytest.mark.parametrize(("other", "replaced"), [(0.505, False), (0.6, True)])
 def test_the_setting_in_force_is_replaced_only_when_clearly_better(
     monkeypatch: pytest.MonkeyPatch, other: float, replaced: bool
