@@ -75,6 +75,7 @@ def _settings(stack: EmbeddedServices, tmp_path: Path) -> Settings:
             "factors": 8,
             "iterations": 3,
             "gate_margin": 1.0,
+            "gate_popularity": False,  # a toy model on toy data: the test is about outages, not quality
             "retrain_every_s": 3600.0,
             "retrain_after": 20,
         },
