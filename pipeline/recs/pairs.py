@@ -48,6 +48,23 @@ class Pairs:
         """Distinct windows folded into these pairs."""
         return int(self.windows.sum())
 
+    def subset(
+        self, keep: np.ndarray, *, user: np.ndarray | None = None, user_ids: list[str] | None = None
+    ) -> Pairs:
+        """The pairs where ``keep`` holds; ``user``/``user_ids`` replace the rows when users were renumbered
+        (``user`` is then the new row of every kept pair). Item columns are kept as they are."""
+        return Pairs(
+            self.user[keep] if user is None else user,
+            self.item[keep],
+            self.watched_ms[keep],
+            self.plays[keep],
+            self.completed[keep],
+            self.windows[keep],
+            self.last_seen[keep],
+            list(self.user_ids) if user_ids is None else user_ids,
+            list(self.item_ids),
+        )
+
     def to_csr(self, data: np.ndarray) -> sp.csr_matrix:
         """A users×items CSR matrix with ``data[k]`` at pair ``k`` (entry order kept)."""
         n_users, n_items = self.shape

@@ -146,17 +146,7 @@ def sample_users(
     remap[chosen] = np.arange(max_users)
     keep = remap[pairs.user] >= 0
     user_ids = [pairs.user_ids[i] for i in chosen.tolist()]
-    sub = Pairs(
-        remap[pairs.user[keep]].astype(np.int32),
-        pairs.item[keep],
-        pairs.watched_ms[keep],
-        pairs.plays[keep],
-        pairs.completed[keep],
-        pairs.windows[keep],
-        pairs.last_seen[keep],
-        user_ids,
-        list(pairs.item_ids),
-    )
+    sub = pairs.subset(keep, user=remap[pairs.user[keep]].astype(np.int32), user_ids=user_ids)
     wanted = set(user_ids)
     return sub, {u: items for u, items in heldout.items() if u in wanted}
 
@@ -186,17 +176,7 @@ def validation_split(pairs: Pairs, fraction: float, seed: int = 0) -> tuple[Pair
     for u, i in zip(pairs.user[held].tolist(), pairs.item[held].tolist(), strict=True):
         heldout.setdefault(pairs.user_ids[u], set()).add(pairs.item_ids[i])
     keep = ~held
-    train = Pairs(
-        pairs.user[keep],
-        pairs.item[keep],
-        pairs.watched_ms[keep],
-        pairs.plays[keep],
-        pairs.completed[keep],
-        pairs.windows[keep],
-        pairs.last_seen[keep],
-        list(pairs.user_ids),
-        list(pairs.item_ids),
-    )
+    train = pairs.subset(keep)
     return train, heldout
 
 
