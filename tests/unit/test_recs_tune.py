@@ -200,3 +200,32 @@ def test_on_data_unlike_movielens_the_tuned_pipeline_beats_every_baseline() -> N
     baselines = compare_baselines(split.train, split.heldout, seed=42)
     best = max(b["ndcg_at_10"] for b in baselines.values() if b["ndcg_at_10"] is not None)
     assert ours >= best, (ours, {k: b["ndcg_at_10"] for k, b in baselines.items()})
+
+
+def test_a_user_sample_keeps_each_sampled_users_pairs_renumbered_and_their_heldout_only() -> None:
+    from pipeline.recs.tune import sample_users
+
+    store = InteractionStore()
+    for u in range(6):
+        for t in range(u + 1):  # user u has u + 1 titles: each user's pair count is distinct
+            store.add(
+                {
+                    "user": f"u{u}",
+                    "content_id": f"t{t}",
+                    "window_start": HOUR * t,
+                    "window_end": HOUR * (t + 1),
+                    "watched_ms": 60_000,
+                    "plays": 1,
+                    "completed": False,
+                }
+            )
+    pairs = store.pairs()
+    heldout = {f"u{u}": {"t0"} for u in range(6)}
+    sub, kept = sample_users(pairs, heldout, max_users=3, seed=1)
+    assert len(sub.user_ids) == 3 and set(kept) == set(sub.user_ids)
+    assert sub.item_ids == pairs.item_ids  # titles keep their columns
+    for row, user in enumerate(sub.user_ids):
+        count = int(user[1:]) + 1
+        assert int((sub.user == row).sum()) == count  # every pair of a sampled user, under its new row
+    assert len(sub) == sum(int(u[1:]) + 1 for u in sub.user_ids)
+    assert sample_users(pairs, heldout, max_users=6, seed=1)[0] is pairs  # under the cap: unchanged
