@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import redis
 from kafka import KafkaAdminClient
 
 from pipeline.kafka.topics import create_topics
@@ -36,3 +37,11 @@ def deployment(
     wait_assigned(settings, 1)
     yield settings
     worker.kill()
+
+
+@pytest.fixture
+def client(redis_url: str) -> Iterator[redis.Redis]:
+    """A Redis client on the session's server, closed after the test."""
+    c = redis.Redis.from_url(redis_url)
+    yield c
+    c.close()

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 
 from pipeline.serving import Layout
 from pipeline.sources.titles import save_titles, titles_path
@@ -17,13 +15,6 @@ from tests.cli import privrec
 from tests.support.serving import cli_env, publish_version
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def client(redis_url: str) -> Iterator[redis.Redis]:
-    c = redis.Redis.from_url(redis_url)
-    yield c
-    c.close()
 
 
 def test_recs_shows_titles_sources_and_an_unknown_marker(client, redis_url, tmp_path: Path):

@@ -5,18 +5,10 @@ from __future__ import annotations
 import uuid
 
 import pytest
-import redis as redis_lib
 
 from pipeline.recs.history import ModelRun, decide, read_runs, record_run
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def client(redis_url):
-    c = redis_lib.Redis.from_url(redis_url)
-    yield c
-    c.close()
 
 
 def test_runs_are_kept_newest_first_and_capped(client):

@@ -36,13 +36,6 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def client(redis_url: str) -> Iterator[redis.Redis]:
-    c = redis.Redis.from_url(redis_url)
-    yield c
-    c.close()
-
-
-@pytest.fixture
 def layout(client: redis.Redis) -> Iterator[Layout]:
     lay = Layout(f"privrec-test:{uuid.uuid4().hex[:12]}")
     yield lay
