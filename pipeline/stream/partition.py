@@ -15,6 +15,11 @@ entry, atomically (one changelog record). Each entry carries
   emitted but whose entry was not yet rewritten is restored and emitted again
   with identical values;
 * ``w``: the user's open windows;
+* ``f``: the event time of each open window's first event, parallel to ``w``
+  (a separate last field so entries written before it existed still decode:
+  ``None`` restores each window as first seen at its start). It orders the
+  emission of windows closing together, so a restore emits in the same order
+  as an uninterrupted run;
 * ``wm``/``mt``: the partition's watermark and newest event time when the entry
   was written. Every message rewrites its user's entry, so the newest entry
   carries the partition's progress and no separate per-message "meta" write
@@ -33,7 +38,7 @@ from typing import Any
 import msgspec
 
 from pipeline.windows import PartitionWindows, WindowEvent, WindowSpec
-from pipeline.windows.state import Interaction, PartitionMeta
+from pipeline.windows.state import Interaction, PartitionMeta, WindowStateError
 
 __all__ = [
     "META_KEY",
@@ -49,13 +54,18 @@ META_KEY = "#meta"
 
 
 class UserEntry(msgspec.Struct, array_like=True, gc=False):
-    """Persisted window state of one user on one partition."""
+    """Persisted window state of one user on one partition.
+
+    New fields go last with a default: entries are positional arrays, and a
+    changelog holds entries written by older builds.
+    """
 
     o: int = -1
     c: int = -1
     w: list[tuple[str, int, int, int, bool, int]] = []
     wm: int | None = None
     mt: int | None = None
+    f: list[int] | None = None
 
 
 _entry_encoder = msgspec.json.Encoder()
@@ -138,7 +148,10 @@ class PartitionState:
                 wm = entry.wm
             if entry.mt is not None and (mt is None or entry.mt > mt):
                 mt = entry.mt
-            for content_id, start, watched, plays, completed, events in entry.w:
+            firsts = entry.f
+            if firsts is not None and len(firsts) != len(entry.w):
+                raise WindowStateError("window state entry's first event times do not match its windows")
+            for i, (content_id, start, watched, plays, completed, events) in enumerate(entry.w):
                 windows.append(
                     {
                         "user": user,
@@ -148,6 +161,7 @@ class PartitionState:
                         "plays": plays,
                         "completed": completed,
                         "events": events,
+                        "first_ms": None if firsts is None else firsts[i],
                     }
                 )
         floor = max(closed.values(), default=-1)
@@ -237,11 +251,15 @@ class PartitionState:
         wm, mt = self.engine.watermark, self.engine.max_event_time
         for user in users:
             windows = []
+            firsts = []
             for content_id, start in sorted(self._open.get(user, ())):
                 s = self.engine.window_state((user, content_id, start))
                 if s is not None:
                     windows.append((content_id, start, s.watched_ms, s.plays, s.completed, s.events))
-            entry = UserEntry(self._offsets.get(user, -1), self._closed_until.get(user, -1), windows, wm, mt)
+                    firsts.append(start if s.first_ms is None else s.first_ms)
+            entry = UserEntry(
+                self._offsets.get(user, -1), self._closed_until.get(user, -1), windows, wm, mt, firsts
+            )
             writes.append(StateWrite(entry_key(self.partition, user), _entry_encoder.encode(entry)))
         if meta:  # a marker may move the watermark without touching any user
             writes.append(

@@ -24,6 +24,14 @@ Semantics, per partition:
   emitted twice. Consequence: after a flush, events older than that window end
   are late, while a later replay with newer events proceeds normally.
 
+Within one ``window_end`` the closed windows come out in the order their
+first events arrived in (each window remembers the event time of the event
+that opened it), then by user and content id: the stream carries no finer time
+than the window, so emission order is how the trainer learns which titles a
+viewer started first within the hour. Interactions are keyed by user, so one
+user's windows reach the trainer in this order. Overall, closed windows are
+ordered by window_end, then first event time, then user, content_id.
+
 Emission is the agent's job. :meth:`PartitionWindows.add` returns the closed
 windows and removes them from the open state in the same call, so the agent
 can emit them, delete their state entries and commit offsets in one
@@ -53,7 +61,11 @@ _UNSET = -(1 << 63)
 """Internal watermark / max time before the first event: below any real time."""
 
 _Agg = list[Any]
-"""``[watched_ms, plays, completed, events]``: a list because it is mutated per event."""
+"""``[watched_ms, plays, completed, events, first_ms]``: a list because it is mutated per event.
+
+``first_ms`` is the event time of the event that opened the window, set once;
+it orders the window's emission within its hour.
+"""
 
 
 class WindowEvent(Protocol):
@@ -78,8 +90,10 @@ class AddResult:
     Attributes
     ----------
     closed:
-        Windows closed by this call, ordered by ``(window_end, user,
-        content_id)``. Emit each as ``interaction.v1`` and delete its state.
+        Windows closed by this call, ordered by ``window_end``, then the
+        event time of each window's first event, then ``(user,
+        content_id)``. Emit each as ``interaction.v1``, in this order, and
+        delete its state.
     dirty:
         Still-open windows whose aggregate changed: the only state entries
         to rewrite (read them with :meth:`PartitionWindows.window_state`).
@@ -250,7 +264,7 @@ class PartitionWindows:
                 key = (user, content_id, start)
                 agg = bucket.get(key)
                 if agg is None:
-                    agg = bucket[key] = [0, 0, False, 0]
+                    agg = bucket[key] = [0, 0, False, 0, t]
                 watched += agg[0]
                 agg[0] = watched if watched < wcap else wcap
                 if agg[3] < ccap:
@@ -277,14 +291,18 @@ class PartitionWindows:
         return AddResult(tuple(closed), tuple(map(WindowKey._make, dirty)), late, invalid)
 
     def _close_through(self, wm: int, closed: list[Interaction], dirty: dict[Any, None]) -> None:
-        """Pop every window ending at or before ``wm``, in emission order."""
+        """Pop every window ending at or before ``wm``, in emission order.
+
+        Per end: by first event time, then ``(user, content_id)`` (the start
+        is the same for every window of one end).
+        """
         ends = self._ends
         by_end = self._by_end
         while ends and ends[0] <= wm:
             end = heappop(ends)
             bucket = by_end.pop(end)
-            for key in sorted(bucket):
-                watched, plays, completed, count = bucket[key]
+            for _, key, agg in sorted([(agg[4], key, agg) for key, agg in bucket.items()]):
+                watched, plays, completed, count, _ = agg
                 closed.append(Interaction(key[0], key[1], key[2], end, watched, plays, completed, count))
                 dirty.pop(key, None)
 
@@ -353,15 +371,15 @@ class PartitionWindows:
         agg = self._by_end.get(key[2] + self._spec.size_ms, {}).get(key)
         if agg is None:
             return None
-        return WindowState(key[0], key[1], key[2], agg[0], agg[1], agg[2], agg[3])
+        return WindowState(key[0], key[1], key[2], agg[0], agg[1], agg[2], agg[3], agg[4])
 
     def open_windows(self) -> Iterator[WindowState]:
-        """Every open window, ordered by ``(window_end, user, content_id)``."""
+        """Every open window, ordered by ``(window_end, user, content_id)``, with its first event time."""
         for end in sorted(self._by_end):
             bucket = self._by_end[end]
             for key in sorted(bucket):
-                w, p, c, n = bucket[key]
-                yield WindowState(key[0], key[1], key[2], w, p, c, n)
+                w, p, c, n, first = bucket[key]
+                yield WindowState(key[0], key[1], key[2], w, p, c, n, first)
 
     def meta(self) -> PartitionMeta:
         """The per-partition progress to persist beside the window entries."""
@@ -398,7 +416,8 @@ class PartitionWindows:
         past the watermark (closed but not yet deleted when the process died)
         are kept and emitted by the next call, favouring a duplicate over loss.
         Counters above the spec's caps (state written before the caps existed)
-        are saturated on the way in.
+        are saturated on the way in; a window without ``first_ms`` (state
+        written before it existed) counts as first seen at its start.
         """
         engine = cls(spec, clock=clock)
         if meta is not None:
@@ -423,7 +442,11 @@ class PartitionWindows:
             if key in bucket:
                 raise WindowStateError("persisted window state holds a window twice")
             wcap, ccap = spec.watched_cap_ms, spec.count_cap
-            bucket[key] = [min(w.watched_ms, wcap), min(w.plays, ccap), w.completed, min(w.events, ccap)]
+            first = w.window_start if w.first_ms is None else w.first_ms
+            if not w.window_start <= first < end:
+                raise WindowStateError("persisted window's first event lies outside it")
+            watched, plays, events = min(w.watched_ms, wcap), min(w.plays, ccap), min(w.events, ccap)
+            bucket[key] = [watched, plays, w.completed, events, first]
         return engine
 
     @classmethod

@@ -51,7 +51,12 @@ def _need(state: Mapping[str, Any], name: str, kind: type, *, nullable: bool = F
 
 
 class WindowState(NamedTuple):
-    """The persisted aggregate of one open window."""
+    """The persisted aggregate of one open window.
+
+    ``first_ms`` is the event time of the window's first event: it orders
+    emission within one window end, so it must survive a restore. ``None``
+    (state written before it existed) restores as ``window_start``.
+    """
 
     user: str
     content_id: str
@@ -60,6 +65,7 @@ class WindowState(NamedTuple):
     plays: int
     completed: bool
     events: int
+    first_ms: int | None = None
 
     @property
     def key(self) -> WindowKey:
@@ -81,6 +87,7 @@ class WindowState(NamedTuple):
             _need(state, "plays", int),
             _need(state, "completed", bool),
             _need(state, "events", int),
+            _need(state, "first_ms", int, nullable=True) if "first_ms" in state else None,
         )
         if value.watched_ms < 0 or value.plays < 0 or value.events <= 0:
             raise WindowStateError("window state counters out of range")

@@ -70,7 +70,11 @@ def _parse(event: Any) -> tuple[str, str, str, int, int] | None:
 
 
 def reference_run(items: Iterable[Any], spec: WindowSpec) -> ReferenceResult:
-    """Emitted interactions (ordered by window_end, user, content_id) and counters."""
+    """Emitted interactions and counters.
+
+    Interactions are ordered by window_end, then the time of the window's
+    first accepted event (in arrival order), then user, content_id.
+    """
     size, grace = spec.size_ms, spec.grace_ms
     wcap, ccap = spec.watched_cap_ms, spec.count_cap
     valid_times: list[int] = []
@@ -107,6 +111,7 @@ def reference_run(items: Iterable[Any], spec: WindowSpec) -> ReferenceResult:
     groups: dict[tuple[str, str, int], list[tuple[str, str, str, int, int]]] = {}
     for e in accepted:
         groups.setdefault((e[0], e[1], (e[4] // size) * size), []).append(e)
+    first = {key: evs[0][4] for key, evs in groups.items()}
     out = [
         {
             "user": user,
@@ -120,7 +125,14 @@ def reference_run(items: Iterable[Any], spec: WindowSpec) -> ReferenceResult:
         }
         for (user, content_id, start), evs in groups.items()
     ]
-    out.sort(key=lambda r: (r["window_end"], r["user"], r["content_id"]))
+    out.sort(
+        key=lambda r: (
+            r["window_end"],
+            first[(r["user"], r["content_id"], r["window_start"])],
+            r["user"],
+            r["content_id"],
+        )
+    )
     return ReferenceResult(out, late, invalid)
 
 

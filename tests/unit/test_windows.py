@@ -139,7 +139,7 @@ def test_closed_window_is_emitted_once(engine: PartitionWindows, ev: MakeEvent) 
 def test_out_of_order_within_grace_is_accepted(engine: PartitionWindows, ev: MakeEvent) -> None:
     result = engine.add([ev(1050), ev(990, watched=7)])  # watermark 950 < end 1000
     assert result.late == 0
-    assert engine.window_state(WindowKey("u1", "c1", 0)) == WindowState("u1", "c1", 0, 7, 0, False, 1)
+    assert engine.window_state(WindowKey("u1", "c1", 0)) == WindowState("u1", "c1", 0, 7, 0, False, 1, 990)
 
 
 def test_late_event_is_counted_dropped_and_never_reopens(engine: PartitionWindows, ev: MakeEvent) -> None:
@@ -165,19 +165,18 @@ def test_watermark_never_moves_back(engine: PartitionWindows, ev: MakeEvent) -> 
     assert engine.watermark == 4900
 
 
-def test_closed_windows_ordered_by_end_user_content(engine: PartitionWindows, ev: MakeEvent) -> None:
+def test_closed_windows_ordered_by_end_then_first_event(engine: PartitionWindows, ev: MakeEvent) -> None:
     engine.add([ev(1050, user="b"), ev(10, user="b", content="z"), ev(20, user="a", content="y")])
     engine.add([ev(30, user="b")])
     engine.add([ev(1090, user="a", content="a")])
     result = engine.add([ev(10_000, user="x")])
     order = [(c.window_end, c.user, c.content_id) for c in result.closed]
-    assert order == sorted(order)
     assert order == [
-        (1000, "a", "y"),
-        (1000, "b", "c1"),
-        (1000, "b", "z"),
-        (2000, "a", "a"),
-        (2000, "b", "c1"),
+        (1000, "b", "z"),  # first event at 10
+        (1000, "a", "y"),  # 20
+        (1000, "b", "c1"),  # 30
+        (2000, "b", "c1"),  # 1050
+        (2000, "a", "a"),  # 1090
     ]
 
 
@@ -285,7 +284,7 @@ class _Obj:
 def test_accepts_objects_and_other_mappings(engine: PartitionWindows, ev: MakeEvent) -> None:
     result = engine.add([_Obj("u1", "c1", "play", None, 10), MappingProxyType(ev(20, watched=4))])
     assert result.invalid == 0
-    assert engine.window_state(("u1", "c1", 0)) == WindowState("u1", "c1", 0, 4, 1, False, 2)
+    assert engine.window_state(("u1", "c1", 0)) == WindowState("u1", "c1", 0, 4, 1, False, 2, 10)
 
 
 @pytest.mark.parametrize(
@@ -383,6 +382,10 @@ def _window(**changes: Any) -> dict[str, Any]:
         [_window(completed=0)],
         [_window(watched_ms=-1)],
         [_window(window_start=5)],
+        [_window(first_ms="10")],
+        [_window(first_ms=True)],
+        [_window(first_ms=-1)],
+        [_window(first_ms=SIZE)],
         [{"user": "u", "content_id": "c", "window_start": 0}],
         [_window(), _window()],
         ["not a mapping"],
