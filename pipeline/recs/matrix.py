@@ -44,7 +44,9 @@ _DTYPES = {
     "watched_ms": np.int64,
     "plays": np.int32,
     "completed": np.bool_,
+    "seq": np.int64,
 }
+"""Columns of the store; ``seq`` (the arrival number of the row) is assigned by the store itself."""
 _I64_MIN, _I64_MAX = -(2**63), 2**63 - 1
 _I32_MIN, _I32_MAX = -(2**31), 2**31 - 1
 _PENDING_MAX = 65_536
@@ -105,6 +107,7 @@ class InteractionStore:
         self._cols: dict[str, np.ndarray] = {name: np.empty(0, dtype) for name, dtype in _DTYPES.items()}
         self._n = 0
         self._clean = 0
+        self._next_seq = 0
         self._pending: list[tuple[str, str, int, int, int, int, bool]] = []
 
     # -- writes ----------------------------------------------------------
@@ -205,14 +208,18 @@ class InteractionStore:
         return list(self._user_index)
 
     def records(self, pseudonym: str) -> list[dict[str, Any]]:
-        """The user's windows as ``interaction.v1``-shaped dicts (``events`` is not kept)."""
+        """The user's windows as ``interaction.v1``-shaped dicts (``events`` is not kept), in arrival order.
+
+        Arrival order, so that a store built from them (a fold-in's) orders the
+        viewer's titles as this one does.
+        """
         self._compact()
         index = self._user_index.get(pseudonym)
         if index is None:
             return []
         c = self._cols
         lo, hi = np.searchsorted(c["user"][: self._n], [index, index + 1])  # sorted by user
-        rows = range(int(lo), int(hi))
+        rows = (lo + np.argsort(c["seq"][lo:hi], kind="stable")).tolist()  # in arrival order
         return [
             {
                 "user": pseudonym,
@@ -249,6 +256,8 @@ class InteractionStore:
             completed=np.logical_or.reduceat(c["completed"], starts),
             windows=np.diff(np.append(starts, n)).astype(np.int32),
             last_seen=np.maximum.reduceat(c["window_end"], starts),
+            first_start=c["window_start"][starts],  # rows are sorted by (user, item, window_start)
+            first_seq=c["seq"][starts],
             user_ids=[self._user_ids[i] or "" for i in users_present.tolist()],
             item_ids=[self._item_ids[i] for i in items_present.tolist()],
         )
@@ -258,7 +267,8 @@ class InteractionStore:
 
         Per user with at least two windows, the newest ``holdout_fraction`` of
         them (at least one, never all; newest by ``window_end``, then
-        ``window_start``, then title) are held out. Returns a new store of the
+        ``window_start``, then arrival: an hour's windows arrive in the order
+        their titles were started) are held out. Returns a new store of the
         training windows and, per user, the held-out titles they did not also
         watch in the training part.
         """
@@ -267,7 +277,7 @@ class InteractionStore:
         self._compact()
         n = self._n
         c = {name: col[:n] for name, col in self._cols.items()}
-        order = np.lexsort((c["item"], c["window_start"], c["window_end"], c["user"]))
+        order = np.lexsort((c["seq"], c["window_start"], c["window_end"], c["user"]))
         user_sorted = c["user"][order]
         counts = np.bincount(user_sorted, minlength=len(self._user_ids)).astype(np.int64)
         hold = np.where(counts >= 2, np.clip((counts * holdout_fraction).astype(np.int64), 1, counts - 1), 0)
@@ -307,6 +317,8 @@ class InteractionStore:
         n_new = len(columns[0])
         if any(len(col) != n_new for col in columns):
             raise ValueError("columns must have equal lengths")
+        columns = (*columns, np.arange(self._next_seq, self._next_seq + n_new, dtype=np.int64))
+        self._next_seq += n_new
         if self._n == 0 and n_new > _AUTO_COMPACT_MIN:
             # compaction follows at once and gathers every column anew: no staging copy
             columns_as = zip(_DTYPES.items(), columns, strict=True)
@@ -333,6 +345,7 @@ class InteractionStore:
         other._item_index, other._item_ids = dict(self._item_index), list(self._item_ids)
         other._cols = {name: col[: self._n][keep] for name, col in self._cols.items()}
         other._n = other._clean = int(keep.sum())
+        other._next_seq = self._next_seq
         return other
 
     def _compact(self) -> None:
@@ -350,7 +363,7 @@ class InteractionStore:
         c["item"] = (kept.primary - user * n_items).astype(np.int32)
         c["user"] = user.astype(np.int32)
         c["window_start"] = kept.secondary
-        for name in ("window_end", "watched_ms", "plays", "completed"):
+        for name in ("window_end", "watched_ms", "plays", "completed", "seq"):
             c[name] = c[name][kept.rows]
         self._n = self._clean = len(kept.rows)
 

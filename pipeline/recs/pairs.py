@@ -32,6 +32,12 @@ class Pairs:
     """int32 number of distinct windows."""
     last_seen: np.ndarray
     """int64 newest ``window_end`` (epoch ms)."""
+    first_start: np.ndarray
+    """int64 ``window_start`` of the pair's first window: the hour the viewer started the title."""
+    first_seq: np.ndarray
+    """int64 arrival number of that first window in the store. A user's windows arrive in the order
+    the stream closed them (an hour's windows by their first event), so within an hour this is the
+    order the viewer started titles in, without any finer timestamp leaving the stream."""
     user_ids: list[str]
     item_ids: list[str]
 
@@ -42,6 +48,15 @@ class Pairs:
     def shape(self) -> tuple[int, int]:
         """``(users, items)`` of the matrix these pairs fill."""
         return len(self.user_ids), len(self.item_ids)
+
+    def start_order(self) -> np.ndarray:
+        """Pair positions grouped by user (rows ascending), each user's titles in the order they were started.
+
+        By the first window's start, then its arrival: the order ``privrec eval``'s holdout
+        and the tuner's validation split both cut, and the one recency counts in.
+        """
+        order: np.ndarray = np.lexsort((self.first_seq, self.first_start, self.user))
+        return order
 
     @property
     def n_windows(self) -> int:
@@ -61,6 +76,8 @@ class Pairs:
             self.completed[keep],
             self.windows[keep],
             self.last_seen[keep],
+            self.first_start[keep],
+            self.first_seq[keep],
             list(self.user_ids) if user_ids is None else user_ids,
             list(self.item_ids),
         )
@@ -79,4 +96,4 @@ class Pairs:
 def empty_pairs() -> Pairs:
     """Pairs of an empty store."""
     i32, i64 = np.empty(0, np.int32), np.empty(0, np.int64)
-    return Pairs(i32, i32, i64, i64, np.empty(0, np.bool_), i32, i64, [], [])
+    return Pairs(i32, i32, i64, i64, np.empty(0, np.bool_), i32, i64, i64, i64, [], [])

@@ -296,3 +296,49 @@ def test_bm25_matches_implicit(rec: MakeRecord) -> None:
     expected = bm25_weight(item_users, K1=1.2, B=0.75).tocsr().T.tocsr()
     got = pairs.to_csr(weigh(pairs, settings))
     np.testing.assert_allclose(got.toarray(), np.maximum(expected.toarray(), 0), rtol=1e-5, atol=1e-6)
+
+
+def test_the_order_windows_arrived_in_is_the_order_titles_were_started(rec: MakeRecord) -> None:
+    """Within an hour the stream emits by first event; the store keeps that order (ids say nothing)."""
+    store = InteractionStore()
+    store.add_many(
+        [rec("p2", "c5"), rec("p2", "c1"), rec("p2", "c9")]  # the ids first seen in another order
+        + [rec(content="c9"), rec(content="c1"), rec(content="c5")]
+    )
+    store.add_many([rec(content="c3", hour=1), rec(content="c1", hour=1)])  # c1 watched on: started at 0
+    pairs = store.pairs()
+    mine = [
+        pairs.item_ids[pairs.item[k]] for k in pairs.start_order() if pairs.user_ids[pairs.user[k]] == "p1"
+    ]
+    assert mine == ["c9", "c1", "c5", "c3"]
+    assert [(r["content_id"], r["window_start"] // HOUR) for r in store.records("p1")] == [
+        ("c9", 0),
+        ("c1", 0),
+        ("c5", 0),
+        ("c3", 1),
+        ("c1", 1),
+    ]  # arrival order, so a fold-in's store orders the viewer's titles as this one does
+    again = InteractionStore()
+    again.add_many(store.records("p1"))
+    assert [again.pairs().item_ids[i] for i in again.pairs().item[again.pairs().start_order()]] == mine
+    # the window-level split: newest by window end, then arrival (c5 arrived after c1 in hour 0)
+    _, heldout = store.temporal_split(0.6)  # p1's three newest windows: c1 (hour 1), c3, then c5
+    assert heldout["p1"] == {"c3", "c5"}  # c1 is in the training part too
+
+
+def test_a_bulk_load_and_erasure_keep_arrival_order(rec: MakeRecord) -> None:
+    store = InteractionStore()
+    rows = [rec(f"p{u}", f"c{c}", hour=0) for u in range(3) for c in (7, 2, 9)]
+    store.add_arrays(
+        [r["user"] for r in rows],
+        [r["content_id"] for r in rows],
+        np.asarray([r["window_start"] for r in rows]),
+        np.asarray([r["window_end"] for r in rows]),
+        np.asarray([r["watched_ms"] for r in rows]),
+        np.asarray([r["plays"] for r in rows]),
+        np.asarray([r["completed"] for r in rows]),
+    )
+    assert store.remove_user("p1")
+    store.add(rec("p2", "c1", hour=0))  # after the bulk load: last
+    assert [r["content_id"] for r in store.records("p2")] == ["c7", "c2", "c9", "c1"]
+    assert [r["content_id"] for r in store.records("p0")] == ["c7", "c2", "c9"]
