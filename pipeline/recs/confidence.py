@@ -25,11 +25,12 @@ unobserved one, also when nothing was watched (a ``play`` that never started).
 
 Recency (``recency_half_life_titles``, off when None): the bracket is further
 multiplied by ``0.5 ** (newer / half_life)``, ``newer`` the number of the
-*same viewer's* titles last seen strictly later. Counted in titles, relative
+*same viewer's* titles started later (:meth:`Pairs.start_order`). Counted in titles, relative
 to the viewer, not in days behind the clock or behind the viewer's newest
 title: viewers watch in bursts and pause for weeks, so days fade a whole
 burst at once or not at all, while the viewer's own sequence keeps fading
-steadily (README, Evaluation, has the measurement). Titles of one window tie.
+steadily (README, Evaluation, has the measurement). Titles started in the
+same hour are ordered by the stream's emission order (their first events).
 It needs nothing outside the viewer's own rows, so a fold-in (which sees only
 that viewer's windows) weighs exactly as training did.
 
@@ -94,26 +95,20 @@ def weigh(
 
 
 def recency(pairs: Pairs, half_life_titles: float) -> np.ndarray:
-    """Per pair ``0.5 ** (newer / half_life_titles)``, ``newer`` the viewer's titles seen strictly later.
+    """Per pair ``0.5 ** (newer / half_life_titles)``, ``newer`` the viewer's titles started later.
 
-    1 for each viewer's newest titles, in (0, 1] and never higher for an older
-    title than for a newer one of the same viewer.
+    1 for each viewer's newest title, in (0, 1] and strictly lower for a title
+    started earlier than another of the same viewer (:meth:`Pairs.start_order`).
     """
     n = len(pairs)
     if not n:
         return np.ones(0, np.float64)
-    order = np.lexsort((-pairs.last_seen, pairs.user))  # per viewer, newest first
-    user, seen = pairs.user[order], pairs.last_seen[order]
-    index = np.arange(n)
-    new_user = np.ones(n, np.bool_)
-    new_user[1:] = user[1:] != user[:-1]
-    new_time = new_user.copy()
-    new_time[1:] |= seen[1:] != seen[:-1]
-    # competition rank: the position of the first title of the same time within the viewer's run
+    order = pairs.start_order()  # per viewer, oldest first
+    user = pairs.user[order]
+    counts = np.bincount(user, minlength=pairs.shape[0])
+    first = np.cumsum(counts) - counts
     newer = np.empty(n, np.float64)
-    newer[order] = np.maximum.accumulate(np.where(new_time, index, 0)) - np.maximum.accumulate(
-        np.where(new_user, index, 0)
-    )
+    newer[order] = (first + counts)[user] - 1 - np.arange(n)
     out: np.ndarray = np.exp2(-newer / half_life_titles)
     return out
 

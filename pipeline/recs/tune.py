@@ -1,23 +1,23 @@
 """Self-tuning per deployment: choose the family and its setting on a validation split of the training data.
 
 Fixed defaults are chosen on someone else's data; a deployment's data is its
-own. Before a full retrain the trainer hands its *training* store (the
-gate's holdout already removed) to :func:`tune`, which carves a further
-per-user temporal validation split from it — each user's newest
-``holdout_fraction`` of windows, exactly as the gate's holdout and ``privrec
-eval``'s were carved — so no choice ever sees a title any reported figure is
-scored on.
+own. Before a full retrain the trainer hands its store to :func:`tune`, which
+carves a per-user temporal validation split from it (:func:`validation_split`).
+``privrec eval`` removes its holdout before the replay, so no choice ever sees
+a title its reported figure is scored on.
 
 Search: `Optuna <https://optuna.org>`_'s TPE sampler (seeded) over the
 enabled families (``trainer.families``), the confidence transform
 (``weighting`` binary/log/linear/bm25, ``alpha``, the watch-time unit, the
-completion bonus and, only when an operator has turned recency on, recency
-off or its half-life: searched by default it never won on validation and
-moved the time-boxed search elsewhere, README, Tuning), and per family its own knobs (ALS: factors,
-regularization, iterations; EASE: λ; ItemKNN: K). The first trial is always
-the current setting, so the choice is never worse than the fixed defaults on
-validation, and it is replaced only by one at least ``trainer.tune_min_gain``
-better there: the validation split is smaller than the data the model is
+completion bonus, recency off or its half-life in titles), and per family its
+own knobs (ALS: factors, regularization, iterations; EASE: λ; ItemKNN: K). The
+first trial is always the current setting, so the choice is never worse than
+the fixed defaults on validation; the next are :func:`recency_probes` (the
+setting in force with recency at two half-lives), then the sampler's. The
+validation split holds out the titles each viewer *started* last, ordered as
+the stream saw them (:meth:`Pairs.start_order`), as ``privrec eval`` holds out
+each viewer's newest ratings. The setting in force is replaced only by one
+at least ``trainer.tune_min_gain`` better there: the validation split is smaller than the data the model is
 finally fitted on, and small validation gains were measured not to carry over
 (README, Tuning). The search stops at ``trainer.tune_trials`` trials or when the
 next trial would overrun ``trainer.tune_budget_s`` (judged by the slowest
@@ -44,9 +44,11 @@ from pipeline.settings import TrainerSettings
 
 __all__ = [
     "MIN_VALIDATION_USERS",
+    "RECENCY_PROBES",
     "TUNED_FIELDS",
     "TuneResult",
     "apply_setting",
+    "recency_probes",
     "sample_users",
     "tune",
     "validation_split",
@@ -73,6 +75,18 @@ MIN_VALIDATION_USERS = 20
 
 _UNITS_MS = (60_000, 180_000, 540_000, 1_620_000)
 _FACTORS = (32, 64, 128, 192)
+_ALPHA = (0.05, 20.0)
+_HALF_LIFE = (2.0, 500.0)
+_REG = (0.5, 200.0)
+_ITERATIONS = (8, 30)
+_EASE_LAMBDA = (5.0, 5000.0)
+_KNN_K = (10, 500)
+
+_OWN = {"als": ("factors", "regularization", "iterations"), "ease": ("ease_lambda",), "itemknn": ("knn_k",)}
+"""Each family's own knobs."""
+
+RECENCY_PROBES = ((10.0, 4.0), (30.0, 2.0))
+"""``(half-life in titles, alpha factor)`` of the probes :func:`recency_probes` queues first."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,18 +131,13 @@ def apply_setting(settings: TrainerSettings, result: TuneResult | None) -> Train
 
 def current_setting(settings: TrainerSettings, family: str) -> dict[str, Any]:
     """The fields of ``settings`` that define ``family``'s setting (what a trial varies)."""
-    own = {
-        "als": ("factors", "regularization", "iterations"),
-        "ease": ("ease_lambda",),
-        "itemknn": ("knn_k",),
-    }
     names = (
         "weighting",
         "alpha",
         "watched_unit_ms",
         "completion_bonus",
         "recency_half_life_titles",
-        *own.get(family, ()),
+        *_OWN.get(family, ()),
     )
     return {name: getattr(settings, name) for name in names}
 
@@ -151,21 +160,22 @@ def sample_users(
     return sub, {u: items for u, items in heldout.items() if u in wanted}
 
 
-def validation_split(pairs: Pairs, fraction: float, seed: int = 0) -> tuple[Pairs, dict[str, set[str]]]:
-    """Per user with two titles or more, the newest ``fraction`` of *titles* held out whole.
+def validation_split(pairs: Pairs, fraction: float) -> tuple[Pairs, dict[str, set[str]]]:
+    """Per user with two titles or more, the ``fraction`` of *titles* they started last, held out whole.
 
     Titles, not windows: a title whose later windows were held out while its
     first stayed in training would be "already seen" and drop out, leaving a
-    validation set of re-watches. This mirrors ``privrec eval``'s split of
-    ratings (one rating, one title). Newest by ``last_seen`` (the hour its last
-    window closed); ties, common when a viewer watched several titles in one
-    hour, are broken by a seeded shuffle of the titles: breaking them by column
-    (first-seen order) would hold out the catalogue's newest titles and
-    mislead the search.
+    validation set of re-watches. Started last: ``privrec eval``'s holdout is
+    each viewer's newest ratings, i.e. the titles they came to last, and a
+    recommender's job is the next title. The order is :meth:`Pairs.start_order`
+    (the first window's hour, then the order the stream closed that hour's
+    windows in, which is the order of their first events), so ties within an
+    hour follow what the viewer did. A shuffle or the title id as tie-break
+    (earlier versions) held out a different, arbitrary set each run and ranked
+    settings unlike the holdout does (README, Tuning).
     """
     n_users = len(pairs.user_ids)
-    tie = np.random.default_rng(seed).permutation(max(len(pairs.item_ids), 1))[pairs.item]
-    order = np.lexsort((tie, pairs.last_seen, pairs.user))
+    order = pairs.start_order()
     user_sorted = pairs.user[order]
     counts = np.bincount(user_sorted, minlength=n_users).astype(np.int64)
     hold = np.where(counts >= 2, np.clip((counts * fraction).astype(np.int64), 1, counts - 1), 0)
@@ -189,11 +199,8 @@ def _score(pairs: Pairs, heldout: Mapping[str, set[str]], family: str, settings:
     return float(evaluate(model, heldout, 10)["ndcg_at_10"])
 
 
-def _suggest(trial: Any, families: Sequence[str], recency: bool = False) -> tuple[str, dict[str, Any]]:
-    """One point of the search space (define-by-run: each family has its own knobs).
-
-    ``recency``: also search the recency fade (off, or a half-life in titles).
-    """
+def _suggest(trial: Any, families: Sequence[str]) -> tuple[str, dict[str, Any]]:
+    """One point of the search space (define-by-run: each family has its own knobs)."""
     family = trial.suggest_categorical("family", list(families)) if len(families) > 1 else families[0]
     s: dict[str, Any] = {
         "weighting": trial.suggest_categorical("weighting", ["binary", "log", "linear", "bm25"]),
@@ -202,21 +209,85 @@ def _suggest(trial: Any, families: Sequence[str], recency: bool = False) -> tupl
     }
     if s["weighting"] != "binary":
         s["watched_unit_ms"] = trial.suggest_categorical("watched_unit_ms", list(_UNITS_MS))
-    if recency:
-        s["recency_half_life_titles"] = (
-            trial.suggest_float("recency_half_life_titles", 2.0, 500.0, log=True)
-            if trial.suggest_categorical("recency", [False, True])
-            else None
-        )
+    s["recency_half_life_titles"] = (
+        trial.suggest_float("recency_half_life_titles", *_HALF_LIFE, log=True)
+        if trial.suggest_categorical("recency", [False, True])
+        else None
+    )
     if family == "als":
         s["factors"] = trial.suggest_categorical("factors", list(_FACTORS))
-        s["regularization"] = trial.suggest_float("regularization", 0.5, 200.0, log=True)
-        s["iterations"] = trial.suggest_int("iterations", 8, 30)
+        s["regularization"] = trial.suggest_float("regularization", *_REG, log=True)
+        s["iterations"] = trial.suggest_int("iterations", *_ITERATIONS)
     elif family == "ease":
-        s["ease_lambda"] = trial.suggest_float("ease_lambda", 5.0, 5000.0, log=True)
+        s["ease_lambda"] = trial.suggest_float("ease_lambda", *_EASE_LAMBDA, log=True)
     elif family == "itemknn":
-        s["knn_k"] = trial.suggest_int("knn_k", 10, 500, log=True)
+        s["knn_k"] = trial.suggest_int("knn_k", *_KNN_K, log=True)
     return family, s
+
+
+def recency_probes(setting: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The setting in force with recency at :data:`RECENCY_PROBES` half-lives: the first trials after it.
+
+    A one-axis probe the sampler would otherwise reach by luck within a
+    time-boxed budget (recency is a categorical switch and a log-scale
+    half-life, among ten other knobs); run before the sampler, like the
+    setting in force, and chosen only on their validation score. Fading lowers the viewer's mean
+    confidence, so each probe also raises ``alpha`` by its factor to keep
+    observed titles as far above unobserved ones. The validation split still
+    decides: a probe is one trial like any other.
+    """
+    return [
+        dict(setting, recency_half_life_titles=half_life, alpha=_clip(setting["alpha"] * factor, _ALPHA))
+        for half_life, factor in RECENCY_PROBES
+    ]
+
+
+def _params(family: str, families: Sequence[str], setting: Mapping[str, Any]) -> dict[str, Any] | None:
+    """:func:`_suggest`'s parameters that yield ``setting``; None when it lies outside the search space."""
+    params: dict[str, Any] = {"family": family} if len(families) > 1 else {}
+    for name in ("weighting", "alpha", "completion_bonus"):
+        params[name] = setting[name]
+    if setting["weighting"] != "binary":
+        params["watched_unit_ms"] = setting["watched_unit_ms"]
+    half_life = setting.get("recency_half_life_titles")
+    params["recency"] = half_life is not None
+    if half_life is not None:
+        params["recency_half_life_titles"] = half_life
+    params.update({name: setting[name] for name in _OWN.get(family, ())})
+    try:
+        import optuna
+
+        got_family, got = _suggest(optuna.trial.FixedTrial(params), families)
+    except (ValueError, KeyError):  # a value the search cannot suggest (a categorical outside its choices)
+        return None
+    if got_family != family or any(setting.get(k) != v for k, v in got.items()):
+        return None
+    return params
+
+
+def _tell(study: Any, families: Sequence[str], family: str, setting: dict[str, Any], score: float) -> None:
+    """Add a trial run outside the sampler to ``study``; skipped when the search space cannot express it."""
+    import optuna
+
+    params = _params(family, families, setting)
+    if params is None or score < 0:
+        return
+    fixed = optuna.trial.FixedTrial(params)
+    _suggest(fixed, families)
+    try:
+        trial = optuna.trial.create_trial(
+            params=fixed.params,
+            distributions=fixed.distributions,
+            value=score,
+            user_attrs={"family": family, "setting": setting, "probe": True},
+        )
+    except ValueError:
+        return
+    study.add_trial(trial)
+
+
+def _clip(value: float, bounds: tuple[float, float]) -> float:
+    return float(min(max(value, bounds[0]), bounds[1]))
 
 
 def tune(
@@ -251,7 +322,7 @@ def tune(
         return result("tuning off")
     if not len(store):
         return result("too little data")
-    pairs, heldout = validation_split(store.pairs(), settings.holdout_fraction, settings.seed)
+    pairs, heldout = validation_split(store.pairs(), settings.holdout_fraction)
     pairs, heldout = sample_users(pairs, heldout, settings.tune_max_users, settings.seed)
     if len(heldout) < MIN_VALIDATION_USERS or len(pairs) == 0:
         return result("too little data", users=len(heldout))
@@ -279,9 +350,15 @@ def tune(
     # the setting in force first, outside the sampler: tuning never does worse on validation
     best_family, best_setting = first, current_setting(settings, first)
     best_score = attempt(best_family, best_setting)
+    # then the recency probes, outside the sampler too: (score, order, family, setting)
+    tried: list[tuple[float, int, str, dict[str, Any]]] = []
+    for probe in recency_probes(best_setting):
+        if len(scores) >= settings.tune_trials or clock() - started + slowest > budget:
+            break
+        tried.append((attempt(first, probe), -len(scores), first, probe))
 
     def objective(trial: Any) -> float:
-        family, setting = _suggest(trial, families, recency=settings.recency_half_life_titles is not None)
+        family, setting = _suggest(trial, families)
         trial.set_user_attr("setting", setting)
         trial.set_user_attr("family", family)
         return attempt(family, setting)
@@ -292,17 +369,23 @@ def tune(
             stop_reason = "budget"
             study.stop()
 
-    if settings.tune_trials > 1 and clock() - started + slowest <= budget:
-        study.optimize(
-            objective, n_trials=settings.tune_trials - 1, callbacks=[budget_left], gc_after_trial=False
-        )
-    elif settings.tune_trials > 1:
+    for score, _, family, probe in tried:  # the sampler learns from the probes too, where it can
+        _tell(study, families, family, probe, score)
+    left = settings.tune_trials - len(scores)
+    if left > 0 and clock() - started + slowest <= budget:
+        study.optimize(objective, n_trials=left, callbacks=[budget_left], gc_after_trial=False)
+    elif left > 0:
         stop_reason = "budget"
-    done = [(float(t.value), -t.number, t) for t in study.trials if t.value is not None]
-    if done:
-        top_score, _, top = max(done, key=lambda d: d[:2])
+    offset = len(scores) - len(study.trials)
+    tried += [
+        (float(t.value), -(offset + t.number), t.user_attrs["family"], dict(t.user_attrs["setting"]))
+        for t in study.trials
+        if t.value is not None and not t.user_attrs.get("probe")
+    ]
+    if tried:
+        top_score, _, top_family, top_setting = max(tried, key=lambda d: d[:2])
         if best_score <= 0 or top_score > best_score * (1.0 + settings.tune_min_gain):
-            best_family, best_setting = top.user_attrs["family"], dict(top.user_attrs["setting"])
+            best_family, best_setting = top_family, top_setting
             best_score = top_score
         elif top_score > best_score:
             gain = top_score / best_score - 1.0

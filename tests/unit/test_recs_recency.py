@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -15,7 +17,10 @@ HOUR = 3_600_000
 
 
 def pairs_of(user: list[int], seen_hours: list[int], *, n_items: int | None = None) -> Pairs:
-    """Pairs sorted by (user, item) as the store hands them out; item k is the k-th pair of its user."""
+    """Pairs sorted by (user, item) as the store hands them out; item k is the k-th pair of its user.
+
+    Each title is one window, started in its hour; titles arrived in the order listed.
+    """
     u = np.asarray(user, np.int32)
     order = np.argsort(u, kind="stable")
     u = u[order]
@@ -31,17 +36,27 @@ def pairs_of(user: list[int], seen_hours: list[int], *, n_items: int | None = No
         np.ones(n, np.int64),
         rng.random(n) < 0.3,
         np.ones(n, np.int32),
+        seen + HOUR,
         seen,
+        order.astype(np.int64),
         [f"u{i}" for i in range(int(u.max()) + 1 if n else 0)],
         [f"c{i}" for i in range(n_items)],
     )
 
 
-def test_competition_rank_within_each_viewer() -> None:
-    # u0: hours 5, 9, 9, 1 -> newer-than counts 2, 0, 0, 3; u1: one title -> 0
+def test_rank_within_each_viewer_in_start_order() -> None:
+    # u0: hours 5, 9, 9, 1 (the two of hour 9 arrived in that order) -> started later: 2, 1, 0, 3; u1: 0
     pairs = pairs_of([0, 0, 0, 0, 1], [5, 9, 9, 1, 2])
-    np.testing.assert_allclose(recency(pairs, 1.0), [0.25, 1.0, 1.0, 0.125, 1.0])
-    np.testing.assert_allclose(recency(pairs, 2.0), [0.5, 1.0, 1.0, 2**-1.5, 1.0])
+    np.testing.assert_allclose(recency(pairs, 1.0), [0.25, 0.5, 1.0, 0.125, 1.0])
+    np.testing.assert_allclose(recency(pairs, 2.0), [0.5, 2**-0.5, 1.0, 2**-1.5, 1.0])
+
+
+def test_an_hour_s_titles_fade_in_the_order_they_arrived_not_by_id() -> None:
+    """Within an hour the stream's emission order (first events) is the viewer's order."""
+    pairs = pairs_of([0, 0, 0], [4, 4, 4])
+    reversed_arrival = dataclasses.replace(pairs, first_seq=np.asarray([2, 1, 0], np.int64))
+    np.testing.assert_allclose(recency(pairs, 1.0), [0.25, 0.5, 1.0])
+    np.testing.assert_allclose(recency(reversed_arrival, 1.0), [1.0, 0.5, 0.25])
 
 
 @settings(max_examples=60, deadline=None)
@@ -59,12 +74,11 @@ def test_recency_is_monotone_in_age_and_in_unit_interval(
     assert np.all((r > 0) & (r <= 1))
     for u in np.unique(pairs.user):
         mine = pairs.user == u
-        seen, weight = pairs.last_seen[mine], r[mine]
-        assert np.all(weight[seen == seen.max()] == 1.0)  # the viewer's newest titles keep full weight
+        seen, weight = pairs.first_start[mine], r[mine]
+        assert np.isclose(weight, 1.0).sum() == 1 and weight[seen == seen.max()].max() == 1.0  # the newest
         older = seen[:, None] < seen[None, :]
-        assert np.all(weight[:, None] <= weight[None, :], where=older)  # older never weighs more
-        same = seen[:, None] == seen[None, :]
-        assert np.all(weight[:, None] == weight[None, :], where=same)  # titles of one window tie
+        assert np.all(weight[:, None] < weight[None, :], where=older)  # started earlier: strictly less
+        assert len(set(weight.tolist())) == len(weight)  # one rank per title, ties broken by arrival
 
 
 def test_off_is_the_confidence_of_before() -> None:

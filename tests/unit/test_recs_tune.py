@@ -16,7 +16,7 @@ from pipeline.recs import tune as tune_module
 from pipeline.recs.compare import Popularity
 from pipeline.recs.evaluate import evaluate
 from pipeline.recs.matrix import InteractionStore
-from pipeline.recs.tune import TuneResult, apply_setting, tune, validation_split
+from pipeline.recs.tune import RECENCY_PROBES, TuneResult, apply_setting, tune, validation_split
 from pipeline.settings import TrainerSettings
 from pipeline.sources.ratings import Rating
 
@@ -93,20 +93,20 @@ def test_the_validation_split_holds_out_whole_newest_titles_of_the_training_part
     store, _ = cluster_store()
     train_store, evaluation = store.temporal_split(0.2)  # what the caller keeps for itself
     pairs = train_store.pairs()
-    fit, validation = validation_split(pairs, 0.2, seed=1)
+    fit, validation = validation_split(pairs, 0.2)
     seen = {(fit.user_ids[u], fit.item_ids[i]) for u, i in zip(fit.user, fit.item, strict=True)}
     held = {(u, c) for u, titles in validation.items() for c in titles}
     trained = {(pairs.user_ids[u], pairs.item_ids[i]) for u, i in zip(pairs.user, pairs.item, strict=True)}
     assert held and not held & seen  # whole titles out of the fit
     assert held <= trained  # only the training part's titles
     assert not held & {(u, c) for u, titles in evaluation.items() for c in titles}
-    last = {
-        (pairs.user_ids[u], pairs.item_ids[i]): t
-        for u, i, t in zip(pairs.user, pairs.item, pairs.last_seen, strict=True)
+    started = {
+        (pairs.user_ids[u], pairs.item_ids[i]): (t, q)
+        for u, i, t, q in zip(pairs.user, pairs.item, pairs.first_start, pairs.first_seq, strict=True)
     }
-    for user, titles in validation.items():  # the newest ones
-        kept = [t for (u, c), t in last.items() if u == user and (u, c) in seen]
-        assert min(last[(user, c)] for c in titles) >= max(kept)
+    for user, titles in validation.items():  # the ones started last, in arrival order within an hour
+        kept = [t for (u, c), t in started.items() if u == user and (u, c) in seen]
+        assert min(started[(user, c)] for c in titles) > max(kept)
 
 
 def test_the_chosen_setting_beats_popularity_on_known_clusters() -> None:
@@ -138,23 +138,23 @@ def test_enabled_families_are_searched(family: str) -> None:
 
 
 @pytest.mark.parametrize("in_force", [None, 50.0])
-def test_recency_is_searched_only_once_an_operator_turned_it_on(
+def test_recency_is_searched_and_probed_right_after_the_setting_in_force(
     monkeypatch: pytest.MonkeyPatch, in_force: float | None
 ) -> None:
     store, _ = cluster_store()
-    tried: list[float | None] = []
+    tried: list[tuple[float | None, float]] = []
 
     def score(pairs: object, heldout: object, family: str, s: TrainerSettings) -> float:
-        tried.append(s.recency_half_life_titles)
+        tried.append((s.recency_half_life_titles, s.alpha))
         return 0.5 if s.recency_half_life_titles in (None, 50.0) else 0.9  # only another half-life helps
 
     monkeypatch.setattr(tune_module, "_score", score)
-    result = tune(store, settings(tune_trials=12, tune_budget_s=60, recency_half_life_titles=in_force))
-    assert tried[0] == in_force  # the setting in force first
-    if in_force is None:
-        assert set(tried) == {None} and result.setting["recency_half_life_titles"] is None
-        return
-    assert None in tried[1:]  # off is a candidate too
+    base = settings(tune_trials=12, tune_budget_s=60, recency_half_life_titles=in_force)
+    result = tune(store, base)
+    assert tried[0] == (in_force, base.alpha)  # the setting in force first
+    probes = [(half_life, pytest.approx(base.alpha * factor)) for half_life, factor in RECENCY_PROBES]
+    assert tried[1:3] == probes  # then recency at each probe's half-life, alpha raised to match
+    assert None in [h for h, _ in tried[3:]]  # off stays a candidate of the sampler
     half_life = result.setting["recency_half_life_titles"]
     assert half_life is not None and 2.0 <= half_life <= 500.0 and half_life != in_force
     assert apply_setting(TrainerSettings(), result).recency_half_life_titles == half_life
