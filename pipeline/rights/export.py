@@ -243,7 +243,9 @@ def open_windows(
         except (msgspec.DecodeError, msgspec.ValidationError):
             continue
         partition, pseudonym = where
-        for content_id, start, watched, plays, completed, events in entry.w:
+        firsts = entry.f if entry.f is not None and len(entry.f) == len(entry.w) else [None] * len(entry.w)
+        for window_tuple, first_ms in zip(entry.w, firsts, strict=True):
+            content_id, start, watched, plays, completed, events = window_tuple
             window: dict[str, Any] = {
                 "pseudonym": pseudonym,
                 "partition": partition,
@@ -253,6 +255,8 @@ def open_windows(
             if window_size_ms is not None:
                 window["window_end"] = start + window_size_ms
             window |= {"watched_ms": watched, "plays": plays, "completed": completed, "events": events}
+            if first_ms is not None:  # the time of the window's first event: the viewer's, so theirs to see
+                window["first_event_ms"] = first_ms
             out.append(window)
     return sorted(out, key=lambda w: (w["window_start"], w["content_id"], w["pseudonym"]))
 

@@ -189,6 +189,7 @@ def test_open_windows_decode_the_workers_changelog_entries():
         "plays": 1,
         "completed": True,
         "events": 2,
+        "first_event_ms": T0 + 60_000,  # when the viewer started it: their data, in their export
     }
     assert proc.pz.pseudonym("bob") not in json.dumps(got)
     # an erasure tombstones the entry: nothing open any more
