@@ -130,6 +130,7 @@ class ProcessMetrics:
                 publish_duration_s=(report.seconds or {}).get("publish"),
                 validation_ndcg=(report.metrics or {}).get("validation_ndcg_at_10"),
                 setting=_setting(getattr(report, "tuning", None)),
+                family=getattr(report, "serving", None),
             )
         except Exception as exc:  # metrics must never stop the trainer
             log.warning("could not update metrics: %s", type(exc).__name__)

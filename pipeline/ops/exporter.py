@@ -162,4 +162,5 @@ def refresh_model(metrics: PipelineMetrics, redis: Any, layout: Layout) -> None:
         setting={"family": model.tuning.get("family", "als"), **(model.tuning.get("setting") or {})}
         if model.tuning
         else None,
+        family=model.family,
     )

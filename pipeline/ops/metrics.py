@@ -45,10 +45,14 @@ from prometheus_client.registry import Collector
 
 from pipeline.ops.lag import GroupLag, Status
 
+MODEL_FAMILIES = ("als", "ease", "itemknn", "popular", "unknown")
+"""States of ``privrec_model_family``: the trainer's families, the popularity list, anything else."""
+
 __all__ = [
     "DP_DAYS_EXPORTED",
     "ERASURE_BUCKETS",
     "EVENT_STAGES",
+    "MODEL_FAMILIES",
     "SECTIONS",
     "PipelineMetrics",
     "TrainerCountersCollector",
@@ -230,6 +234,12 @@ class PipelineMetrics:
             "NDCG@10 of the served model's self-tuned setting on the tuner's validation split.",
             registry=model,
         )
+        self.model_family = Enum(
+            "privrec_model_family",
+            "The served model's family (popular: the popularity list, no personal model passed the gate).",
+            states=list(MODEL_FAMILIES),
+            registry=model,
+        )
         self.model_setting = Info(
             "privrec_model_setting", "The served model's family and (self-tuned) setting.", registry=model
         )
@@ -355,14 +365,17 @@ def update_model(
     publish_duration_s: float | None = None,
     validation_ndcg: float | None = None,
     setting: Mapping[str, Any] | None = None,
+    family: str | None = None,
 ) -> None:
-    """Record the model now served: its version, quality, publish time (Unix seconds).
+    """Record the model now served: its version, family, quality, publish time (Unix seconds).
 
     ``publish_duration_s`` is for the trainer that just published it;
     ``validation_ndcg`` and ``setting`` come from self-tuning (the chosen
     family and setting, as label values).
     """
     metrics.model_version.info({"version": version})
+    if family is not None:
+        metrics.model_family.state(family if family in MODEL_FAMILIES else "unknown")
     if ndcg_at_10 is not None:
         metrics.model_ndcg_at_10.set(ndcg_at_10)
     if validation_ndcg is not None:

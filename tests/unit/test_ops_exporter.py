@@ -136,7 +136,11 @@ def test_trainer_report_hook_records_the_publish_and_never_raises():
         tuning = {"family": "als", "setting": {"factors": 128, "weighting": "log"}}
         served.on_report(
             SimpleNamespace(
-                version="v10", metrics={"validation_ndcg_at_10": 0.17}, seconds=None, tuning=tuning
+                version="v10",
+                metrics={"validation_ndcg_at_10": 0.17},
+                seconds=None,
+                tuning=tuning,
+                serving="ease",
             )
         )
         got = samples(served.metrics.registry)
@@ -146,8 +150,18 @@ def test_trainer_report_hook_records_the_publish_and_never_raises():
         assert got[("privrec_model_validation_ndcg", ())] == 0.17
         setting = (("factors", "128"), ("family", "als"), ("weighting", "log"))
         assert got[("privrec_model_setting_info", setting)] == 1
+        assert got[("privrec_model_family", (("privrec_model_family", "ease"),))] == 1  # a label of its own
+        assert got[("privrec_model_family", (("privrec_model_family", "als"),))] == 0
     finally:
         served.close()
+
+
+def test_every_family_the_trainer_can_serve_is_a_state_of_the_family_metric():
+    from pipeline.ops.metrics import MODEL_FAMILIES
+    from pipeline.recs.family import FAMILIES
+    from pipeline.recs.popularity import POPULAR
+
+    assert {*FAMILIES, POPULAR} <= set(MODEL_FAMILIES)
 
 
 def test_a_port_in_use_is_a_config_error_naming_the_setting():

@@ -87,6 +87,7 @@ def test_every_metric_is_defined_with_its_type(metrics):
         "privrec_model_ndcg_at_10": "gauge",
         "privrec_model_validation_ndcg": "gauge",
         "privrec_model_setting_info": "gauge",
+        "privrec_model_family": "gauge",
         "privrec_model_publish_timestamp_seconds": "gauge",
         "privrec_model_publish_duration_seconds": "gauge",
         "privrec_trainer_events": "counter",
@@ -156,7 +157,7 @@ def test_no_user_ids_in_label_values(metrics):
     assert got[("privrec_dropped_events_total", (("reason", "other"),))] == 1
     assert got[("privrec_dlq_total", (("reason", "other"),))] == 5
     allowed_labels = {"stage", "reason", "change", "group", "topic", "partition", "version", "le", "event"}
-    allowed_labels.add("privrec_consumer_group_status")
+    allowed_labels |= {"privrec_consumer_group_status", "privrec_model_family"}  # enum states
     for f in text_string_to_metric_families(text):
         for s in f.samples:
             assert set(s.labels) <= allowed_labels, s
