@@ -230,7 +230,7 @@ class TrainerSettings(BaseModel):
     recency_half_life_titles: float | None = Field(
         default=None,
         gt=0,
-        description="confidence halves per this many of the viewer's titles seen since (None: off)",
+        description="confidence halves per this many titles the viewer started since (None: off)",
     )
     bm25_k1: float = Field(default=1.2, gt=0)
     bm25_b: float = Field(default=0.75, ge=0, le=1)

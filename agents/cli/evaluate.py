@@ -219,6 +219,7 @@ def run_eval(
                     "alpha",
                     "watched_unit_ms",
                     "completion_bonus",
+                    "recency_half_life_titles",
                 }
             ),
         },

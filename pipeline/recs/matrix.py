@@ -5,12 +5,18 @@ the same window again (a replay after a crash, a recomputed window); the store
 keeps the **latest** copy of each key, so a re-emitted window replaces its
 predecessor and is never counted twice.
 
-Rows live in column arrays (numpy) and ids are mapped to ``int32`` once, so ten
-million windows take about 40 bytes each. Appends are cheap; deduplication is a
+Rows live in column arrays (numpy) and ids are mapped to ``int32`` once, so a
+window takes 45 bytes of columns. Appends are cheap; deduplication is a
 vectorised sort done lazily ("compaction") when aggregates are read, or when
 pending appends outgrow the compacted rows. After compaction the rows are
 sorted by ``(user, title, window_start)``, which makes the per-pair aggregation
 and the CSR matrix one pass each.
+
+Each row also gets an arrival number (``seq``). A viewer's windows arrive in
+the order the stream closed them, and the stream closes an hour's windows in
+the order of their first events, so arrival order is the order the viewer
+started titles in, finer than the hour, without any finer timestamp on the
+wire. The splits and recency use it (:meth:`Pairs.start_order`).
 
 Columnar appends (:meth:`InteractionStore.add_arrays`) map ids through hashes
 of the id strings (:mod:`pipeline.recs._factorise`), so only the distinct ids

@@ -189,3 +189,6 @@ def test_eval_through_the_full_pipeline_meets_the_baseline(make_settings, name, 
     out = json.loads(result.stdout)
     assert out["users_evaluated"] >= min_users
     assert out["ratio"] >= 1.0, out
+    assert set(out["baselines"]) == {"popularity", "itemknn_bm25", "ease", "als_textbook", "als_tuned"}
+    assert out["model"]["family"] == "als"  # ALS alone, the default family, meets the goal
+    assert out["ratio_vs_best"] >= 1.0, {k: v for k, v in out.items() if k != "baselines"}

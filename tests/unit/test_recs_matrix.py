@@ -301,10 +301,8 @@ def test_bm25_matches_implicit(rec: MakeRecord) -> None:
 def test_the_order_windows_arrived_in_is_the_order_titles_were_started(rec: MakeRecord) -> None:
     """Within an hour the stream emits by first event; the store keeps that order (ids say nothing)."""
     store = InteractionStore()
-    store.add_many(
-        [rec("p2", "c5"), rec("p2", "c1"), rec("p2", "c9")]  # the ids first seen in another order
-        + [rec(content="c9"), rec(content="c1"), rec(content="c5")]
-    )
+    store.add_many([rec("p2", "c5"), rec("p2", "c1"), rec("p2", "c9")])  # ids first seen in another order
+    store.add_many([rec(content="c9"), rec(content="c1"), rec(content="c5")])
     store.add_many([rec(content="c3", hour=1), rec(content="c1", hour=1)])  # c1 watched on: started at 0
     pairs = store.pairs()
     mine = [
