@@ -16,9 +16,9 @@ the fixed defaults on validation; the next are :func:`recency_probes` (the
 setting in force with recency at two half-lives), then the sampler's. The
 validation split holds out the titles each viewer *started* last, ordered as
 the stream saw them (:meth:`Pairs.start_order`), as ``privrec eval`` holds out
-each viewer's newest ratings. The setting in force is replaced only by one
-at least ``trainer.tune_min_gain`` better there: the validation split is smaller than the data the model is
-finally fitted on, and small validation gains were measured not to carry over
+each viewer's newest ratings. The setting in force is replaced only by one at
+least ``trainer.tune_min_gain`` better there: the validation split is smaller
+than the data the model is finally fitted on, and small validation gains were measured not to carry over
 (README, Tuning). The search stops at ``trainer.tune_trials`` trials or when the
 next trial would overrun ``trainer.tune_budget_s`` (judged by the slowest
 trial so far); above ``trainer.tune_max_users`` users it runs on a seeded
@@ -230,11 +230,11 @@ def recency_probes(setting: Mapping[str, Any]) -> list[dict[str, Any]]:
 
     A one-axis probe the sampler would otherwise reach by luck within a
     time-boxed budget (recency is a categorical switch and a log-scale
-    half-life, among ten other knobs); run before the sampler, like the
-    setting in force, and chosen only on their validation score. Fading lowers the viewer's mean
+    half-life, among ten other knobs). Fading lowers the viewer's mean
     confidence, so each probe also raises ``alpha`` by its factor to keep
-    observed titles as far above unobserved ones. The validation split still
-    decides: a probe is one trial like any other.
+    observed titles as far above unobserved ones. Probes run before the
+    sampler, like the setting in force, and the sampler is told their
+    scores; the validation split decides, as for any trial.
     """
     return [
         dict(setting, recency_half_life_titles=half_life, alpha=_clip(setting["alpha"] * factor, _ALPHA))
@@ -242,11 +242,12 @@ def recency_probes(setting: Mapping[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def _params(family: str, families: Sequence[str], setting: Mapping[str, Any]) -> dict[str, Any] | None:
-    """:func:`_suggest`'s parameters that yield ``setting``; None when it lies outside the search space."""
+def _fixed(family: str, families: Sequence[str], setting: Mapping[str, Any]) -> Any:
+    """A ``FixedTrial`` on which :func:`_suggest` yields ``setting``; None outside the search space."""
+    import optuna
+
     params: dict[str, Any] = {"family": family} if len(families) > 1 else {}
-    for name in ("weighting", "alpha", "completion_bonus"):
-        params[name] = setting[name]
+    params.update({name: setting[name] for name in ("weighting", "alpha", "completion_bonus")})
     if setting["weighting"] != "binary":
         params["watched_unit_ms"] = setting["watched_unit_ms"]
     half_life = setting.get("recency_half_life_titles")
@@ -254,27 +255,24 @@ def _params(family: str, families: Sequence[str], setting: Mapping[str, Any]) ->
     if half_life is not None:
         params["recency_half_life_titles"] = half_life
     params.update({name: setting[name] for name in _OWN.get(family, ())})
+    trial = optuna.trial.FixedTrial(params)
     try:
-        import optuna
-
-        got_family, got = _suggest(optuna.trial.FixedTrial(params), families)
+        got_family, got = _suggest(trial, families)
     except (ValueError, KeyError):  # a value the search cannot suggest (a categorical outside its choices)
         return None
     if got_family != family or any(setting.get(k) != v for k, v in got.items()):
         return None
-    return params
+    return trial
 
 
 def _tell(study: Any, families: Sequence[str], family: str, setting: dict[str, Any], score: float) -> None:
     """Add a trial run outside the sampler to ``study``; skipped when the search space cannot express it."""
     import optuna
 
-    params = _params(family, families, setting)
-    if params is None or score < 0:
+    fixed = _fixed(family, families, setting)
+    if fixed is None or score < 0:
         return
-    fixed = optuna.trial.FixedTrial(params)
-    _suggest(fixed, families)
-    try:
+    try:  # a float outside its range (a setting in force below the searched bounds) is refused here
         trial = optuna.trial.create_trial(
             params=fixed.params,
             distributions=fixed.distributions,

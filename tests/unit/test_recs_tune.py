@@ -229,3 +229,30 @@ def test_a_user_sample_keeps_each_sampled_users_pairs_renumbered_and_their_heldo
         assert int((sub.user == row).sum()) == count  # every pair of a sampled user, under its new row
     assert len(sub) == sum(int(u[1:]) + 1 for u in sub.user_ids)
     assert sample_users(pairs, heldout, max_users=6, seed=1)[0] is pairs  # under the cap: unchanged
+
+
+def test_the_sampler_is_told_the_probes_scores(monkeypatch: pytest.MonkeyPatch) -> None:
+    """TPE learns from every trial in its study: the probes, run outside it, are added to it."""
+    import optuna
+
+    store, _ = cluster_store()
+    studies: list[optuna.Study] = []
+    create = optuna.create_study
+
+    def capture(*args: object, **kwargs: object) -> optuna.Study:
+        studies.append(create(*args, **kwargs))  # type: ignore[arg-type]
+        return studies[-1]
+
+    monkeypatch.setattr(optuna, "create_study", capture)
+
+    def score(pairs: object, heldout: object, family: str, s: TrainerSettings) -> float:
+        return 0.3 + 0.01 * (s.recency_half_life_titles or 0)
+
+    monkeypatch.setattr(tune_module, "_score", score)
+    base = TrainerSettings(tune_trials=5, tune_budget_s=60, factors=64)
+    tune(store, base)
+    told = [t for t in studies[0].trials if t.user_attrs.get("probe")]
+    assert [(t.params["recency_half_life_titles"], t.value) for t in told] == [
+        (half_life, pytest.approx(0.3 + 0.01 * half_life)) for half_life, _ in RECENCY_PROBES
+    ]
+    assert len(studies[0].trials) == 2 + (5 - 3)  # the probes, then the sampler's remaining trials
