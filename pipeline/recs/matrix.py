@@ -16,7 +16,10 @@ Each row also gets an arrival number (``seq``). A viewer's windows arrive in
 the order the stream closed them, and the stream closes an hour's windows in
 the order of their first events, so arrival order is the order the viewer
 started titles in, finer than the hour, without any finer timestamp on the
-wire. The splits and recency use it (:meth:`Pairs.start_order`).
+wire. The splits and recency use it (:meth:`Pairs.start_order`). A re-emitted
+window (the stream replaying after a crash) takes its new arrival number; the
+replay repeats the same relative order, so only its place against windows that
+were not replayed can move.
 
 Columnar appends (:meth:`InteractionStore.add_arrays`) map ids through hashes
 of the id strings (:mod:`pipeline.recs._factorise`), so only the distinct ids
