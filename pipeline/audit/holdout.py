@@ -12,6 +12,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from pipeline.recs._order import newest_per_user
+
 __all__ = ["split_matrix"]
 
 
@@ -25,11 +27,7 @@ def split_matrix(
     counts = np.diff(m.indptr).astype(np.int64)
     rows = np.repeat(np.arange(m.shape[0]), counts)
     when = np.asarray(last_seen, np.int64) if last_seen is not None else np.zeros(m.nnz, np.int64)
-    order = np.lexsort((m.indices, when, rows))
-    rank = np.empty(m.nnz, np.int64)
-    rank[order] = np.arange(m.nnz) - m.indptr[rows[order]]
-    hold = np.where(counts >= 2, np.clip((counts * fraction).astype(np.int64), 1, counts - 1), 0)
-    held = rank >= (counts - hold)[rows]
+    held = newest_per_user(rows, np.lexsort((m.indices, when, rows)), m.shape[0], fraction)
     data = np.where(held, 0, m.data).astype(np.float32)
     train = sp.csr_matrix((data, m.indices.copy(), m.indptr.copy()), shape=m.shape)
     train.eliminate_zeros()

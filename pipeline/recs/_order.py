@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Sorted", "latest_of_each_key", "lex_order"]
+__all__ = ["Sorted", "latest_of_each_key", "lex_order", "newest_per_user"]
 
 _SAMPLE = 1024
 """Values whose gcd proposes a key's step (then checked against every value)."""
@@ -118,3 +118,19 @@ def _packed_sort(ranks: np.ndarray, row_bits: int) -> tuple[np.ndarray, np.ndarr
     rows = (ranks & np.uint64((1 << row_bits) - 1)).view(np.int64)
     ranks >>= np.uint64(row_bits)
     return rows, ranks
+
+
+def newest_per_user(user: np.ndarray, order: np.ndarray, n_users: int, fraction: float) -> np.ndarray:
+    """Which entries are each user's newest ``fraction`` (at least one, never all; users with one stay).
+
+    ``user`` is each entry's row; ``order`` lists the entries grouped by user,
+    oldest first within a user. One rule for every temporal holdout carved from
+    arrays: the store's, the tuner's and the audit's.
+    """
+    user_sorted = user[order]
+    counts = np.bincount(user_sorted, minlength=n_users).astype(np.int64)
+    hold = np.where(counts >= 2, np.clip((counts * fraction).astype(np.int64), 1, counts - 1), 0)
+    first = np.cumsum(counts) - counts
+    held = np.zeros(len(user), np.bool_)
+    held[order] = np.arange(len(user)) - first[user_sorted] >= (counts - hold)[user_sorted]
+    return held

@@ -36,7 +36,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from pipeline.recs._factorise import intern_codes
-from pipeline.recs._order import latest_of_each_key
+from pipeline.recs._order import latest_of_each_key, newest_per_user
 from pipeline.recs.pairs import Pairs, empty_pairs
 
 if TYPE_CHECKING:
@@ -287,12 +287,7 @@ class InteractionStore:
         n = self._n
         c = {name: col[:n] for name, col in self._cols.items()}
         order = np.lexsort((c["seq"], c["window_start"], c["window_end"], c["user"]))
-        user_sorted = c["user"][order]
-        counts = np.bincount(user_sorted, minlength=len(self._user_ids)).astype(np.int64)
-        hold = np.where(counts >= 2, np.clip((counts * holdout_fraction).astype(np.int64), 1, counts - 1), 0)
-        first = np.cumsum(counts) - counts
-        held = np.zeros(n, np.bool_)
-        held[order] = np.arange(n) - first[user_sorted] >= (counts - hold)[user_sorted]
+        held = newest_per_user(c["user"], order, len(self._user_ids), holdout_fraction)
         n_items = max(len(self._item_ids), 1)
         code = c["user"].astype(np.int64) * n_items + c["item"]
         train_codes, held_codes = np.unique(code[~held]), np.unique(code[held])

@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.recs._order import newest_per_user
 from pipeline.recs.confidence import confidence
 from pipeline.recs.evaluate import evaluate
 from pipeline.recs.matrix import InteractionStore
@@ -174,14 +175,7 @@ def validation_split(pairs: Pairs, fraction: float) -> tuple[Pairs, dict[str, se
     (earlier versions) held out a different, arbitrary set each run and ranked
     settings unlike the holdout does (README, Tuning).
     """
-    n_users = len(pairs.user_ids)
-    order = pairs.start_order()
-    user_sorted = pairs.user[order]
-    counts = np.bincount(user_sorted, minlength=n_users).astype(np.int64)
-    hold = np.where(counts >= 2, np.clip((counts * fraction).astype(np.int64), 1, counts - 1), 0)
-    first = np.cumsum(counts) - counts
-    held = np.zeros(len(pairs), np.bool_)
-    held[order] = np.arange(len(pairs)) - first[user_sorted] >= (counts - hold)[user_sorted]
+    held = newest_per_user(pairs.user, pairs.start_order(), len(pairs.user_ids), fraction)
     heldout: dict[str, set[str]] = {}
     for u, i in zip(pairs.user[held].tolist(), pairs.item[held].tolist(), strict=True):
         heldout.setdefault(pairs.user_ids[u], set()).add(pairs.item_ids[i])
