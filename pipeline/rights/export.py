@@ -27,6 +27,7 @@ import msgspec
 from pipeline.kafka.topics import Table
 from pipeline.privacy.consent_history import decode_history
 from pipeline.stream.partition import META_KEY, UserEntry, split_key
+from pipeline.windows.state import WindowStateError
 from pipeline.wire import decode_as, decode_consent
 from pipeline.wire.rights import STAGES, ErasureRequest, ErasureStage, Receipt
 
@@ -239,13 +240,11 @@ def open_windows(
         if where is None or value is None:
             continue
         try:
-            entry = _entry.decode(value)
-        except (msgspec.DecodeError, msgspec.ValidationError):
+            windows = list(_entry.decode(value).open_windows())
+        except (msgspec.DecodeError, msgspec.ValidationError, WindowStateError):
             continue
         partition, pseudonym = where
-        firsts = entry.f if entry.f is not None and len(entry.f) == len(entry.w) else [None] * len(entry.w)
-        for window_tuple, first_ms in zip(entry.w, firsts, strict=True):
-            content_id, start, watched, plays, completed, events = window_tuple
+        for content_id, start, watched, plays, completed, events, first_ms in windows:
             window: dict[str, Any] = {
                 "pseudonym": pseudonym,
                 "partition": partition,

@@ -67,6 +67,18 @@ class UserEntry(msgspec.Struct, array_like=True, gc=False):
     mt: int | None = None
     f: list[int] | None = None
 
+    def open_windows(self) -> Iterator[tuple[str, int, int, int, bool, int, int | None]]:
+        """``w``'s windows with their first-event time (None when the entry predates ``f``).
+
+        Raises:
+            WindowStateError: ``f`` does not have one time per window.
+        """
+        if self.f is None:
+            return ((*w, None) for w in self.w)
+        if len(self.f) != len(self.w):
+            raise WindowStateError("window state entry's first event times do not match its windows")
+        return ((*w, first) for w, first in zip(self.w, self.f, strict=True))
+
 
 _entry_encoder = msgspec.json.Encoder()
 _entry_decoder = msgspec.json.Decoder(UserEntry)
@@ -148,10 +160,7 @@ class PartitionState:
                 wm = entry.wm
             if entry.mt is not None and (mt is None or entry.mt > mt):
                 mt = entry.mt
-            firsts = entry.f
-            if firsts is not None and len(firsts) != len(entry.w):
-                raise WindowStateError("window state entry's first event times do not match its windows")
-            for i, (content_id, start, watched, plays, completed, events) in enumerate(entry.w):
+            for content_id, start, watched, plays, completed, events, first_ms in entry.open_windows():
                 windows.append(
                     {
                         "user": user,
@@ -161,7 +170,7 @@ class PartitionState:
                         "plays": plays,
                         "completed": completed,
                         "events": events,
-                        "first_ms": None if firsts is None else firsts[i],
+                        "first_ms": first_ms,
                     }
                 )
         floor = max(closed.values(), default=-1)

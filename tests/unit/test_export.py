@@ -202,10 +202,15 @@ def test_open_windows_decode_the_workers_changelog_entries():
 
 def test_open_windows_skip_undecodable_entries():
     good = msgspec.json.encode(UserEntry(3, -1, [("c1", T0, 10, 1, False, 1)], None, None))
-    latest = {f"0/{ALICE[0]}".encode(): b"[not", f"1/{ALICE[1]}".encode(): good}
+    mismatched = msgspec.json.encode(UserEntry(3, -1, [("c2", T0, 10, 1, False, 1)], None, None, [T0, T0]))
+    latest = {
+        f"0/{ALICE[0]}".encode(): b"[not",
+        f"1/{ALICE[1]}".encode(): good,
+        f"2/{ALICE[0]}".encode(): mismatched,  # malformed like the first: skipped, as a restore refuses it
+    }
     got = open_windows(latest, Selector("alice", ALICE))
     assert [(w["partition"], w["pseudonym"]) for w in got] == [(1, ALICE[1])]
-    assert "window_end" not in got[0]
+    assert "window_end" not in got[0] and "first_event_ms" not in got[0]  # written before first times
 
 
 # -- erasure and interactions ------------------------------------------------------------------
