@@ -16,7 +16,8 @@ from pipeline.recs import tune as tune_module
 from pipeline.recs.compare import Popularity
 from pipeline.recs.evaluate import evaluate
 from pipeline.recs.matrix import InteractionStore
-from pipeline.recs.tune import RECENCY_PROBES, TuneResult, apply_setting, tune, validation_split
+from pipeline.recs.search_space import RECENCY_PROBES
+from pipeline.recs.tune import TuneResult, apply_setting, tune, validation_split
 from pipeline.settings import TrainerSettings
 from pipeline.sources.ratings import Rating
 
