@@ -20,11 +20,11 @@ the stream saw them (:meth:`Pairs.start_order`), as ``privrec eval`` holds out
 each viewer's newest ratings. The setting in force is replaced only by one at
 least ``trainer.tune_min_gain`` better there: the validation split is smaller
 than the data the model is finally fitted on, and small validation gains
-were measured not to carry over (README, Tuning). The search stops at ``trainer.tune_trials`` trials or when the
-next trial would overrun ``trainer.tune_budget_s`` (judged by the slowest
-trial so far); above ``trainer.tune_max_users`` users it runs on a seeded
-sample of them. With a seed and enough budget for every trial, the choice is
-deterministic.
+were measured not to carry over (README, Tuning). The search stops at
+``trainer.tune_trials`` trials or when the next trial would overrun
+``trainer.tune_budget_s`` (judged by the slowest trial so far); above
+``trainer.tune_max_users`` users it runs on a seeded sample of them. With a
+seed and enough budget for every trial, the choice is deterministic.
 """
 
 from __future__ import annotations
